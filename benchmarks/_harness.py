@@ -1,0 +1,114 @@
+"""Shared benchmark harness: a moto server in its own process and injected latency.
+
+The server runs in a separate process so that its CPU work does not compete with the code
+under test for the GIL. Latency is injected per request on the client side through a
+botocore ``before-send`` hook: every HTTP request pays one round trip, as on a kept-alive
+connection to real S3/DynamoDB (moto's server closes every connection, so a proxy that
+delayed each new connection would charge a handshake per request instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """Run ``moto.server`` on 127.0.0.1 in a subprocess; yield its endpoint URL."""
+    port = _free_port()
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def add_latency(client: Any, seconds: float) -> None:
+    """Make every HTTP request ``client`` sends pay ``seconds`` of round-trip latency."""
+    if seconds <= 0:
+        return
+
+    def _sleep(**_: Any) -> None:
+        time.sleep(seconds)
+
+    client.meta.events.register("before-send.*", _sleep)
+
+
+def client(service: str, endpoint: str, *, latency: float = 0.0, pool: int = 64) -> Any:
+    """A boto3 client for the benchmark server with injected latency."""
+    made = boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        region_name=REGION,
+    ).client(
+        service,
+        endpoint_url=endpoint,
+        config=Config(max_pool_connections=pool, retries={"mode": "standard"}),
+    )
+    add_latency(made, latency)
+    return made
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    """Print a plain-text table with right-aligned numeric columns."""
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    sys.stdout.flush()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return str(value)
+
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -1,0 +1,61 @@
+"""Packaging: the distribution a user installs exposes the seed's public API."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from pathlib import Path
+
+import pytest
+
+import data_aggregator
+
+SEED_IMPORTS = [
+    ("data_aggregator.schemas", "S3EventRecord"),
+    ("data_aggregator.schemas", "S3EventNotificationRecord"),
+    ("data_aggregator.exceptions", "S3TimeoutError"),
+    ("data_aggregator.exceptions", "DataAggregatorError"),
+    ("data_aggregator.config", "AppConfig"),
+    ("data_aggregator.config", "get_config"),
+    ("data_aggregator.security", "sanitize_s3_key"),
+    ("data_aggregator.idempotency", "make_idempotency_key"),
+]
+
+
+def test_version_comes_from_package_metadata() -> None:
+    """__version__ is the installed distribution's version, not a second hard-coded copy."""
+    assert data_aggregator.__version__ == importlib.metadata.version("data-aggregator")
+
+
+def test_py_typed_marker_ships() -> None:
+    """The installed package carries py.typed so users' type checkers read our hints."""
+    assert (Path(data_aggregator.__file__).parent / "py.typed").is_file()
+
+
+@pytest.mark.parametrize(("module", "name"), SEED_IMPORTS)
+def test_seed_import_paths(module: str, name: str) -> None:
+    """Every import path named by the user's conventions resolves."""
+    assert getattr(importlib.import_module(module), name) is not None
+
+
+def test_all_is_sorted_and_resolvable() -> None:
+    """The top-level __all__ is sorted and every name in it resolves (lazily or not)."""
+    assert data_aggregator.__all__ == sorted(data_aggregator.__all__)
+    for name in data_aggregator.__all__:
+        assert getattr(data_aggregator, name) is not None
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    """A misspelt name fails like any module attribute, not with an ImportError."""
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = data_aggregator.no_such_name  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(
+    os.environ.get("DATA_AGGREGATOR_EXPECT_INSTALLED") != "1",
+    reason="only CI installs the built wheel",
+)
+def test_ci_runs_against_the_installed_wheel() -> None:
+    """In CI the package under test is the installed wheel, not the src/ tree."""
+    assert "site-packages" in Path(data_aggregator.__file__).parts

@@ -49,7 +49,7 @@ def test_all_is_sorted_and_resolvable() -> None:
 def test_unknown_attribute_raises_attribute_error() -> None:
     """A misspelt name fails like any module attribute, not with an ImportError."""
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = data_aggregator.no_such_name  # type: ignore[attr-defined]
+        _ = data_aggregator.no_such_name
 
 
 @pytest.mark.skipif(

@@ -18,9 +18,14 @@ from data_aggregator.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from data_aggregator.config import AppConfig, get_config
+    from data_aggregator.config import AppConfig, Codec, get_config
     from data_aggregator.idempotency import make_idempotency_key
-    from data_aggregator.schemas import S3EventNotificationRecord, S3EventRecord
+    from data_aggregator.schemas import (
+        ParsedMessage,
+        S3EventNotificationRecord,
+        S3EventRecord,
+        parse_event,
+    )
     from data_aggregator.security import sanitize_s3_key
 
 try:
@@ -30,6 +35,9 @@ except PackageNotFoundError:  # pragma: no cover - only when run from a bare sou
 
 _LAZY: dict[str, str] = {
     "AppConfig": "data_aggregator.config",
+    "Codec": "data_aggregator.config",
+    "ParsedMessage": "data_aggregator.schemas",
+    "parse_event": "data_aggregator.schemas",
     "get_config": "data_aggregator.config",
     "make_idempotency_key": "data_aggregator.idempotency",
     "S3EventNotificationRecord": "data_aggregator.schemas",
@@ -56,8 +64,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AppConfig",
+    "Codec",
     "ConfigurationError",
     "DataAggregatorError",
+    "ParsedMessage",
     "S3EventNotificationRecord",
     "S3EventRecord",
     "S3TimeoutError",
@@ -65,5 +75,6 @@ __all__ = [
     "__version__",
     "get_config",
     "make_idempotency_key",
+    "parse_event",
     "sanitize_s3_key",
 ]

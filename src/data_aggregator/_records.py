@@ -1,0 +1,407 @@
+"""Runtime models of one S3 event record (private; import from :mod:`data_aggregator.schemas`).
+
+The one rule that matters most here: a classic S3 notification carries the object key
+form-URL-encoded, and :attr:`S3EventObject.original_key` is that key decoded **exactly once**
+with :func:`urllib.parse.unquote_plus`. Nothing else in the library decodes it again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime  # noqa: TC003 - pydantic needs it at runtime
+from enum import Enum
+from typing import Annotated, Any
+from urllib.parse import unquote_plus
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from typing_extensions import Self
+
+from data_aggregator.exceptions import ValidationError, ValidationErrorCode
+from data_aggregator.security import MAX_KEY_BYTES, sanitize_s3_key
+
+__all__ = [
+    "KEY_ENCODING_CONTEXT",
+    "KEY_ERROR_TYPE",
+    "MAX_OBJECT_SIZE",
+    "KeyEncoding",
+    "S3EventBucket",
+    "S3EventEntity",
+    "S3EventIdentity",
+    "S3EventNotificationRecord",
+    "S3EventObject",
+    "S3EventRequestParameters",
+    "validation_error_from_pydantic",
+]
+
+#: Largest object S3 stores: 5 TiB. A larger ``size`` in an event is refused.
+MAX_OBJECT_SIZE = 5 * 1024**4
+#: Validation-context key selecting how ``s3.object.key`` is encoded (a :class:`KeyEncoding`).
+KEY_ENCODING_CONTEXT = "data_aggregator.key_encoding"
+#: Pydantic error ``type`` of a key refused by decoding or :func:`sanitize_s3_key`; its
+#: ``ctx["error_code"]`` is the seed error code.
+KEY_ERROR_TYPE = "s3_key_rejected"
+
+# Bucket names: 3-63 lowercase characters today; legacy us-east-1 buckets allow up to 255
+# characters with uppercase letters and underscores. Both start and end alphanumeric.
+_BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]", re.ASCII)
+
+
+_ObjectSize = Annotated[int, Field(strict=True, ge=0, le=MAX_OBJECT_SIZE)]
+
+
+class KeyEncoding(str, Enum):
+    """How the ``key`` of an event's object is encoded."""
+
+    #: Classic S3 notifications (SQS, SNS, Lambda): form-URL-encoded, decoded once.
+    FORM_URLENCODED = "form_urlencoded"
+    #: Already the exact key (built by the caller): used as it is.
+    NONE = "none"
+    #: Not documented (EventBridge): kept as received, with the form-decoded reading
+    #: offered as a second candidate when it differs. See docs/schemas.md.
+    UNKNOWN = "unknown"
+
+
+_KEY_HINT_CHARS = 64
+
+# Derived fields: computed from "key", never taken from the input.
+_DERIVED_INPUTS = frozenset({"key", "original_key", "key_candidates"})
+
+
+def _key_error(code: ValidationErrorCode, detail: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        KEY_ERROR_TYPE,
+        "{error_code}: s3.object.key {detail}",
+        {"error_code": code.value, "detail": detail},
+    )
+
+
+def _check_exact_key(key: str) -> None:
+    """Raise unless ``key`` can be a real S3 key: non-empty, valid UTF-8, <= 1024 bytes."""
+    if not key:
+        raise _key_error(ValidationErrorCode.INVALID_S3_KEY_FORMAT, "is empty")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _key_error(
+            ValidationErrorCode.INVALID_S3_KEY_CHARACTER, "is not valid Unicode (lone surrogate)"
+        ) from None
+    if size > MAX_KEY_BYTES:
+        raise _key_error(
+            ValidationErrorCode.INVALID_S3_KEY_LENGTH, f"is longer than {MAX_KEY_BYTES} bytes"
+        )
+
+
+def _form_decode(raw: str) -> str:
+    """Decode a form-URL-encoded key once (``+`` is a space, ``%XX`` a UTF-8 byte)."""
+    try:
+        return unquote_plus(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise _key_error(
+            ValidationErrorCode.INVALID_S3_KEY_CHARACTER,
+            "has percent-escapes that do not decode to UTF-8",
+        ) from None
+
+
+def _sanitized(original_key: str) -> str:
+    try:
+        return sanitize_s3_key(original_key)
+    except ValidationError as exc:
+        code = ValidationErrorCode(exc.error_code)
+        raise _key_error(code, f"refused by sanitize_s3_key: {exc.message}") from None
+
+
+def _encoding_from(info: ValidationInfo) -> KeyEncoding:
+    context = info.context
+    if isinstance(context, Mapping) and KEY_ENCODING_CONTEXT in context:
+        return KeyEncoding(context[KEY_ENCODING_CONTEXT])
+    return KeyEncoding.FORM_URLENCODED
+
+
+def _none_if_blank(value: object) -> object:
+    return None if value == "" else value
+
+
+class S3EventIdentity(BaseModel):
+    """A principal (``userIdentity`` or ``bucket.ownerIdentity``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    principal_id: str | None = Field(default=None, alias="principalId")
+
+
+class S3EventRequestParameters(BaseModel):
+    """``requestParameters`` of a record."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    source_ip_address: str | None = Field(default=None, alias="sourceIPAddress")
+
+
+class S3EventBucket(BaseModel):
+    """``s3.bucket``: ``name`` is validated against S3's bucket naming rules."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    name: str
+    arn: str | None = None
+    owner_identity: S3EventIdentity | None = Field(default=None, alias="ownerIdentity")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_bucket_name(cls, value: str) -> str:
+        if _BUCKET_NAME.fullmatch(value) is None:
+            msg = "not a valid S3 bucket name"
+            raise ValueError(msg)
+        return value
+
+
+class S3EventObject(BaseModel):
+    """``s3.object`` with the key decoded once and sanitized.
+
+    Validated from AWS's shape (``key``, ``size``, ``eTag``, ``versionId``, ``sequencer``).
+
+    Attributes:
+        original_key: The exact S3 key, for S3 calls (the event key decoded exactly once).
+        key: ``sanitize_s3_key(original_key)``: the safe archive member name.
+        key_candidates: Exact keys the object may have, most likely first. One entry for
+            classic notifications; two when the encoding is unknown and both readings differ
+            (EventBridge): confirm against S3 (size / ETag) and call
+            :meth:`S3EventNotificationRecord.confirm_key`.
+        size: Size in bytes (0 to 5 TiB); ``None`` when the event has none (deletes).
+        e_tag: The ETag without surrounding quotes; ``None`` when absent or empty.
+        version_id: The version id; ``None`` when the bucket is not versioned.
+        sequencer: Hex string ordering events for one key; ``None`` when absent.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    original_key: str
+    key: str
+    key_candidates: tuple[str, ...]
+    size: _ObjectSize | None = None
+    e_tag: str | None = Field(default=None, alias="eTag")
+    version_id: str | None = Field(default=None, alias="versionId")
+    sequencer: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decode_key(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data  # pydantic reports the type error
+        raw = data.get("key")
+        if not isinstance(raw, str):
+            raise _key_error(ValidationErrorCode.INVALID_S3_KEY_TYPE, "must be a string")
+        encoding = _encoding_from(info)
+        try:
+            original = _form_decode(raw) if encoding is KeyEncoding.FORM_URLENCODED else raw
+            _check_exact_key(original)
+            safe = _sanitized(original)
+        except PydanticCustomError as exc:
+            # Name the key (bounded) so the failure can be traced to its object.
+            context = {**(exc.context or {}), "key_hint": repr(raw[:_KEY_HINT_CHARS])}
+            raise PydanticCustomError(exc.type, exc.message_template, context) from None
+        candidates: tuple[str, ...] = (original,)
+        if encoding is KeyEncoding.UNKNOWN:
+            candidates += _alternative_readings(raw)
+        out = {k: v for k, v in data.items() if k not in _DERIVED_INPUTS}
+        out["original_key"] = original
+        out["key"] = safe
+        out["key_candidates"] = candidates
+        return out
+
+    @field_validator("e_tag", mode="before")
+    @classmethod
+    def _strip_etag_quotes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip('"')
+        return _none_if_blank(value)
+
+    @field_validator("version_id", "sequencer", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return _none_if_blank(value)
+
+
+def _alternative_readings(raw: str) -> tuple[str, ...]:
+    """The form-decoded reading of ``raw`` when it differs and is a possible S3 key."""
+    try:
+        decoded = unquote_plus(raw, encoding="utf-8", errors="strict")
+        if decoded == raw:
+            return ()
+        _check_exact_key(decoded)
+    except (UnicodeDecodeError, PydanticCustomError):
+        return ()
+    return (decoded,)
+
+
+class S3EventEntity(BaseModel):
+    """``s3``: the bucket and the object of one record."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    s3_schema_version: str | None = Field(default=None, alias="s3SchemaVersion")
+    configuration_id: str | None = Field(default=None, alias="configurationId")
+    bucket: S3EventBucket
+    object: S3EventObject
+
+
+class S3EventNotificationRecord(BaseModel):
+    """One S3 event record, validated, immutable, with the key decoded once and sanitized.
+
+    Build it from the raw AWS record with ``S3EventNotificationRecord.model_validate(raw)``
+    (a pydantic ``ValidationError`` on bad input, whose message carries the seed code for
+    key problems) or :meth:`from_aws` (our :class:`~data_aggregator.exceptions.ValidationError`).
+
+    Two records are equal, and hash alike, when their :attr:`identity` is equal:
+    ``(bucket, original key, version id, sequencer)``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    event_version: str | None = Field(default=None, alias="eventVersion")
+    event_source: str | None = Field(default=None, alias="eventSource")
+    aws_region: str | None = Field(default=None, alias="awsRegion")
+    event_time: datetime = Field(alias="eventTime")
+    event_name: str = Field(alias="eventName", min_length=1)
+    user_identity: S3EventIdentity | None = Field(default=None, alias="userIdentity")
+    request_parameters: S3EventRequestParameters | None = Field(
+        default=None, alias="requestParameters"
+    )
+    response_elements: dict[str, str] | None = Field(default=None, alias="responseElements")
+    s3: S3EventEntity
+
+    @field_validator("event_name")
+    @classmethod
+    def _without_s3_prefix(cls, value: str) -> str:
+        # Classic notifications say "ObjectCreated:Put"; S3-compatible stores and
+        # configuration documents say "s3:ObjectCreated:Put". Keep one spelling.
+        name = value.removeprefix("s3:")
+        if not name:
+            msg = "event name is empty"
+            raise ValueError(msg)
+        return name
+
+    # ------------------------------------------------------------------ conveniences
+
+    @property
+    def bucket_name(self) -> str:
+        """The (validated) bucket name."""
+        return self.s3.bucket.name
+
+    @property
+    def version_id(self) -> str | None:
+        """The object's version id, ``None`` for unversioned buckets."""
+        return self.s3.object.version_id
+
+    @property
+    def sequencer(self) -> str | None:
+        """The event sequencer (hex), ``None`` when the event has none."""
+        return self.s3.object.sequencer
+
+    @property
+    def e_tag(self) -> str | None:
+        """The object's ETag without quotes, ``None`` when absent."""
+        return self.s3.object.e_tag
+
+    @property
+    def identity(self) -> tuple[str, str, str | None, str | None]:
+        """``(bucket, original key, version id, sequencer)``: what equality and hash use."""
+        obj = self.s3.object
+        return (self.s3.bucket.name, obj.original_key, obj.version_id, obj.sequencer)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, S3EventNotificationRecord):
+            return NotImplemented
+        return self.identity == other.identity
+
+    def __hash__(self) -> int:
+        return hash(self.identity)
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_aws(
+        cls,
+        raw: Mapping[str, Any],
+        *,
+        key_encoding: KeyEncoding = KeyEncoding.FORM_URLENCODED,
+    ) -> Self:
+        """Validate one raw AWS record.
+
+        Args:
+            raw: The record as AWS sends it (camelCase keys).
+            key_encoding: How ``s3.object.key`` is encoded; classic notifications use the
+                default, :attr:`KeyEncoding.NONE` takes the key as the exact key.
+
+        Raises:
+            ValidationError: ``error_code`` is the seed code when the key is refused,
+                ``INVALID_EVENT`` for any other problem.
+        """
+        try:
+            return cls.model_validate(raw, context={KEY_ENCODING_CONTEXT: key_encoding})
+        except pydantic.ValidationError as exc:
+            raise validation_error_from_pydantic(exc) from None
+
+    def confirm_key(self, candidate: str) -> Self:
+        """Return a copy whose exact key is ``candidate``, one of :attr:`key_candidates`.
+
+        Used once S3 confirmed which reading of an ambiguously encoded key exists (by size
+        and ETag); the archive name is recomputed from it.
+
+        Raises:
+            ValidationError: ``INVALID_EVENT`` when ``candidate`` is not a candidate; the
+                seed code when :func:`sanitize_s3_key` refuses it.
+        """
+        obj = self.s3.object
+        if candidate not in obj.key_candidates:
+            msg = "confirm_key() accepts only one of s3.object.key_candidates"
+            raise ValidationError(msg, ValidationErrorCode.INVALID_EVENT)
+        if candidate == obj.original_key and len(obj.key_candidates) == 1:
+            return self
+        safe = sanitize_s3_key(candidate)
+        new_object = obj.model_copy(
+            update={"original_key": candidate, "key": safe, "key_candidates": (candidate,)}
+        )
+        new_s3 = self.s3.model_copy(update={"object": new_object})
+        return self.model_copy(update={"s3": new_s3})
+
+
+def validation_error_from_pydantic(
+    exc: pydantic.ValidationError,
+    *,
+    message: str = "invalid S3 event record",
+    context: Mapping[str, Any] | None = None,
+) -> ValidationError:
+    """Convert a pydantic error into our :class:`ValidationError`.
+
+    ``error_code`` is the seed code of the first refused key if any, else ``INVALID_EVENT``.
+    ``context["errors"]`` lists each problem's location, type and message (never the input);
+    for a refused key, ``context["key_hint"]`` is the repr of its first 64 characters.
+    """
+    errors = exc.errors(include_url=False, include_input=False)
+    code = ValidationErrorCode.INVALID_EVENT.value
+    extra: dict[str, Any] = {}
+    for error in errors:
+        if error["type"] == KEY_ERROR_TYPE:
+            error_context = error.get("ctx", {})
+            code = str(error_context.get("error_code", code))
+            if "key_hint" in error_context:
+                extra["key_hint"] = error_context["key_hint"]
+            break
+    details = [
+        {
+            "loc": ".".join(str(part) for part in error["loc"]),
+            "type": error["type"],
+            "msg": error["msg"],
+        }
+        for error in errors
+    ]
+    summary = "; ".join(f"{item['loc'] or '<record>'}: {item['msg']}" for item in details)
+    return ValidationError(
+        f"{message}: {summary}",
+        code,
+        {**(context or {}), **extra, "errors": details},
+    )

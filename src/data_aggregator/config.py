@@ -1,0 +1,621 @@
+"""Configuration: environment variables, validated once at start-up.
+
+:class:`AppConfig` is a frozen pydantic model. Build it from the environment with
+:meth:`AppConfig.from_env` (or the cached :func:`get_config`), or directly in code with
+snake_case field names::
+
+    config = get_config()                                   # reads os.environ once
+    config = AppConfig(distribution_bucket_name="dest")     # tests, scripts, other hosts
+
+Every value is checked before anything runs. All bad values are reported together in one
+:class:`~data_aggregator.exceptions.ConfigurationError` whose message names each bad
+environment variable (or field, when built in code) and what it accepts, and whose
+``context["variables"]`` lists those names. Blank environment values count as unset.
+
+Sizes named ``*_MB`` are mebibytes (1 MiB = 1,048,576 bytes). The reference table of every
+variable is ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from data_aggregator.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+    from pydantic import ModelWrapValidatorHandler
+
+__all__ = ["MIB", "AppConfig", "Codec", "LogLevel", "get_config"]
+
+#: One mebibyte: every ``*_MB`` setting is a number of MiB.
+MIB = 1024 * 1024
+#: S3 accepts at most this many parts in one multipart upload.
+S3_MAX_PARTS = 10_000
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Codec(str, Enum):
+    """Compression applied to the tar stream of a bundle."""
+
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+    @property
+    def level_range(self) -> tuple[int, int] | None:
+        """Inclusive range of compression levels, or ``None`` when levels do not apply."""
+        return _LEVEL_RANGES.get(self)
+
+    @property
+    def default_level(self) -> int | None:
+        """Level used when ``COMPRESSION_LEVEL`` is unset (gzip 6, zstd 3, none ``None``)."""
+        return _DEFAULT_LEVELS.get(self)
+
+
+_LEVEL_RANGES = {Codec.GZIP: (1, 9), Codec.ZSTD: (1, 22)}
+_DEFAULT_LEVELS = {Codec.GZIP: 6, Codec.ZSTD: 3}
+
+# ----------------------------------------------------------------------- env parsing
+
+_INT = re.compile(r"[+-]?[0-9]{1,30}")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _parse_str(raw: str) -> str:
+    return raw
+
+
+def _parse_int(raw: str) -> int:
+    if not _INT.fullmatch(raw):
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _parse_float(raw: str) -> float:
+    if not _FLOAT.fullmatch(raw):
+        raise ValueError(raw)
+    return float(raw)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    if not items:  # e.g. " , ": not blank, yet names nothing; never read it as "unset"
+        raise ValueError(raw)
+    return items
+
+
+@dataclass(frozen=True)
+class _EnvInput:
+    """What :meth:`AppConfig.from_env` hands to validation besides the parsed values."""
+
+    raw: Mapping[str, str]  # field -> the environment value as given
+    parse_failures: tuple[str, ...]  # fields whose value could not even be parsed
+
+
+_ENV_INPUT = "data_aggregator.config.env_input"
+
+
+@dataclass(frozen=True)
+class _Setting:
+    env: str
+    allowed: str
+    parse: Callable[[str], object] = _parse_str
+
+
+_NAME_RULE = "characters A-Z a-z 0-9 . _ -"
+_BUCKET_RULE = (
+    "a valid S3 bucket name: 3-63 characters of lowercase letters, digits, '.' and '-', "
+    "starting and ending with a letter or digit, no '..', not an IP address"
+)
+
+#: One entry per field, in documentation order: environment name, what it accepts, parser.
+_SETTINGS: dict[str, _Setting] = {
+    "distribution_bucket_name": _Setting("DISTRIBUTION_BUCKET_NAME", _BUCKET_RULE),
+    "idempotency_table_name": _Setting(
+        "IDEMPOTENCY_TABLE_NAME", "a DynamoDB table name: 3-255 characters A-Z a-z 0-9 _ . -"
+    ),
+    "service_name": _Setting("SERVICE_NAME", f"1-128 {_NAME_RULE}"),
+    "environment": _Setting("ENVIRONMENT", f"1-64 {_NAME_RULE}"),
+    "idempotency_ttl_days": _Setting(
+        "IDEMPOTENCY_TTL_DAYS", "an integer from 1 to 365 (days)", _parse_int
+    ),
+    "spool_file_max_size_mb": _Setting(
+        "SPOOL_FILE_MAX_SIZE_MB", "an integer from 1 to 10240 (MiB)", _parse_int
+    ),
+    "timeout_guard_threshold_seconds": _Setting(
+        "TIMEOUT_GUARD_THRESHOLD_SECONDS",
+        "a number of seconds greater than 0 and at most 900",
+        _parse_float,
+    ),
+    "max_bundle_on_disk_mb": _Setting(
+        "MAX_BUNDLE_ON_DISK_MB", "an integer from 1 to 10240 (MiB)", _parse_int
+    ),
+    "log_level": _Setting("LOG_LEVEL", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)"),
+    "bundle_prefix": _Setting(
+        "BUNDLE_PREFIX",
+        "an S3 key prefix of at most 512 characters (a trailing '/' is added): "
+        "no leading '/', no empty, '.' or '..' segment, no control characters",
+    ),
+    "bundle_codec": _Setting("BUNDLE_CODEC", "one of gzip, zstd, none"),
+    "compression_level": _Setting(
+        "COMPRESSION_LEVEL",
+        "an integer from 1 to 22 (gzip: 1-9, zstd: 1-22, unset for none)",
+        _parse_int,
+    ),
+    "max_bundle_size_mb": _Setting(
+        "MAX_BUNDLE_SIZE_MB", "an integer from 1 to 5000000 (MiB)", _parse_int
+    ),
+    "fetch_concurrency": _Setting("FETCH_CONCURRENCY", "an integer from 1 to 256", _parse_int),
+    "upload_concurrency": _Setting("UPLOAD_CONCURRENCY", "an integer from 1 to 64", _parse_int),
+    "multipart_part_size_mb": _Setting(
+        "MULTIPART_PART_SIZE_MB", "an integer from 5 to 5120 (MiB)", _parse_int
+    ),
+    "in_flight_bytes_mb": _Setting(
+        "IN_FLIGHT_BYTES_MB", "an integer from 1 to 10240 (MiB)", _parse_int
+    ),
+    "source_bucket_allowlist": _Setting(
+        "SOURCE_BUCKET_ALLOWLIST",
+        "a comma-separated list of bucket names, each 3-255 characters A-Z a-z 0-9 . _ -",
+        _parse_list,
+    ),
+    "accepted_event_prefixes": _Setting(
+        "ACCEPTED_EVENT_PREFIXES",
+        "a comma-separated list of S3 event name prefixes such as ObjectCreated: "
+        "(letters, digits and ':'; a leading 's3:' and a trailing '*' are dropped)",
+        _parse_list,
+    ),
+    "kms_key_id": _Setting(
+        "KMS_KEY_ID", "a KMS key id, key ARN, alias or alias ARN (1-2048 characters)"
+    ),
+    "expected_bucket_owner": _Setting(
+        "EXPECTED_BUCKET_OWNER", "an AWS account id: exactly 12 digits"
+    ),
+    "idempotency_partition_key": _Setting(
+        "IDEMPOTENCY_PARTITION_KEY",
+        "an attribute name of 1-255 UTF-8 bytes, printable, no surrounding spaces",
+    ),
+    "lease_margin_seconds": _Setting(
+        "LEASE_MARGIN_SECONDS", "a number of seconds from 0 to 300", _parse_float
+    ),
+    "metrics_enabled": _Setting(
+        "METRICS_ENABLED", "true/false, 1/0, yes/no or on/off (any case)", _parse_bool
+    ),
+    "metrics_namespace": _Setting(
+        "METRICS_NAMESPACE",
+        "a CloudWatch namespace: 1-255 characters A-Z a-z 0-9 space . _ - / # :, "
+        "not starting with 'AWS/'",
+    ),
+}
+
+# ----------------------------------------------------------------------- field rules
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_LEGACY_BUCKET = re.compile(r"[A-Za-z0-9._-]{3,255}")
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_EVENT_PREFIX = re.compile(r"[A-Za-z0-9:]{1,128}")
+_KMS_KEY = re.compile(r"[A-Za-z0-9:/_+=.@-]{1,2048}")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_NAMESPACE = re.compile(r"[A-Za-z0-9 ._/#:-]{1,255}")
+
+
+def _check(ok: bool) -> None:
+    # The message is not shown: AppConfig reports the setting's allowed values instead.
+    if not ok:
+        raise ValueError("invalid value")
+
+
+def _is_bucket_name(name: str) -> bool:
+    return bool(_BUCKET.fullmatch(name)) and ".." not in name and not _IPV4.fullmatch(name)
+
+
+def _is_name(value: str, max_len: int) -> bool:
+    return len(value) <= max_len and bool(_NAME.fullmatch(value))
+
+
+class AppConfig(BaseModel):
+    """Validated settings of one data_aggregator deployment (immutable).
+
+    Build it with :meth:`from_env`, :func:`get_config` or the constructor; every field and
+    environment variable is described in ``docs/configuration.md``. Invalid values raise
+    :class:`~data_aggregator.exceptions.ConfigurationError` listing every problem at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Seed settings.
+    distribution_bucket_name: str
+    idempotency_table_name: str | None = None
+    service_name: str = "data-aggregator"
+    environment: str = "dev"
+    idempotency_ttl_days: int = Field(default=7, ge=1, le=365, strict=True)
+    spool_file_max_size_mb: int = Field(default=64, ge=1, le=10240, strict=True)
+    timeout_guard_threshold_seconds: float = Field(
+        default=30.0, gt=0, le=900, strict=True, allow_inf_nan=False
+    )
+    max_bundle_on_disk_mb: int = Field(default=400, ge=1, le=10240, strict=True)
+    log_level: LogLevel = "INFO"
+    # Bundles.
+    bundle_prefix: str = ""
+    bundle_codec: Codec = Codec.GZIP
+    compression_level: int | None = Field(default=None, ge=1, le=22, strict=True)
+    max_bundle_size_mb: int = Field(default=5120, ge=1, le=5_000_000, strict=True)
+    fetch_concurrency: int = Field(default=32, ge=1, le=256, strict=True)
+    upload_concurrency: int = Field(default=4, ge=1, le=64, strict=True)
+    multipart_part_size_mb: int = Field(default=16, ge=5, le=5120, strict=True)
+    in_flight_bytes_mb: int = Field(default=64, ge=1, le=10240, strict=True)
+    # Events and S3.
+    source_bucket_allowlist: frozenset[str] = frozenset()
+    accepted_event_prefixes: tuple[str, ...] = ("ObjectCreated:",)
+    kms_key_id: str | None = None
+    expected_bucket_owner: str | None = None
+    # Idempotency and metrics.
+    idempotency_partition_key: str = "object_key"
+    lease_margin_seconds: float = Field(
+        default=10.0, ge=0, le=300, strict=True, allow_inf_nan=False
+    )
+    metrics_enabled: bool = Field(default=True, strict=True)
+    metrics_namespace: str = "DataAggregator"
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
+        """Read and validate every setting from ``environ`` (default: ``os.environ``).
+
+        Blank values count as unset. Raises ``ConfigurationError`` naming every bad
+        environment variable and the values it accepts.
+        """
+        source = os.environ if environ is None else environ
+        data: dict[str, object] = {}
+        raw_values: dict[str, str] = {}
+        parse_failures: list[str] = []
+        for field, setting in _SETTINGS.items():
+            raw = source.get(setting.env)
+            if raw is None or not raw.strip():
+                continue
+            raw_values[field] = raw
+            try:
+                data[field] = setting.parse(raw.strip())
+            except ValueError:
+                parse_failures.append(field)
+        context = {_ENV_INPUT: _EnvInput(raw_values, tuple(parse_failures))}
+        return cls.model_validate(data, context=context)
+
+    def to_env(self) -> dict[str, str]:
+        """Return the environment variables that :meth:`from_env` turns back into ``self``.
+
+        Settings whose value is ``None`` are left out (unset); every other setting is
+        included, defaults too.
+        """
+        env: dict[str, str] = {}
+        for field, setting in _SETTINGS.items():
+            value = getattr(self, field)
+            if value is not None:
+                env[setting.env] = _format(value)
+        return env
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def spool_file_max_size_bytes(self) -> int:
+        """In-memory size of a spool before it spills to disk, in bytes."""
+        return self.spool_file_max_size_mb * MIB
+
+    @property
+    def timeout_guard_threshold_ms(self) -> int:
+        """Remaining-time threshold of the timeout guard, in whole milliseconds (>= 1)."""
+        return max(1, round(self.timeout_guard_threshold_seconds * 1000))
+
+    @property
+    def max_bundle_on_disk_bytes(self) -> int:
+        """Bound on local spool disk use, in bytes."""
+        return self.max_bundle_on_disk_mb * MIB
+
+    @property
+    def idempotency_ttl_seconds(self) -> int:
+        """Lifetime of a completed idempotency record, in seconds."""
+        return self.idempotency_ttl_days * 86_400
+
+    @property
+    def max_bundle_size_bytes(self) -> int:
+        """Size at which a bundle is closed and a new one started, in bytes."""
+        return self.max_bundle_size_mb * MIB
+
+    @property
+    def multipart_part_size_bytes(self) -> int:
+        """Size of one multipart-upload part, in bytes."""
+        return self.multipart_part_size_mb * MIB
+
+    @property
+    def in_flight_bytes(self) -> int:
+        """Memory budget for prefetched object bytes, in bytes."""
+        return self.in_flight_bytes_mb * MIB
+
+    @property
+    def effective_compression_level(self) -> int | None:
+        """``compression_level``, or the codec's default; ``None`` for the ``none`` codec."""
+        if self.compression_level is not None:
+            return self.compression_level
+        return self.bundle_codec.default_level
+
+    # ------------------------------------------------------------------ validation
+
+    @field_validator("log_level", "bundle_codec", mode="before")
+    @classmethod
+    def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and not isinstance(value, Enum):
+            return value.upper() if info.field_name == "log_level" else value.lower()
+        return value
+
+    @field_validator("distribution_bucket_name")
+    @classmethod
+    def _check_bucket(cls, value: str) -> str:
+        _check(_is_bucket_name(value))
+        return value
+
+    @field_validator("idempotency_table_name")
+    @classmethod
+    def _check_table(cls, value: str | None) -> str | None:
+        _check(value is None or bool(_TABLE.fullmatch(value)))
+        return value
+
+    @field_validator("service_name", "environment")
+    @classmethod
+    def _check_name(cls, value: str, info: ValidationInfo) -> str:
+        _check(_is_name(value, 128 if info.field_name == "service_name" else 64))
+        return value
+
+    @field_validator("bundle_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value:
+            return value
+        prefix = value if value.endswith("/") else f"{value}/"
+        segments = prefix[:-1].split("/")
+        _check(
+            len(prefix) <= 512
+            and value.isprintable()
+            and all(segment not in {"", ".", ".."} for segment in segments)
+        )
+        return prefix
+
+    @field_validator("source_bucket_allowlist")
+    @classmethod
+    def _check_allowlist(cls, value: frozenset[str]) -> frozenset[str]:
+        _check(all(_LEGACY_BUCKET.fullmatch(name) for name in value))
+        return value
+
+    @field_validator("accepted_event_prefixes")
+    @classmethod
+    def _check_event_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        prefixes: list[str] = []
+        for item in value:
+            prefix = item.removeprefix("s3:").removesuffix("*")
+            _check(bool(_EVENT_PREFIX.fullmatch(prefix)))
+            if prefix not in prefixes:
+                prefixes.append(prefix)
+        _check(bool(prefixes))
+        return tuple(prefixes)
+
+    @field_validator("kms_key_id")
+    @classmethod
+    def _check_kms_key(cls, value: str | None) -> str | None:
+        _check(value is None or bool(_KMS_KEY.fullmatch(value)))
+        return value
+
+    @field_validator("expected_bucket_owner")
+    @classmethod
+    def _check_owner(cls, value: str | None) -> str | None:
+        _check(value is None or bool(_ACCOUNT.fullmatch(value)))
+        return value
+
+    @field_validator("idempotency_partition_key")
+    @classmethod
+    def _check_partition_key(cls, value: str) -> str:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        _check(1 <= size <= 255 and value.isprintable() and value == value.strip())
+        return value
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        _check(
+            bool(_NAMESPACE.fullmatch(value))
+            and bool(value.strip())
+            and not value.startswith("AWS/")
+        )
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_all(
+        cls, data: Any, handler: ModelWrapValidatorHandler[AppConfig], info: ValidationInfo
+    ) -> AppConfig:
+        """Turn every problem, field-level or cross-field, into one ConfigurationError."""
+        found = (info.context or {}).get(_ENV_INPUT)
+        env_input = found if isinstance(found, _EnvInput) else _EnvInput({}, ())
+        from_env = found is env_input
+        raw = env_input.raw
+        problems = [
+            _Problem((field,), _describe(field, repr(raw[field]), from_env=True))
+            for field in env_input.parse_failures
+        ]
+        try:
+            config = handler(data)
+        except PydanticValidationError as exc:
+            problems += list(_field_problems(exc, problems, raw, from_env=from_env))
+            raise _configuration_error(problems, from_env=from_env) from None
+        if not problems:  # cross-field checks only make sense once every field is valid
+            problems.extend(_cross_field_problems(config, from_env=from_env))
+        if problems:
+            raise _configuration_error(problems, from_env=from_env)
+        return config
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Show the required field and the fields that differ from their defaults only."""
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if field.is_required() or value != field.default:
+                yield name, value
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Problem(NamedTuple):
+    fields: tuple[str, ...]
+    message: str
+
+
+def _name(field: str, *, from_env: bool) -> str:
+    setting = _SETTINGS.get(field)
+    return setting.env if (from_env and setting is not None) else field
+
+
+def _describe(field: str, shown: str | None, *, from_env: bool) -> str:
+    """One problem line: ``NAME='value': expected <allowed>``."""
+    name = _name(field, from_env=from_env)
+    setting = _SETTINGS.get(field)
+    if setting is None:
+        return f"{name}: unknown setting (see docs/configuration.md for the accepted ones)"
+    if shown is None:
+        return f"{name} is not set: expected {setting.allowed}"
+    if len(shown) > 80:
+        shown = f"{shown[:77]}..."
+    return f"{name}={shown}: expected {setting.allowed}"
+
+
+def _field_problems(
+    exc: PydanticValidationError,
+    known: list[_Problem],
+    raw: Mapping[str, str],
+    *,
+    from_env: bool,
+) -> Iterator[_Problem]:
+    """One problem per bad field (a field may carry several pydantic errors)."""
+    seen = {field for problem in known for field in problem.fields}
+    for error in exc.errors():
+        loc = error["loc"]
+        if not loc:  # the input as a whole is unusable (not a mapping)
+            yield _Problem(("AppConfig",), f"AppConfig: {error['msg']}")
+            continue
+        field = str(loc[0])
+        if field in seen:
+            continue
+        seen.add(field)
+        if error["type"] == "missing":
+            shown = None
+        elif from_env and field in raw:
+            shown = repr(raw[field])
+        else:
+            shown = repr(error.get("input"))
+        yield _Problem((field,), _describe(field, shown, from_env=from_env))
+
+
+def _cross_field_problems(config: AppConfig, *, from_env: bool) -> Iterator[_Problem]:
+    """Combinations of individually valid values that cannot work together."""
+
+    def show(field: str) -> str:
+        return f"{_name(field, from_env=from_env)}={_format(getattr(config, field))}"
+
+    codec, level = config.bundle_codec, config.compression_level
+    bounds = codec.level_range
+    if level is not None and bounds is None:
+        yield _Problem(
+            ("compression_level", "bundle_codec"),
+            f"{show('compression_level')}: must be unset when {show('bundle_codec')} "
+            "(no compression, no level)",
+        )
+    elif level is not None and bounds is not None and not bounds[0] <= level <= bounds[1]:
+        yield _Problem(
+            ("compression_level", "bundle_codec"),
+            f"{show('compression_level')}: expected an integer from {bounds[0]} to "
+            f"{bounds[1]} when {show('bundle_codec')}",
+        )
+    if config.multipart_part_size_mb > config.max_bundle_on_disk_mb:
+        yield _Problem(
+            ("multipart_part_size_mb", "max_bundle_on_disk_mb"),
+            f"{show('multipart_part_size_mb')} is larger than {show('max_bundle_on_disk_mb')}: "
+            "a part is spooled on local disk before upload, so it must fit within that bound",
+        )
+    largest_mb = config.multipart_part_size_mb * S3_MAX_PARTS
+    if config.max_bundle_size_mb > largest_mb:
+        yield _Problem(
+            ("max_bundle_size_mb", "multipart_part_size_mb"),
+            f"{show('max_bundle_size_mb')} cannot be uploaded in {S3_MAX_PARTS} parts of "
+            f"{show('multipart_part_size_mb')}: expected at most {largest_mb} "
+            "(raise the part size or lower the bundle size)",
+        )
+
+
+def _configuration_error(problems: list[_Problem], *, from_env: bool) -> ConfigurationError:
+    order = {field: index for index, field in enumerate(_SETTINGS)}
+    problems = sorted(problems, key=lambda problem: order.get(problem.fields[0], len(order)))
+    names: list[str] = []
+    for problem in problems:
+        for field in problem.fields:
+            name = _name(field, from_env=from_env)
+            if name not in names:
+                names.append(name)
+    messages = [problem.message for problem in problems]
+    count = len(messages)
+    where = " in the environment" if from_env else ""
+    header = f"Invalid data_aggregator configuration{where} ({count} problem{'s' * (count > 1)}):"
+    return ConfigurationError(
+        "\n".join([header, *(f"- {message}" for message in messages)]),
+        context={
+            "source": "environment" if from_env else "arguments",
+            "variable": names[0],
+            "variables": names,
+            "problems": messages,
+        },
+    )
+
+
+def _format(value: object) -> str:
+    """Render one setting the way :meth:`AppConfig.from_env` reads it back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value))
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+@functools.lru_cache(maxsize=1)
+def get_config() -> AppConfig:
+    """Return ``AppConfig.from_env()``, read once and cached for the process's lifetime.
+
+    Call ``get_config.cache_clear()`` to read the environment again (tests do this after
+    changing variables). A failed read is not cached.
+    """
+    return AppConfig.from_env()

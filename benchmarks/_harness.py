@@ -49,7 +49,7 @@ def moto_server() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -79,7 +79,7 @@ def client(service: str, endpoint: str, *, latency: float = 0.0, pool: int = 64)
         aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
         region_name=REGION,
     ).client(
-        service,
+        service,  # type: ignore[call-overload]
         endpoint_url=endpoint,
         config=Config(max_pool_connections=pool, retries={"mode": "standard"}),
     )

@@ -407,3 +407,49 @@ def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
         if draw(st.booleans()):
             env[name] = draw(strategy)
     return env
+
+
+# ----------------------------------------------------------------------------- idempotency
+# (fault schedules for the simulated processor; see tests/idempotency_support.py)
+from tests.idempotency_support import FAULT_POINTS  # noqa: E402
+
+#: ``{invocation number: {fault point, ...}}`` over the first few invocations.
+fault_plans = st.dictionaries(
+    st.integers(1, 8), st.sets(st.sampled_from(FAULT_POINTS), max_size=2), max_size=6
+)
+
+
+# ----------------------------------------------------------------------------- bundles
+# (source objects for the bundle engine's property tests)
+
+#: Name pieces that collide on purpose: case twins, NFC/NFD twins, the reserved manifest
+#: name, a file that is also a directory, names that look like renamed ones.
+BUNDLE_NAME_ATOMS: tuple[str, ...] = (
+    "a", "A", "b.txt", "B.TXT", "manifest.json", "MANIFEST.JSON", "e\u0301", "\u00e9",
+    "x.tar.gz", "logs", "a~00000000", "\u65e5\u672c", "~", ".hidden",
+)  # fmt: skip
+
+#: One bundle input: ``(bucket, key, version id or None, bytes)``.
+BundleObject = tuple[str, str, "str | None", bytes]
+
+
+@st.composite
+def bundle_objects(draw: st.DrawFn, max_objects: int = 12) -> list[BundleObject]:
+    """Inputs of one bundle run: colliding names, versions, buckets, empty bodies, and
+    exact duplicates (the same object listed twice)."""
+    colliding = st.lists(st.sampled_from(BUNDLE_NAME_ATOMS), min_size=1, max_size=3).map("/".join)
+    identities = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["bucket-1", "bucket-2"]),
+                st.one_of(colliding, safe_s3_keys(3)),
+                st.sampled_from([None, "v1", "v2"]),
+            ),
+            max_size=max_objects,
+        )
+    )
+    bodies: dict[tuple[str, str, str | None], bytes] = {}
+    for identity in identities:
+        if identity not in bodies:
+            bodies[identity] = draw(st.binary(max_size=64))
+    return [(*identity, bodies[identity]) for identity in identities]

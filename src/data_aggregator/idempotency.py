@@ -1,16 +1,107 @@
-"""Idempotency: the collision-proof key for each S3 object version.
+"""Idempotency: per-record leases so that nothing is lost and nothing is bundled twice.
 
 S3 and SQS both deliver at least once, so one object can reach the Lambda several times.
 Each record is identified by :func:`make_idempotency_key`, the user's own formula from the
-project conventions (kept exactly: it is what existing idempotency tables hold).
+project conventions (kept exactly: it is what existing idempotency tables hold), and goes
+through a store::
+
+    claim ──► mark_pending(bundle) ──► upload bundle ──► complete(bundle)
+      └── could not bundle it ──► release
+
+* :class:`IdempotencyStore`: the bulk API and the base class of every store;
+* :class:`InMemoryIdempotencyStore`: for tests and local runs;
+* :class:`DynamoDBIdempotencyStore` and :func:`create_idempotency_table`: production
+  (imported on first use, so that importing this module does not import boto3);
+* :class:`BundleLocator` (protocol), :class:`InMemoryBundleLocator` and
+  :class:`S3ManifestBundleLocator`: crash recovery, "is this record already in bundle K?";
+* :func:`lease_expiry` / :func:`lease_expiry_from_context`: a lease that ends when the
+  invocation can no longer finish.
+
+``docs/delivery-semantics.md`` states what is guaranteed. Create a local table with::
+
+    python -m data_aggregator.idempotency create-table --table-name my-table
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-__all__ = ["make_idempotency_key"]
+from data_aggregator._idempotency_memory import InMemoryIdempotencyStore
+from data_aggregator._idempotency_store import IdempotencyStore, claim_allowed, held_by
+from data_aggregator._idempotency_types import (
+    DEFAULT_LEASE_MARGIN_SECONDS,
+    DEFAULT_TTL_SECONDS,
+    BundleLocator,
+    ClaimResult,
+    ClaimStatus,
+    IdempotencyRecord,
+    InMemoryBundleLocator,
+    RecordStatus,
+    UpdateResult,
+    UpdateStatus,
+    WriteOutcome,
+    lease_expiry,
+    lease_expiry_from_context,
+)
+
+if TYPE_CHECKING:
+    from data_aggregator._idempotency_dynamodb import (
+        DynamoDBIdempotencyStore,
+        DynamoDBStoreSettings,
+    )
+    from data_aggregator._idempotency_dynamodb_table import create_idempotency_table
+    from data_aggregator._idempotency_s3_locator import S3ManifestBundleLocator
+
+__all__ = [
+    "DEFAULT_LEASE_MARGIN_SECONDS",
+    "DEFAULT_TTL_SECONDS",
+    "BundleLocator",
+    "ClaimResult",
+    "ClaimStatus",
+    "DynamoDBIdempotencyStore",
+    "DynamoDBStoreSettings",
+    "IdempotencyRecord",
+    "IdempotencyStore",
+    "InMemoryBundleLocator",
+    "InMemoryIdempotencyStore",
+    "RecordStatus",
+    "S3ManifestBundleLocator",
+    "UpdateResult",
+    "UpdateStatus",
+    "WriteOutcome",
+    "claim_allowed",
+    "create_idempotency_table",
+    "held_by",
+    "lease_expiry",
+    "lease_expiry_from_context",
+    "make_idempotency_key",
+]
+
+# Names whose modules import botocore: loaded on first attribute access.
+_LAZY: dict[str, str] = {
+    "DynamoDBIdempotencyStore": "data_aggregator._idempotency_dynamodb",
+    "DynamoDBStoreSettings": "data_aggregator._idempotency_dynamodb",
+    "create_idempotency_table": "data_aggregator._idempotency_dynamodb_table",
+    "S3ManifestBundleLocator": "data_aggregator._idempotency_s3_locator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib  # noqa: PLC0415 - deferred: keeps the cold-start import small
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def make_idempotency_key(key: str, version: str | None, sequencer: str | None) -> str:
@@ -34,3 +125,14 @@ def make_idempotency_key(key: str, version: str | None, sequencer: str | None) -
     unique_part = version or sequencer
     raw = json.dumps({"k": key, "u": unique_part}, separators=(",", ":"))
     return quote(raw, safe="")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m data_aggregator.idempotency create-table``: make a table for local use."""
+    from data_aggregator._idempotency_dynamodb_table import main as run  # noqa: PLC0415
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

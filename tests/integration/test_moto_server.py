@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 def test_server_listens_on_loopback_http(moto_endpoint: str) -> None:
     """The fixture's endpoint is plain HTTP on 127.0.0.1 and answers requests."""
     assert moto_endpoint.startswith("http://127.0.0.1:")
-    with urlopen(f"{moto_endpoint}/moto-api/data.json", timeout=5) as response:  # noqa: S310
+    with urlopen(f"{moto_endpoint}/moto-api/", timeout=5) as response:  # noqa: S310
         assert response.status == 200
 
 

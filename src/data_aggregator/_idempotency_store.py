@@ -1,0 +1,522 @@
+"""The idempotency store base class: bulk claim / mark_pending / complete / release.
+
+The base class is the orchestrator: it de-duplicates keys, runs a store's per-key
+primitives (concurrently when the store allows it), turns their outcomes into per-key
+results, turns per-key store failures into ``ERROR`` results, and runs crash recovery
+through a :class:`BundleLocator`. A store implements five small primitives, each one
+conditional write (or read) on one key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from data_aggregator._idempotency_types import (
+    DEFAULT_TTL_SECONDS,
+    ClaimResult,
+    ClaimStatus,
+    IdempotencyRecord,
+    RecordStatus,
+    UpdateResult,
+    UpdateStatus,
+    WriteOutcome,
+)
+from data_aggregator.exceptions import (
+    IdempotencyConfigurationError,
+    IdempotencyError,
+    IdempotencyStoreError,
+    LeaseLostError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from collections.abc import Set as AbstractSet
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from data_aggregator._idempotency_types import BundleLocator
+
+__all__ = ["IdempotencyStore", "claim_allowed"]
+
+logger = logging.getLogger("data_aggregator.idempotency")
+
+
+def claim_allowed(record: IdempotencyRecord | None, owner: str, now: float) -> bool:
+    """The claim condition every store applies atomically.
+
+    A key may be claimed when it has no record, when its record's TTL has passed, or when
+    it is in progress and either its lease has ended or ``owner`` already holds it (so that
+    a retried claim request succeeds). A completed record is never claimed before its TTL.
+    """
+    if record is None or record.is_expired(now):
+        return True
+    if record.status is not RecordStatus.IN_PROGRESS:
+        return False
+    lease_over = record.lease_expires_at is not None and record.lease_expires_at <= now
+    return lease_over or record.owner == owner
+
+
+def held_by(record: IdempotencyRecord | None, owner: str) -> bool:
+    """The condition of ``mark_pending``, ``complete`` and ``release``: ``owner`` holds it.
+
+    Holding does not depend on the clock: a lease that has ended but that nobody took over
+    is still its owner's (completing it then is correct and avoids a second bundle).
+    """
+    return (
+        record is not None and record.status is RecordStatus.IN_PROGRESS and record.owner == owner
+    )
+
+
+def _unique(keys: Iterable[str]) -> list[str]:
+    ordered = list(dict.fromkeys(keys))
+    for key in ordered:
+        if not key:
+            msg = "idempotency keys must be non-empty strings"
+            raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT")
+    return ordered
+
+
+def _check_token(name: str, value: str) -> None:
+    if not value:
+        msg = f"{name} must be a non-empty string"
+        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": name})
+
+
+def _lease_lost(key: str, owner: str, current: IdempotencyRecord | None) -> LeaseLostError:
+    return LeaseLostError(
+        "the record's lease is not held by this owner",
+        context={
+            "idempotency_key": key,
+            "owner": owner,
+            "current_owner": current.owner if current else None,
+            "current_status": current.status if current else None,
+        },
+    )
+
+
+class IdempotencyStore(ABC):
+    """Bulk, lossless idempotency over a store of per-key leases.
+
+    The life of a record, driven by the caller (the processor)::
+
+        claim ──► mark_pending(K) ──► upload bundle K ──► complete(K)
+          │              │                   │
+          └── could not bundle it ───────────┴──► release
+
+    * :meth:`claim` takes a lease ending at ``lease_expires_at`` on each key, or tells that
+      the key is completed, or held by another live lease.
+    * :meth:`mark_pending` announces, before bundle ``K``'s upload completes, that the
+      records are in ``K``; after a crash, the next claimer asks the
+      :class:`BundleLocator` whether ``K`` holds them (``RECOVERED``) instead of bundling
+      them a second time.
+    * :meth:`complete` marks them completed in ``K`` once ``K`` is durably in S3.
+    * :meth:`release` drops the lease on records that could not be bundled.
+
+    Every bulk method takes many keys and returns ``{key: result}`` in first-seen order
+    (duplicates are merged). A store failure on one key becomes that key's ``ERROR``
+    result; only :class:`~data_aggregator.exceptions.IdempotencyConfigurationError`
+    (missing table, wrong key schema, access denied) is raised, for the whole call.
+
+    Subclasses implement the primitives :meth:`_claim_record`, :meth:`_set_pending`,
+    :meth:`_complete_record`, :meth:`_release_record` and :meth:`_get_record`. Each is one
+    atomic conditional operation on one key; each raises ``IdempotencyStoreError`` for a
+    transient failure (it fails that key only), ``IdempotencyConfigurationError`` for a
+    misconfiguration, and may raise another ``IdempotencyError`` for a permanent failure
+    of that key.
+
+    Args:
+        ttl_seconds: How long a completed record is remembered (its ``expiration`` is
+            set to completion time plus this); in-progress records expire this long after
+            their lease.
+        bundle_locator: Consulted on takeover of a lease whose holder announced a pending
+            bundle. Without one, such claims return ``CLAIMED`` with
+            ``pending_bundle_key`` set and a warning is logged.
+        clock: A ``time.time``-like callable (epoch seconds); tests inject a fake one.
+        max_workers: How many primitives run at once (1: one after another, inline).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        bundle_locator: BundleLocator | None = None,
+        clock: Callable[[], float] = time.time,
+        max_workers: int = 1,
+    ) -> None:
+        if ttl_seconds <= 0:
+            msg = "ttl_seconds must be positive"
+            raise IdempotencyError(
+                msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"ttl_seconds": ttl_seconds}
+            )
+        self.ttl_seconds = int(ttl_seconds)
+        self.bundle_locator = bundle_locator
+        self.clock = clock
+        self._max_workers = max(1, int(max_workers))
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ primitives
+
+    @abstractmethod
+    def _claim_record(
+        self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
+    ) -> WriteOutcome:
+        """Atomically, if :func:`claim_allowed` (record, owner, now): set status in
+        progress, owner, ``lease_expires_at`` and ``expiration``, drop ``bundle_key`` and
+        keep ``pending_bundle_key``. Report the record as it was before (applied) or as it
+        refused (not applied)."""
+
+    @abstractmethod
+    def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:
+        """Atomically, if :func:`held_by` (record, owner): set ``pending_bundle_key``."""
+
+    @abstractmethod
+    def _complete_record(
+        self, key: str, *, owner: str, bundle_key: str, expiration: int
+    ) -> WriteOutcome:
+        """Atomically, if :func:`held_by` (record, owner): set status completed,
+        ``bundle_key`` and ``expiration``; drop the lease and ``pending_bundle_key``; keep
+        ``owner``."""
+
+    @abstractmethod
+    def _release_record(self, key: str, *, owner: str) -> WriteOutcome:
+        """Atomically, if :func:`held_by` (record, owner): drop ``owner`` and set
+        ``lease_expires_at`` to 0 (claimable at once); keep ``pending_bundle_key``."""
+
+    @abstractmethod
+    def _get_record(self, key: str) -> IdempotencyRecord | None:
+        """Read one record (strongly consistent), expired or not; ``None`` if absent."""
+
+    # ------------------------------------------------------------------ public API
+
+    def claim(
+        self, keys: Iterable[str], *, owner: str, lease_expires_at: float
+    ) -> dict[str, ClaimResult]:
+        """Take a lease ending at ``lease_expires_at`` on each key.
+
+        Args:
+            keys: Idempotency keys.
+            owner: A token unique to this invocation (e.g. the request id plus a random
+                suffix); the lease holder's identity for the later calls.
+            lease_expires_at: Epoch seconds; see :func:`lease_expiry`.
+
+        Returns:
+            ``{key: ClaimResult}``. See :class:`ClaimStatus` for what to do with each.
+        """
+        _check_token("owner", owner)
+        ordered = _unique(keys)
+        now = self.clock()
+        expiration = math.ceil(lease_expires_at) + self.ttl_seconds
+
+        def claim_one(key: str) -> WriteOutcome:
+            return self._claim_record(
+                key, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+            )
+
+        outcomes = self._map(ordered, claim_one)
+        results: dict[str, ClaimResult] = {}
+        to_check: dict[str, list[tuple[str, IdempotencyRecord]]] = {}
+        for key in ordered:
+            outcome = outcomes[key]
+            if isinstance(outcome, IdempotencyError):
+                results[key] = ClaimResult(key, ClaimStatus.ERROR, error=outcome)
+            elif not outcome.applied:
+                results[key] = self._refused_claim(key, outcome.record)
+            else:
+                previous = outcome.record
+                taken_over = (
+                    previous is not None
+                    and previous.status is RecordStatus.IN_PROGRESS
+                    and previous.owner != owner
+                )
+                if taken_over and previous is not None and previous.pending_bundle_key:
+                    to_check.setdefault(previous.pending_bundle_key, []).append((key, previous))
+                    continue
+                results[key] = ClaimResult(
+                    key,
+                    ClaimStatus.CLAIMED,
+                    lease_expires_at=lease_expires_at,
+                    previous_owner=previous.owner if taken_over and previous else None,
+                )
+        if to_check:
+            results.update(self._recover(to_check, owner=owner, lease_expires_at=lease_expires_at))
+        self._log_errors("claim", results.values())
+        return {key: results[key] for key in ordered}
+
+    def mark_pending(
+        self, keys: Iterable[str], *, owner: str, bundle_key: str
+    ) -> dict[str, UpdateResult]:
+        """Announce that ``owner`` is putting these records in bundle ``bundle_key``.
+
+        Call it before the bundle's upload completes (before ``PutObject`` or
+        ``CompleteMultipartUpload``). Leave out of the bundle every record whose result is
+        not ``OK``: its lease is lost, or the announcement is not known to be stored.
+        """
+        _check_token("owner", owner)
+        _check_token("bundle_key", bundle_key)
+        ordered = _unique(keys)
+        outcomes = self._map(
+            ordered, lambda key: self._set_pending(key, owner=owner, bundle_key=bundle_key)
+        )
+        results = {
+            key: self._update_result(key, owner, outcomes[key], lambda _r: False) for key in ordered
+        }
+        self._log_errors("mark_pending", results.values())
+        return results
+
+    def complete(
+        self,
+        keys: Iterable[str],
+        *,
+        owner: str,
+        bundle_key: str,
+        ttl_seconds: int | None = None,
+    ) -> dict[str, UpdateResult]:
+        """Mark records completed in ``bundle_key``, which must be durably in S3.
+
+        Only the lease holder can complete a record. ``ttl_seconds`` overrides the store's
+        TTL for these records. A retried request that finds the record already completed
+        by the same owner in the same bundle reports ``OK``.
+        """
+        _check_token("owner", owner)
+        _check_token("bundle_key", bundle_key)
+        ordered = _unique(keys)
+        ttl = self.ttl_seconds if ttl_seconds is None else int(ttl_seconds)
+        expiration = math.ceil(self.clock()) + ttl
+
+        def already_done(record: IdempotencyRecord) -> bool:
+            return (
+                record.status is RecordStatus.COMPLETED
+                and record.owner == owner
+                and record.bundle_key == bundle_key
+            )
+
+        outcomes = self._map(
+            ordered,
+            lambda key: self._complete_record(
+                key, owner=owner, bundle_key=bundle_key, expiration=expiration
+            ),
+        )
+        results = {
+            key: self._update_result(key, owner, outcomes[key], already_done) for key in ordered
+        }
+        self._log_errors("complete", results.values())
+        return results
+
+    def release(self, keys: Iterable[str], *, owner: str) -> dict[str, UpdateResult]:
+        """Drop ``owner``'s lease on records it could not bundle: claimable at once.
+
+        Never call it for a record that may be in an uploaded bundle: leave that lease to
+        expire instead (a pending announcement survives either way, so a takeover checks
+        the bundle). A completed record is never released.
+        """
+        _check_token("owner", owner)
+        ordered = _unique(keys)
+
+        def already_released(record: IdempotencyRecord) -> bool:
+            return record.status is RecordStatus.IN_PROGRESS and record.owner is None
+
+        outcomes = self._map(ordered, lambda key: self._release_record(key, owner=owner))
+        results = {
+            key: self._update_result(key, owner, outcomes[key], already_released) for key in ordered
+        }
+        self._log_errors("release", results.values())
+        return results
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        """The record of ``key``, or ``None`` when absent or past its TTL."""
+        record = self._get_record(key)
+        if record is None or record.is_expired(self.clock()):
+            return None
+        return record
+
+    def close(self) -> None:
+        """Stop the worker threads (the store can still be used; they restart on demand)."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _refused_claim(self, key: str, record: IdempotencyRecord | None) -> ClaimResult:
+        if record is None:  # a store that refuses without a record breaks the contract
+            error = IdempotencyStoreError(
+                "the store refused the claim but returned no record",
+                context={"idempotency_key": key},
+            )
+            return ClaimResult(key, ClaimStatus.ERROR, error=error)
+        if record.status is RecordStatus.COMPLETED:
+            return ClaimResult(key, ClaimStatus.ALREADY_COMPLETED, bundle_key=record.bundle_key)
+        return ClaimResult(
+            key, ClaimStatus.IN_PROGRESS_ELSEWHERE, lease_expires_at=record.lease_expires_at
+        )
+
+    def _recover(
+        self,
+        to_check: dict[str, list[tuple[str, IdempotencyRecord]]],
+        *,
+        owner: str,
+        lease_expires_at: float,
+    ) -> dict[str, ClaimResult]:
+        """Resolve takeovers of leases whose holder announced a pending bundle.
+
+        Each pending bundle is asked once. Records it holds are completed in it
+        (``RECOVERED``); records it does not hold stay claimed (``CLAIMED``). When the
+        answer is unknown, or completing fails, the record is an ``ERROR`` and the lease
+        just taken is released again (best effort), so that the next claim, whoever
+        makes it, checks the bundle again.
+        """
+        results: dict[str, ClaimResult] = {}
+        unresolved: list[str] = []
+        for bundle_key, items in to_check.items():
+            contained = self._locate(bundle_key, len(items))
+            if isinstance(contained, IdempotencyError):
+                for key, _ in items:
+                    results[key] = ClaimResult(
+                        key, ClaimStatus.ERROR, pending_bundle_key=bundle_key, error=contained
+                    )
+                    unresolved.append(key)
+                continue
+            found = [(key, prev) for key, prev in items if key in contained]
+            for key, previous in items:
+                if key not in contained:
+                    results[key] = ClaimResult(
+                        key,
+                        ClaimStatus.CLAIMED,
+                        lease_expires_at=lease_expires_at,
+                        pending_bundle_key=bundle_key,
+                        previous_owner=previous.owner,
+                    )
+            if not found:
+                continue
+            completed = self.complete([key for key, _ in found], owner=owner, bundle_key=bundle_key)
+            for key, previous in found:
+                done = completed[key]
+                if done.ok:
+                    results[key] = ClaimResult(
+                        key,
+                        ClaimStatus.RECOVERED,
+                        bundle_key=bundle_key,
+                        previous_owner=previous.owner,
+                    )
+                else:
+                    results[key] = ClaimResult(
+                        key, ClaimStatus.ERROR, pending_bundle_key=bundle_key, error=done.error
+                    )
+                    unresolved.append(key)
+            logger.info(
+                "recovered records already in a bundle",
+                extra={"bundle_key": bundle_key, "records": len(found)},
+            )
+        if unresolved:
+            self.release(unresolved, owner=owner)
+        return results
+
+    def _locate(self, bundle_key: str, records: int) -> AbstractSet[str] | IdempotencyError:
+        """Ask the locator which keys ``bundle_key`` holds; an error when it cannot tell."""
+        locator = self.bundle_locator
+        if locator is None:
+            logger.warning(
+                "taking over records pending in a bundle without a bundle locator",
+                extra={"bundle_key": bundle_key, "records": records},
+            )
+            return frozenset()
+        failure: Exception | None = None
+        try:
+            contained = locator.bundled_keys(bundle_key)
+        except Exception as exc:  # noqa: BLE001 - a locator failure fails its records only
+            contained, failure = None, exc
+        if contained is not None:
+            return contained
+        error = IdempotencyStoreError(
+            "cannot tell whether the pending bundle holds the records",
+            "IDEMPOTENCY_BUNDLE_UNVERIFIED",
+            {"bundle_key": bundle_key, "records": records},
+        )
+        error.__cause__ = failure
+        return error
+
+    @staticmethod
+    def _update_result(
+        key: str,
+        owner: str,
+        outcome: WriteOutcome | IdempotencyError,
+        counts_as_done: Callable[[IdempotencyRecord], bool],
+    ) -> UpdateResult:
+        if isinstance(outcome, IdempotencyError):
+            return UpdateResult(key, UpdateStatus.ERROR, error=outcome)
+        if outcome.applied:
+            return UpdateResult(key, UpdateStatus.OK)
+        current = outcome.record
+        if current is not None and counts_as_done(current):
+            return UpdateResult(key, UpdateStatus.OK, current=current)
+        return UpdateResult(
+            key, UpdateStatus.LEASE_LOST, current=current, error=_lease_lost(key, owner, current)
+        )
+
+    def _guarded(
+        self, operation: Callable[[str], WriteOutcome], key: str
+    ) -> WriteOutcome | IdempotencyError:
+        try:
+            return operation(key)
+        except IdempotencyConfigurationError:
+            raise
+        except IdempotencyError as exc:
+            return exc
+
+    def _map(
+        self, keys: list[str], operation: Callable[[str], WriteOutcome]
+    ) -> dict[str, WriteOutcome | IdempotencyError]:
+        """Run ``operation`` on every key, at most ``max_workers`` at a time."""
+        if self._max_workers == 1 or len(keys) <= 1:
+            return {key: self._guarded(operation, key) for key in keys}
+        executor = self._get_executor()
+        futures = [(key, executor.submit(self._guarded, operation, key)) for key in keys]
+        try:
+            return {key: future.result() for key, future in futures}
+        except BaseException:
+            for _, future in futures:
+                future.cancel()
+            raise
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._max_workers, thread_name_prefix="idempotency"
+                )
+            return self._executor
+
+    @staticmethod
+    def _log_errors(operation: str, results: Iterable[ClaimResult | UpdateResult]) -> None:
+        errors = [r for r in results if r.error is not None]
+        if not errors:
+            return
+        first = errors[0].error
+        logger.warning(
+            "idempotency store operation failed for some records",
+            extra={
+                "operation": operation,
+                "failed_records": len(errors),
+                "first_error": first.to_dict() if first is not None else None,
+            },
+        )

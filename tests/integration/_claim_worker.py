@@ -1,0 +1,40 @@
+"""A process worker for the multi-process claim race (kept light: spawn imports it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from data_aggregator.idempotency import ClaimStatus, DynamoDBIdempotencyStore, lease_expiry
+
+
+@dataclass(frozen=True)
+class ClaimJob:
+    """One worker process's share of a concurrent claim test."""
+
+    endpoint: str
+    table: str
+    owner: str
+    keys: list[str]
+    now: float
+
+
+def claim_in_process(job: ClaimJob, barrier: Any, results: Any) -> None:
+    """Build its own client and store, wait for the others, claim, report the wins."""
+    client = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("dynamodb", endpoint_url=job.endpoint, config=Config(max_pool_connections=16))
+    store = DynamoDBIdempotencyStore(
+        job.table, client=client, clock=lambda: job.now, max_workers=16
+    )
+    barrier.wait(timeout=60)
+    outcome = store.claim(
+        job.keys, owner=job.owner, lease_expires_at=lease_expiry(60_000, now=job.now)
+    )
+    store.close()
+    errors = [r for r in outcome.values() if r.status is ClaimStatus.ERROR]
+    wins = [key for key, r in outcome.items() if r.status is ClaimStatus.CLAIMED]
+    results.put((job.owner, wins, len(errors)))

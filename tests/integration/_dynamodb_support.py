@@ -1,0 +1,110 @@
+"""Helpers for the DynamoDB idempotency tests: an atomic moto server and table factories.
+
+moto's DynamoDB backend evaluates a condition and applies the write without a lock, so
+two concurrent HTTP requests can both pass the same condition (real DynamoDB makes each
+conditional write atomic). To test *our* conditions rather than moto's thread-safety, this
+server handles one request at a time behind a lock, while still accepting connections
+concurrently over real HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+from data_aggregator.idempotency import DynamoDBIdempotencyStore, create_idempotency_table
+from tests.integration.conftest import make_client
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class _QuietHandler(MotoRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """Do not print one access-log line per request."""
+
+
+class AtomicMotoServer:
+    """moto's server on 127.0.0.1 with request handling serialised (see module doc)."""
+
+    def __init__(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serialised(environ: Any, start_response: Any) -> Any:
+            with lock:
+                # Materialise the body inside the lock: the backend runs while iterating.
+                return list(app(environ, start_response))
+
+        self._server = make_server(
+            "127.0.0.1", 0, serialised, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        """The server's base URL."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def atomic_endpoint() -> Iterator[str]:
+    """An atomic moto server for this test module."""
+    server = AtomicMotoServer()
+    server.start()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+def ddb_client(endpoint: str, pool: int = 32) -> DynamoDBClient:
+    """A DynamoDB client for ``endpoint`` with a connection pool of ``pool``."""
+    client: DynamoDBClient = make_client("dynamodb", endpoint, max_pool_connections=pool)
+    return client
+
+
+def new_table(client: DynamoDBClient, prefix: str = "idem") -> str:
+    """Create a uniquely named idempotency table and return its name."""
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    create_idempotency_table(client, name)
+    return name
+
+
+def overlapping_sets(keys: list[str], workers: int, share: int) -> Iterable[list[str]]:
+    """``workers`` windows over ``keys`` (a ring), each ``share`` keys long, overlapping."""
+    step = len(keys) // workers
+    for i in range(workers):
+        yield [keys[(i * step + j) % len(keys)] for j in range(share)]
+
+
+def store_factory(endpoint: str) -> Callable[..., DynamoDBIdempotencyStore]:
+    """A factory of DynamoDB stores, each over a fresh table on ``endpoint``."""
+    client = ddb_client(endpoint)
+
+    def make(**kwargs: Any) -> DynamoDBIdempotencyStore:
+        kwargs.setdefault("max_workers", 8)
+        return DynamoDBIdempotencyStore(new_table(client), client=client, **kwargs)
+
+    return make

@@ -1,0 +1,499 @@
+"""DynamoDBIdempotencyStore against moto's DynamoDB over HTTP: races, errors, schema, TTL."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import threading
+import time
+import uuid
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from data_aggregator.exceptions import (
+    IdempotencyConfigurationError,
+    IdempotencyError,
+    IdempotencyStoreError,
+)
+from data_aggregator.idempotency import (
+    ClaimStatus,
+    DynamoDBIdempotencyStore,
+    RecordStatus,
+    UpdateStatus,
+    create_idempotency_table,
+    lease_expiry,
+    main,
+    make_idempotency_key,
+)
+from tests.idempotency_support import FakeClock
+from tests.integration._claim_worker import ClaimJob, claim_in_process
+from tests.integration._dynamodb_support import (
+    atomic_endpoint,  # noqa: F401 - fixture
+    ddb_client,
+    new_table,
+    overlapping_sets,
+)
+from tests.integration.conftest import make_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+A, B = "owner-a", "owner-b"
+
+
+@pytest.fixture
+def client(atomic_endpoint: str) -> DynamoDBClient:  # noqa: F811 - fixture use
+    """A DynamoDB client for the atomic moto server."""
+    return ddb_client(atomic_endpoint)
+
+
+@pytest.fixture
+def table(client: DynamoDBClient) -> str:
+    """A fresh idempotency table."""
+    return new_table(client)
+
+
+def keys(n: int, prefix: str = "obj") -> list[str]:
+    return [make_idempotency_key(f"{prefix}/{i}.json", None, f"{i:016X}") for i in range(n)]
+
+
+@pytest.mark.parametrize("workers", [2, 4, 8])
+def test_threads_claiming_overlapping_sets_win_each_key_once(
+    client: DynamoDBClient, table: str, workers: int
+) -> None:
+    """Concurrent claimers (threads, each running 8 requests at once) never both win a key."""
+    clock = FakeClock()
+    all_keys = keys(40)
+    shares = list(overlapping_sets(all_keys, workers, share=30))
+    barrier = threading.Barrier(workers)
+    wins: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def worker(index: int, share: list[str]) -> None:
+        owner = f"worker-{index}"
+        store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=8)
+        random.Random(index).shuffle(share)
+        barrier.wait(timeout=30)
+        results = store.claim(share, owner=owner, lease_expires_at=clock() + 60)
+        store.close()
+        assert {r.status for r in results.values()} <= {
+            ClaimStatus.CLAIMED,
+            ClaimStatus.IN_PROGRESS_ELSEWHERE,
+        }
+        with lock:
+            for key, result in results.items():
+                if result.status is ClaimStatus.CLAIMED:
+                    wins.setdefault(key, []).append(owner)
+
+    threads = [threading.Thread(target=worker, args=(i, share)) for i, share in enumerate(shares)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    covered = {key for share in shares for key in share}
+    assert set(wins) == covered
+    assert all(len(owners) == 1 for owners in wins.values()), wins
+    reader = DynamoDBIdempotencyStore(table, client=client, clock=clock)
+    for key, owners in wins.items():
+        record = reader.get(key)
+        assert record is not None
+        assert record.owner == owners[0]
+
+
+def test_processes_claiming_overlapping_sets_win_each_key_once(
+    atomic_endpoint: str,  # noqa: F811 - fixture use
+    client: DynamoDBClient,
+    table: str,
+) -> None:
+    """Four spawned processes, each with its own client, never both win a key."""
+    context = multiprocessing.get_context("spawn")
+    workers = 4
+    all_keys = keys(40, "proc")
+    shares = list(overlapping_sets(all_keys, workers, share=30))
+    barrier = context.Barrier(workers)
+    now = time.time()
+    jobs = [
+        ClaimJob(atomic_endpoint, table, f"process-{i}", share, now)
+        for i, share in enumerate(shares)
+    ]
+    queue = context.Queue()
+    processes = [
+        context.Process(target=claim_in_process, args=(job, barrier, queue)) for job in jobs
+    ]
+    for process in processes:
+        process.start()
+    reports = [queue.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    winners: dict[str, list[str]] = {}
+    for owner, keys_won, errors in reports:
+        assert errors == 0
+        for key in keys_won:
+            winners.setdefault(key, []).append(owner)
+    assert set(winners) == {key for share in shares for key in share}
+    assert all(len(w) == 1 for w in winners.values()), winners
+
+
+def test_racing_takeovers_of_pending_records_win_each_key_once(
+    client: DynamoDBClient, table: str
+) -> None:
+    """Four claimers racing for expired leases with a pending bundle (the UpdateItem path)
+    still win each key once, and every winner sees the announced bundle."""
+    clock = FakeClock()
+    batch = keys(24, "pending")
+    dead = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=8)
+    dead.claim(batch, owner="dead", lease_expires_at=clock() + 10)
+    dead.mark_pending(batch, owner="dead", bundle_key="never-uploaded")
+    clock.advance(10)
+    barrier = threading.Barrier(4)
+    wins: list[tuple[str, str | None]] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=8)
+        barrier.wait(timeout=30)
+        results = store.claim(batch, owner=f"w{index}", lease_expires_at=clock() + 60)
+        store.close()
+        with lock:
+            wins.extend(
+                (key, r.pending_bundle_key)
+                for key, r in results.items()
+                if r.status is ClaimStatus.CLAIMED
+            )
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(key for key, _ in wins) == sorted(batch)
+    assert {pending for _, pending in wins} == {"never-uploaded"}
+
+
+def test_bulk_takeover_of_expired_leases(client: DynamoDBClient, table: str) -> None:
+    """Every expired lease of a crashed owner is taken over in one bulk call."""
+    clock = FakeClock()
+    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=16)
+    batch = keys(24)
+    first = store.claim(batch, owner=A, lease_expires_at=lease_expiry(30_000, now=clock()))
+    assert all(r.status is ClaimStatus.CLAIMED for r in first.values())
+    clock.advance(39)
+    early = store.claim(batch, owner=B, lease_expires_at=clock() + 60)
+    assert all(r.status is ClaimStatus.IN_PROGRESS_ELSEWHERE for r in early.values())
+    clock.advance(1)
+    late = store.claim(batch, owner=B, lease_expires_at=clock() + 60)
+    assert all(r.status is ClaimStatus.CLAIMED and r.previous_owner == A for r in late.values())
+    done = store.complete(batch, owner=A, bundle_key="bundle-a")
+    assert all(r.status is UpdateStatus.LEASE_LOST for r in done.values())
+
+
+def test_bulk_calls_run_concurrently(atomic_endpoint: str) -> None:  # noqa: F811
+    """With 20 ms per request, a bulk claim keeps many requests in flight at once."""
+    client = ddb_client(atomic_endpoint, pool=16)
+    table = new_table(client)
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def before(**_: Any) -> None:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.02)
+
+    def after(**_: Any) -> None:
+        nonlocal in_flight
+        with lock:
+            in_flight -= 1
+
+    client.meta.events.register("before-send.dynamodb", before)
+    client.meta.events.register("after-call.dynamodb", after)
+    client.meta.events.register("after-call-error.dynamodb", after)
+    store = DynamoDBIdempotencyStore(table, client=client, max_workers=16)
+    started = time.monotonic()
+    results = store.claim(keys(96), owner=A, lease_expires_at=time.time() + 60)
+    elapsed = time.monotonic() - started
+    store.close()
+    assert all(r.status is ClaimStatus.CLAIMED for r in results.values())
+    assert peak >= 8
+    assert elapsed < 96 * 0.02  # below the injected latency alone, one after another
+
+
+def test_ttl_is_enabled_and_items_use_the_documented_layout(
+    client: DynamoDBClient, table: str
+) -> None:
+    """The created table has TTL on `expiration`; items carry the documented attributes."""
+    ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert ttl.get("TimeToLiveStatus") == "ENABLED"
+    assert ttl.get("AttributeName") == "expiration"
+    clock = FakeClock()
+    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, ttl_seconds=86_400)
+    store.claim(["k"], owner=A, lease_expires_at=clock() + 70.5)
+    store.mark_pending(["k"], owner=A, bundle_key="2024/bundle-1.tar.gz")
+    raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]
+    assert raw == {
+        "object_key": {"S": "k"},
+        "status": {"S": "IN_PROGRESS"},
+        "owner": {"S": A},
+        "lease_expires_at": {"N": "1700000070.5"},
+        "pending_bundle_key": {"S": "2024/bundle-1.tar.gz"},
+        "expiration": {"N": str(1_700_000_071 + 86_400)},
+    }
+    store.complete(["k"], owner=A, bundle_key="2024/bundle-1.tar.gz")
+    raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]
+    assert raw == {
+        "object_key": {"S": "k"},
+        "status": {"S": "COMPLETED"},
+        "owner": {"S": A},
+        "bundle_key": {"S": "2024/bundle-1.tar.gz"},
+        "expiration": {"N": str(1_700_000_000 + 86_400)},
+    }
+
+
+def test_missing_table_is_a_configuration_error(client: DynamoDBClient) -> None:
+    """Every operation on a missing table raises one clear, typed error for the whole call."""
+    store = DynamoDBIdempotencyStore("no-such-table", client=client, max_workers=4)
+    calls = [
+        lambda: store.claim(keys(5), owner=A, lease_expires_at=time.time() + 60),
+        lambda: store.complete(keys(5), owner=A, bundle_key="b"),
+        lambda: store.release(["k"], owner=A),
+        lambda: store.get("k"),
+        store.verify_table,
+    ]
+    for call in calls:
+        with pytest.raises(IdempotencyConfigurationError) as caught:
+            call()
+        assert caught.value.error_code == "IDEMPOTENCY_TABLE_NOT_FOUND"
+        assert not caught.value.retryable
+        assert caught.value.to_dict()["context"]["table_name"] == "no-such-table"
+
+
+@pytest.mark.parametrize(
+    ("key_schema", "definitions"),
+    [
+        ([("id", "HASH")], [("id", "S")]),
+        ([("object_key", "HASH")], [("object_key", "N")]),
+        ([("object_key", "HASH"), ("sk", "RANGE")], [("object_key", "S"), ("sk", "S")]),
+    ],
+    ids=["other-name", "number-type", "composite-key"],
+)
+def test_wrong_key_schema_is_a_configuration_error(
+    client: DynamoDBClient,
+    key_schema: list[tuple[str, str]],
+    definitions: list[tuple[str, str]],
+) -> None:
+    """A table whose key is not a lone string `object_key` is reported as such."""
+    name = f"bad-{uuid.uuid4().hex[:10]}"
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": n, "KeyType": t} for n, t in key_schema],  # type: ignore[typeddict-item]
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": t}  # type: ignore[typeddict-item]
+            for n, t in definitions
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    store = DynamoDBIdempotencyStore(name, client=client)
+    with pytest.raises(IdempotencyConfigurationError) as caught:
+        store.claim(["k"], owner=A, lease_expires_at=time.time() + 60)
+    assert caught.value.error_code == "IDEMPOTENCY_KEY_SCHEMA_MISMATCH"
+    with pytest.raises(IdempotencyConfigurationError) as verified:
+        store.verify_table()
+    assert verified.value.error_code == "IDEMPOTENCY_KEY_SCHEMA_MISMATCH"
+    with pytest.raises(IdempotencyConfigurationError):
+        create_idempotency_table(client, name, exist_ok=True)
+
+
+def test_verify_table_accepts_a_good_table(client: DynamoDBClient, table: str) -> None:
+    """A table made by create_idempotency_table passes verification."""
+    DynamoDBIdempotencyStore(table, client=client).verify_table()
+
+
+def test_custom_partition_key(client: DynamoDBClient) -> None:
+    """The partition key attribute name is configurable end to end."""
+    name = f"custom-{uuid.uuid4().hex[:10]}"
+    create_idempotency_table(client, name, partition_key="idempotency_key")
+    store = DynamoDBIdempotencyStore(name, partition_key="idempotency_key", client=client)
+    store.verify_table()
+    assert store.claim(["k"], owner=A, lease_expires_at=time.time() + 60)["k"].status is (
+        ClaimStatus.CLAIMED
+    )
+    item = client.get_item(TableName=name, Key={"idempotency_key": {"S": "k"}})
+    assert item["Item"]["owner"] == {"S": A}
+
+
+def test_throttling_is_retried_with_backoff_and_fails_only_its_key(
+    atomic_endpoint: str,  # noqa: F811 - fixture use
+) -> None:
+    """Throttled requests back off and retry; a key throttled past the limit alone errs."""
+    client = ddb_client(atomic_endpoint)
+    table = new_table(client)
+    throttled: dict[str, int] = {"slow": 2, "hopeless": 99}
+    lock = threading.Lock()
+
+    def throttle(params: dict[str, Any], **_: Any) -> Any:
+        body = json.loads(params["body"])
+        key = (body.get("Key") or body["Item"])["object_key"]["S"]
+        with lock:
+            if throttled.get(key, 0) <= 0:
+                return None
+            throttled[key] -= 1
+        error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+        return SimpleNamespace(status_code=400), {"Error": error}
+
+    client.meta.events.register("before-call.dynamodb", throttle)
+    sleeps: list[float] = []
+    store = DynamoDBIdempotencyStore(
+        table,
+        client=client,
+        max_retries=3,
+        backoff_base_seconds=0.1,
+        sleep=sleeps.append,
+        max_workers=4,
+    )
+    results = store.claim(["slow", "hopeless", "fine"], owner=A, lease_expires_at=time.time() + 60)
+    assert results["slow"].status is ClaimStatus.CLAIMED
+    assert results["fine"].status is ClaimStatus.CLAIMED
+    hopeless = results["hopeless"]
+    assert hopeless.status is ClaimStatus.ERROR
+    assert isinstance(hopeless.error, IdempotencyStoreError)
+    assert hopeless.error.retryable
+    assert hopeless.error.error_code == "IDEMPOTENCY_THROTTLED"
+    assert len(sleeps) == 2 + 3
+    assert all(0 <= s <= 0.4 for s in sleeps)
+
+
+def test_unreachable_endpoint_fails_each_key_retryably() -> None:
+    """Connection failures become per-key retryable errors, not a crash of the batch."""
+    client = make_client(
+        "dynamodb", "http://127.0.0.1:9", connect_timeout=0.5, max_pool_connections=4
+    )
+    client.meta.config.retries = {"max_attempts": 1}
+    store = DynamoDBIdempotencyStore("t", client=client, max_workers=2)
+    results = store.claim(["a", "b"], owner=A, lease_expires_at=time.time() + 60)
+    assert {r.status for r in results.values()} == {ClaimStatus.ERROR}
+    assert all(isinstance(r.error, IdempotencyStoreError) for r in results.values())
+
+
+def test_keys_longer_than_dynamodb_allows_are_stored_hashed(
+    client: DynamoDBClient, table: str
+) -> None:
+    """A 1,024-byte non-ASCII S3 key (over 2 KiB once encoded) still works."""
+    key = make_idempotency_key("é" * 512, None, "0A")
+    assert len(key) > 2048
+    store = DynamoDBIdempotencyStore(table, client=client)
+    assert store.claim([key], owner=A, lease_expires_at=time.time() + 60)[key].status is (
+        ClaimStatus.CLAIMED
+    )
+    assert store.complete([key], owner=A, bundle_key="b")[key].ok
+    record = store.get(key)
+    assert record is not None
+    assert (record.key, record.status) == (key, RecordStatus.COMPLETED)
+
+
+def test_item_without_status_counts_as_completed(client: DynamoDBClient, table: str) -> None:
+    """An item written by an older tool (no status) is never bundled again."""
+    client.put_item(TableName=table, Item={"object_key": {"S": "legacy"}, "done": {"BOOL": True}})
+    store = DynamoDBIdempotencyStore(table, client=client)
+    result = store.claim(["legacy"], owner=A, lease_expires_at=time.time() + 60)["legacy"]
+    assert result.status is ClaimStatus.ALREADY_COMPLETED
+
+
+def test_table_name_comes_from_the_environment(
+    client: DynamoDBClient, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a table name the store reads IDEMPOTENCY_TABLE_NAME, and fails clearly without."""
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", table)
+    assert DynamoDBIdempotencyStore(client=client).table_name == table
+    monkeypatch.delenv("IDEMPOTENCY_TABLE_NAME")
+    with pytest.raises(IdempotencyConfigurationError) as caught:
+        DynamoDBIdempotencyStore(client=client)
+    assert caught.value.error_code == "IDEMPOTENCY_TABLE_NOT_CONFIGURED"
+
+
+def test_from_config_reads_table_key_and_ttl(client: DynamoDBClient) -> None:
+    """from_config takes table name, partition key and TTL from an AppConfig-like object."""
+    config = SimpleNamespace(
+        idempotency_table_name="t1", idempotency_partition_key="pk", idempotency_ttl_seconds=60
+    )
+    store = DynamoDBIdempotencyStore.from_config(config, client=client, max_workers=3)
+    assert (store.table_name, store.partition_key, store.ttl_seconds) == ("t1", "pk", 60)
+
+
+def test_from_config_accepts_the_app_config(client: DynamoDBClient) -> None:
+    """The real AppConfig satisfies DynamoDBStoreSettings (names and types line up)."""
+    from data_aggregator.config import AppConfig
+
+    config = AppConfig(distribution_bucket_name="dest-bucket", idempotency_table_name="tbl")
+    store = DynamoDBIdempotencyStore.from_config(config, client=client)
+    assert (store.table_name, store.partition_key) == ("tbl", "object_key")
+    assert store.ttl_seconds == config.idempotency_ttl_seconds
+
+
+def test_default_client_honours_aws_endpoint_url(
+    atomic_endpoint: str,  # noqa: F811 - fixture use
+    table: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no client given, boto3's own AWS_ENDPOINT_URL support points the store at moto."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", atomic_endpoint)
+    store = DynamoDBIdempotencyStore(table, max_workers=40)
+    assert _pool_size(store) == 40
+    assert store.claim(["k"], owner=A, lease_expires_at=time.time() + 60)["k"].status is (
+        ClaimStatus.CLAIMED
+    )
+
+
+def test_create_table_refuses_an_existing_table_unless_told(
+    client: DynamoDBClient, table: str
+) -> None:
+    """Creating an existing table is an error, or a schema check with exist_ok."""
+    with pytest.raises(IdempotencyConfigurationError) as caught:
+        create_idempotency_table(client, table)
+    assert caught.value.error_code == "IDEMPOTENCY_TABLE_EXISTS"
+    create_idempotency_table(client, table, exist_ok=True)
+
+
+def test_command_line_creates_a_table(
+    atomic_endpoint: str,  # noqa: F811 - fixture use
+    client: DynamoDBClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m data_aggregator.idempotency create-table` makes a usable table."""
+    name = f"cli-{uuid.uuid4().hex[:10]}"
+    args = ["create-table", "--table-name", name, "--endpoint-url", atomic_endpoint]
+    assert main([*args, "--region", "us-east-1"]) == 0
+    assert name in capsys.readouterr().out
+    DynamoDBIdempotencyStore(name, client=client).verify_table()
+    assert main([*args, "--exist-ok"]) == 0
+
+
+def test_other_validation_errors_fail_only_their_key(client: DynamoDBClient, table: str) -> None:
+    """A request DynamoDB rejects for a non-schema reason is a permanent per-key error."""
+    store = DynamoDBIdempotencyStore(table, client=client)
+    too_big = "b" * 500_000  # over DynamoDB's 400 KB item limit
+    store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
+    results = store.mark_pending(["k"], owner=A, bundle_key=too_big)
+    error = results["k"].error
+    if results["k"].status is UpdateStatus.OK:  # pragma: no cover - moto may not enforce it
+        pytest.skip("this moto version accepts oversized items")
+    assert results["k"].status is UpdateStatus.ERROR
+    assert isinstance(error, IdempotencyError)
+    assert not error.retryable
+    assert store.mark_pending(["j"], owner=A, bundle_key="small")["j"].ok
+
+
+def test_default_pool_is_at_least_the_concurrency(table: str) -> None:
+    """The default client's connection pool fits max_workers requests at once."""
+    store = DynamoDBIdempotencyStore(table, max_workers=64)
+    assert _pool_size(store) == 64
+
+
+def _pool_size(store: DynamoDBIdempotencyStore) -> int:
+    size: int = getattr(store.client.meta.config, "max_pool_connections")  # noqa: B009
+    return size

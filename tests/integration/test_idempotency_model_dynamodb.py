@@ -1,0 +1,32 @@
+"""The stateful store model, run against DynamoDB over HTTP (fewer examples: each is real
+requests), so both stores are checked against the same rules."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from tests.idempotency_model import TTL, IdempotencyMachine
+from tests.integration._dynamodb_support import (
+    atomic_endpoint,  # noqa: F401 - fixture
+    store_factory,
+)
+
+if TYPE_CHECKING:
+    from data_aggregator.idempotency import IdempotencyStore
+
+
+def test_dynamodb_store_follows_the_model(atomic_endpoint: str) -> None:  # noqa: F811
+    """Random interleavings of every operation give the model's results in DynamoDB too."""
+    factory = store_factory(atomic_endpoint)
+
+    class DynamoDBMachine(IdempotencyMachine):
+        def make_store(self) -> IdempotencyStore:
+            return factory(clock=self.clock, bundle_locator=self.locator, ttl_seconds=TTL)
+
+    run_state_machine_as_test(
+        DynamoDBMachine,
+        settings=settings(max_examples=12, stateful_step_count=25, deadline=None),
+    )

@@ -19,6 +19,7 @@ SEED_IMPORTS = [
     ("data_aggregator.config", "AppConfig"),
     ("data_aggregator.config", "get_config"),
     ("data_aggregator.security", "sanitize_s3_key"),
+    ("data_aggregator.clients", "S3Client"),
     ("data_aggregator.idempotency", "make_idempotency_key"),
 ]
 

@@ -1,0 +1,542 @@
+"""Reusable S3 operations over a caller-supplied or default boto3 client (seed path).
+
+:class:`S3Client` is built once per Lambda container and shared by threads (boto3 clients
+are thread-safe). Every call
+
+* adds ``ExpectedBucketOwner`` when one is configured,
+* turns botocore/urllib3 failures into the typed errors of
+  :mod:`data_aggregator.exceptions` (see :func:`translate_s3_error`), with ``bucket``,
+  ``key`` and ``operation`` in ``context`` and never a body,
+* and, for writes, adds SSE-KMS (``ServerSideEncryption="aws:kms"`` + ``SSEKMSKeyId``)
+  when a KMS key is configured, plus a SHA-256 checksum S3 verifies on receipt.
+
+Reads return typed results (:class:`S3Object`, :class:`S3ObjectInfo`, :class:`S3ListEntry`);
+the body of :meth:`S3Client.open_object` is an :class:`S3BodyStream` whose read errors are
+typed too. Streaming uploads live in :mod:`data_aggregator.multipart`.
+
+boto3 is imported only when a default client is built, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any
+
+from data_aggregator._s3_errors import S3BodyStream, translate_s3_error
+from data_aggregator._s3_types import (
+    ALLOWED_UPLOAD_ARGS,
+    CONTENT_SHA256,
+    MAX_TAGS,
+    MIB,
+    CompletedPart,
+    S3ClientSettings,
+    S3ListEntry,
+    S3Object,
+    S3ObjectInfo,
+    UploadResult,
+    parse_tagging,
+    validate_upload_args,
+)
+from data_aggregator.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from boto3.session import Session
+    from mypy_boto3_s3 import S3Client as Boto3S3Client
+    from mypy_boto3_s3.type_defs import TagTypeDef
+
+__all__ = [
+    "ALLOWED_UPLOAD_ARGS",
+    "CONTENT_SHA256",
+    "MAX_TAGS",
+    "MIB",
+    "CompletedPart",
+    "S3BodyStream",
+    "S3Client",
+    "S3ClientSettings",
+    "S3ListEntry",
+    "S3Object",
+    "S3ObjectInfo",
+    "UploadResult",
+    "build_boto3_s3_client",
+    "parse_tagging",
+    "translate_s3_error",
+    "validate_upload_args",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _strip_etag(etag: str | None) -> str:
+    return (etag or "").strip('"')
+
+
+def _quote_etag(etag: str) -> str:
+    if etag == "*" or etag.startswith(("W/", '"')):
+        return etag
+    return f'"{etag}"'
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+# --------------------------------------------------------------------------- client
+
+
+def build_boto3_s3_client(
+    *,
+    session: Session | None = None,
+    max_pool_connections: int = 40,
+    max_attempts: int = 5,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 60.0,
+) -> Boto3S3Client:
+    """Build the default boto3 S3 client.
+
+    Adaptive retries (client-side rate limiting on throttling), TCP keep-alive and a
+    connection pool large enough for every fetch and upload thread. The endpoint comes from
+    the usual boto3 configuration, including ``AWS_ENDPOINT_URL`` /
+    ``AWS_ENDPOINT_URL_S3``.
+    """
+    import boto3  # noqa: PLC0415 - deferred: keeps importing this module cheap
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        retries={"mode": "adaptive", "total_max_attempts": max_attempts},
+        max_pool_connections=max_pool_connections,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        tcp_keepalive=True,
+    )
+    made: Boto3S3Client = (session or boto3.session.Session()).client("s3", config=config)
+    return made
+
+
+class S3Client:
+    """Reusable S3 operations with typed results and typed errors.
+
+    Args:
+        client: A boto3 S3 client to use as is. When omitted, one is built by
+            :func:`build_boto3_s3_client` (adaptive retries, a pool of
+            ``fetch_concurrency + upload_concurrency + 4`` connections).
+        session: The boto3 session to build the default client from.
+        expected_bucket_owner: Account id sent as ``ExpectedBucketOwner`` on every call.
+        kms_key_id: KMS key for SSE-KMS on uploads; ``None`` leaves the bucket default.
+        fetch_concurrency: Parallel reads the caller will make (sizes the pool).
+        upload_concurrency: Default parts in flight per multipart writer.
+        multipart_part_size_bytes: Default part size of multipart writers.
+        spool_max_size_bytes: Default in-memory size of a writer's part spool before it
+            spills to disk; ``None`` keeps whole parts in memory.
+        max_attempts: Attempts per request of the default client, the first included
+            (botocore's ``total_max_attempts``).
+        connect_timeout, read_timeout: Timeouts of the default client, in seconds; an
+            injected client's own values are read instead. Reported by
+            :class:`~data_aggregator.exceptions.S3TimeoutError`.
+    """
+
+    def __init__(
+        self,
+        client: Boto3S3Client | None = None,
+        *,
+        session: Session | None = None,
+        expected_bucket_owner: str | None = None,
+        kms_key_id: str | None = None,
+        fetch_concurrency: int = 32,
+        upload_concurrency: int = 4,
+        multipart_part_size_bytes: int = 16 * MIB,
+        spool_max_size_bytes: int | None = None,
+        max_attempts: int = 5,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        for name, value in (
+            ("fetch_concurrency", fetch_concurrency),
+            ("upload_concurrency", upload_concurrency),
+            ("multipart_part_size_bytes", multipart_part_size_bytes),
+            ("max_attempts", max_attempts),
+        ):
+            if value < 1:
+                msg = f"{name} must be at least 1, got {value}"
+                raise ConfigurationError(msg, context={"variable": name})
+        pool = fetch_concurrency + upload_concurrency + 4
+        if client is None:
+            client = build_boto3_s3_client(
+                session=session,
+                max_pool_connections=pool,
+                max_attempts=max_attempts,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+        else:
+            botocore_config = client.meta.config
+            configured = getattr(botocore_config, "max_pool_connections", None)
+            if configured is not None and configured < fetch_concurrency + upload_concurrency:
+                logger.warning(
+                    "boto3 client pool smaller than the configured concurrency",
+                    extra={"max_pool_connections": configured, "wanted": pool},
+                )
+            connect_timeout = float(getattr(botocore_config, "connect_timeout", connect_timeout))
+            read_timeout = float(getattr(botocore_config, "read_timeout", read_timeout))
+        self._client = client
+        self.expected_bucket_owner = expected_bucket_owner
+        self.kms_key_id = kms_key_id
+        self.fetch_concurrency = fetch_concurrency
+        self.upload_concurrency = upload_concurrency
+        self.multipart_part_size_bytes = multipart_part_size_bytes
+        self.spool_max_size_bytes = spool_max_size_bytes
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    @classmethod
+    def from_config(cls, config: S3ClientSettings, client: Boto3S3Client | None = None) -> S3Client:
+        """Build a client from ``AppConfig`` (or anything with the same attributes)."""
+        return cls(
+            client,
+            expected_bucket_owner=config.expected_bucket_owner,
+            kms_key_id=config.kms_key_id,
+            fetch_concurrency=config.fetch_concurrency,
+            upload_concurrency=config.upload_concurrency,
+            multipart_part_size_bytes=config.multipart_part_size_bytes,
+            spool_max_size_bytes=config.spool_file_max_size_bytes,
+        )
+
+    @property
+    def client(self) -> Boto3S3Client:
+        """The underlying boto3 client."""
+        return self._client
+
+    # ------------------------------------------------------------------ helpers
+
+    def _owner(self) -> dict[str, Any]:
+        if self.expected_bucket_owner:
+            return {"ExpectedBucketOwner": self.expected_bucket_owner}
+        return {}
+
+    def _encryption(self) -> dict[str, Any]:
+        if self.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {}
+
+    @contextmanager
+    def _translating(
+        self,
+        operation: str,
+        bucket: str,
+        key: str | None = None,
+        version_id: str | None = None,
+        **context: Any,
+    ) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            mapped = translate_s3_error(
+                exc,
+                operation=operation,
+                bucket=bucket,
+                key=key,
+                version_id=version_id,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                context=context,
+            )
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _read_params(
+        self, bucket: str, key: str, version_id: str | None, if_match: str | None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, **self._owner()}
+        if version_id:
+            params["VersionId"] = version_id
+        if if_match:
+            params["IfMatch"] = _quote_etag(if_match)
+        return params
+
+    # ------------------------------------------------------------------ reads
+
+    def open_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        if_match: str | None = None,
+    ) -> S3Object:
+        """Open an object's body by its exact key (``GetObject``).
+
+        Args:
+            version_id: Read this version (as announced by the event) rather than the latest.
+            if_match: Expected ETag (quoted or not): a different current object raises
+                :class:`~data_aggregator.exceptions.S3ObjectSupersededError`.
+
+        Raises:
+            S3ObjectNotFoundError: the key or version does not exist (deleted).
+            S3ObjectSupersededError: ``if_match`` did not hold (HTTP 412).
+            S3AccessDeniedError, S3ThrottlingError, S3TimeoutError, S3ServiceError, S3Error.
+        """
+        params = self._read_params(bucket, key, version_id, if_match)
+        with self._translating("GetObject", bucket, key, version_id):
+            response = self._client.get_object(**params)
+        body = S3BodyStream(
+            response["Body"],
+            operation="GetObject",
+            bucket=bucket,
+            key=key,
+            version_id=version_id,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
+        return S3Object(
+            bucket=bucket,
+            key=key,
+            body=body,
+            content_length=int(response.get("ContentLength", 0)),
+            etag=_strip_etag(response.get("ETag")),
+            version_id=response.get("VersionId") or version_id,
+            last_modified=response.get("LastModified"),
+            content_type=response.get("ContentType"),
+            metadata=dict(response.get("Metadata") or {}),
+        )
+
+    def head_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        if_match: str | None = None,
+        checksum_mode: bool = False,
+    ) -> S3ObjectInfo:
+        """Describe an object (``HeadObject``) with the same errors as :meth:`open_object`.
+
+        ``checksum_mode=True`` asks S3 for the stored checksum (``checksum_sha256``); for
+        SSE-KMS objects that needs ``kms:Decrypt``.
+        """
+        params = self._read_params(bucket, key, version_id, if_match)
+        if checksum_mode:
+            params["ChecksumMode"] = "ENABLED"
+        with self._translating("HeadObject", bucket, key, version_id):
+            response = self._client.head_object(**params)
+        return S3ObjectInfo(
+            bucket=bucket,
+            key=key,
+            content_length=int(response.get("ContentLength", 0)),
+            etag=_strip_etag(response.get("ETag")),
+            version_id=response.get("VersionId") or version_id,
+            last_modified=response.get("LastModified"),
+            content_type=response.get("ContentType"),
+            metadata=dict(response.get("Metadata") or {}),
+            checksum_sha256=response.get("ChecksumSHA256"),
+        )
+
+    def iter_objects(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        start_after: str | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[S3ListEntry]:
+        """Yield every object under ``prefix`` (``ListObjectsV2``, page by page, lazily)."""
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, **self._owner()}
+        if start_after:
+            params["StartAfter"] = start_after
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(**params, PaginationConfig={"PageSize": page_size}))
+        while True:
+            with self._translating("ListObjectsV2", bucket, None, prefix=prefix):
+                page = next(pages, None)
+            if page is None:
+                return
+            for item in page.get("Contents", []):
+                yield S3ListEntry(
+                    key=item["Key"],
+                    size=int(item.get("Size", 0)),
+                    etag=_strip_etag(item.get("ETag")),
+                    last_modified=item.get("LastModified"),
+                    storage_class=item.get("StorageClass"),
+                )
+
+    def get_object_tags(
+        self, bucket: str, key: str, *, version_id: str | None = None
+    ) -> dict[str, str]:
+        """Return an object's tags (``GetObjectTagging``)."""
+        params = self._read_params(bucket, key, version_id, None)
+        with self._translating("GetObjectTagging", bucket, key, version_id):
+            response = self._client.get_object_tagging(**params)
+        return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+    def get_content_sha256(
+        self, bucket: str, key: str, *, version_id: str | None = None
+    ) -> str | None:
+        """Return the hex SHA-256 recorded by this library for an object, if any.
+
+        Single-part uploads carry it as metadata ``content-sha256``; multipart uploads as
+        the tag ``content-sha256`` (see ``docs/clients.md``).
+        """
+        info = self.head_object(bucket, key, version_id=version_id)
+        if CONTENT_SHA256 in info.metadata:
+            return info.metadata[CONTENT_SHA256]
+        return self.get_object_tags(bucket, key, version_id=version_id).get(CONTENT_SHA256)
+
+    # ------------------------------------------------------------------ writes
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes | IO[bytes],
+        *,
+        extra_args: Mapping[str, Any] | None = None,
+        sha256: bytes | None = None,
+        content_length: int | None = None,
+    ) -> UploadResult:
+        """Upload ``body`` in one ``PutObject`` with metadata ``content-sha256`` and an S3
+        SHA-256 checksum (S3 rejects the upload if the bytes it received differ).
+
+        Args:
+            body: Bytes or a seekable binary file positioned at the start of the data.
+            extra_args: Checked by :func:`validate_upload_args`.
+            sha256: The body's SHA-256 digest, if already known (else computed here).
+            content_length: The body's size, if already known.
+        """
+        args = validate_upload_args(extra_args)
+        if sha256 is None or content_length is None:
+            sha256, content_length = _digest_body(body)
+        args["Metadata"] = {**(args.get("Metadata") or {}), CONTENT_SHA256: sha256.hex()}
+        checksum = _b64(sha256)
+        with self._translating("PutObject", bucket, key):
+            response = self._client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentLength=content_length,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+                **args,
+                **self._encryption(),
+                **self._owner(),
+            )
+        return UploadResult(
+            bucket=bucket,
+            key=key,
+            etag=_strip_etag(response.get("ETag")),
+            version_id=response.get("VersionId"),
+            size=content_length,
+            sha256=sha256.hex(),
+            checksum_sha256=checksum,
+            parts=1,
+            multipart=False,
+        )
+
+    def create_multipart_upload(
+        self, bucket: str, key: str, *, extra_args: Mapping[str, Any] | None = None
+    ) -> str:
+        """Start a multipart upload with SHA-256 part checksums; return its upload id."""
+        args = validate_upload_args(extra_args)
+        with self._translating("CreateMultipartUpload", bucket, key):
+            response = self._client.create_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                ChecksumAlgorithm="SHA256",
+                **args,
+                **self._encryption(),
+                **self._owner(),
+            )
+        return response["UploadId"]
+
+    def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        upload_id: str,
+        part_number: int,
+        body: IO[bytes],
+        content_length: int,
+        sha256: bytes,
+    ) -> CompletedPart:
+        """Upload one part (seekable ``body``, so botocore can retry it) with its checksum."""
+        checksum = _b64(sha256)
+        with self._translating("UploadPart", bucket, key, part_number=part_number):
+            response = self._client.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=part_number,
+                Body=body,
+                ContentLength=content_length,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+                **self._owner(),
+            )
+        return CompletedPart(
+            part_number=part_number,
+            etag=response["ETag"],
+            checksum_sha256=response.get("ChecksumSHA256") or checksum,
+            size=content_length,
+        )
+
+    def complete_multipart_upload(
+        self, bucket: str, key: str, *, upload_id: str, parts: Sequence[CompletedPart]
+    ) -> tuple[str, str | None]:
+        """Complete a multipart upload; return ``(etag without quotes, version id)``."""
+        ordered = sorted(parts, key=lambda part: part.part_number)
+        with self._translating("CompleteMultipartUpload", bucket, key, parts=len(ordered)):
+            response = self._client.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [
+                        {
+                            "PartNumber": part.part_number,
+                            "ETag": part.etag,
+                            "ChecksumSHA256": part.checksum_sha256,
+                        }
+                        for part in ordered
+                    ]
+                },
+                **self._owner(),
+            )
+        return _strip_etag(response.get("ETag")), response.get("VersionId")
+
+    def abort_multipart_upload(self, bucket: str, key: str, *, upload_id: str) -> None:
+        """Abort a multipart upload, deleting its stored parts."""
+        with self._translating("AbortMultipartUpload", bucket, key):
+            self._client.abort_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, **self._owner()
+            )
+
+    def put_object_tags(
+        self,
+        bucket: str,
+        key: str,
+        tags: Mapping[str, str],
+        *,
+        version_id: str | None = None,
+    ) -> None:
+        """Replace an object's tag set (``PutObjectTagging``)."""
+        params = self._read_params(bucket, key, version_id, None)
+        tag_set: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        with self._translating("PutObjectTagging", bucket, key, version_id):
+            self._client.put_object_tagging(**params, Tagging={"TagSet": tag_set})
+
+
+def _digest_body(body: bytes | IO[bytes]) -> tuple[bytes, int]:
+    if isinstance(body, bytes):
+        return hashlib.sha256(body).digest(), len(body)
+    start = body.tell()
+    hasher = hashlib.sha256()
+    size = 0
+    while chunk := body.read(MIB):
+        hasher.update(chunk)
+        size += len(chunk)
+    body.seek(start)
+    return hasher.digest(), size

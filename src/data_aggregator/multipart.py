@@ -1,0 +1,496 @@
+"""A streaming S3 upload as a binary file object, with parts uploaded in parallel.
+
+:class:`MultipartWriter` is an :class:`io.BufferedIOBase` you ``write()`` to (a tar or gzip
+stream, for instance). Bytes are cut into parts, each buffered in a
+:class:`~tempfile.SpooledTemporaryFile` (memory up to the spool threshold, then disk), and
+uploaded by a small thread pool while the caller keeps writing. At most
+``max_concurrency`` parts are in flight; a caller that gets ahead blocks in ``write()``,
+so memory plus disk stay within about ``max_concurrency + 1`` parts.
+
+* A stream that fits in one part (zero bytes included) is sent as one ``PutObject``.
+* Every request carries an S3 SHA-256 checksum S3 verifies on receipt; the writer also
+  keeps the SHA-256 of the whole stream and records it as ``content-sha256`` (metadata for
+  a single ``PutObject``, a tag for multipart uploads, whose metadata is fixed before the
+  first byte is known; see ``docs/clients.md``).
+* Any failure aborts: ``__exit__`` with an exception, a failed part (the typed error is
+  raised by the next ``write()``/``close()``), a failed completion. In-flight parts are
+  waited for first, so ``AbortMultipartUpload`` leaves nothing behind.
+
+Part sizes follow :func:`part_size_for`: the requested size, clamped to S3's 5 MiB-5 GiB,
+doubling every :data:`PARTS_PER_DOUBLING` parts, so an unknown-size stream of up to
+5 TiB never needs more than 10,000 parts.
+
+Why not s3transfer's managed upload (``upload_fileobj``)? It returns neither the ETag nor
+the VersionId of what it wrote (boto/s3transfer#82, boto/boto3#2861), buffers parts of a
+non-seekable stream in memory only (no spill to disk), keeps a fixed part size for streams
+of unknown size (so it fails past 10,000 parts), and cannot take our own per-part checksum.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from data_aggregator._part_uploads import (
+    MAX_OBJECT_SIZE,
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    PARTS_PER_DOUBLING,
+    PartBuffer,
+    PartUploader,
+    WriterStats,
+    clamp_part_size,
+    part_size_for,
+)
+from data_aggregator._s3_types import (
+    CONTENT_SHA256,
+    MAX_TAGS,
+    CompletedPart,
+    UploadResult,
+    parse_tagging,
+    validate_upload_args,
+)
+from data_aggregator.exceptions import (
+    DataAggregatorError,
+    S3Error,
+    ValidationError,
+    ValidationErrorCode,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from tempfile import SpooledTemporaryFile
+    from types import TracebackType
+
+    from typing_extensions import Buffer, Self
+
+    from data_aggregator.clients import S3Client
+
+__all__ = [
+    "MAX_OBJECT_SIZE",
+    "MAX_PARTS",
+    "MAX_PART_SIZE",
+    "MIN_PART_SIZE",
+    "PARTS_PER_DOUBLING",
+    "MultipartWriter",
+    "UploadResult",
+    "WriterState",
+    "WriterStats",
+    "clamp_part_size",
+    "part_size_for",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class WriterState(Enum):
+    """Life cycle of a :class:`MultipartWriter`."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+
+
+class MultipartWriter(io.BufferedIOBase):
+    """Write a stream of unknown size to ``s3://bucket/key``, parts uploaded in parallel.
+
+    Use it as a context manager: leaving the block normally completes the upload, leaving
+    it with an exception aborts it. The result is in :attr:`result` after :meth:`close`
+    (or returned by :meth:`finish`).
+
+    Args:
+        s3: The client (its owner, KMS key and error mapping apply to every request).
+        bucket, key: Destination.
+        extra_args: Upload arguments (``ContentType``, ``Metadata``, ``Tagging`` ...),
+            checked against :data:`~data_aggregator.clients.ALLOWED_UPLOAD_ARGS`.
+        part_size: Base part size in bytes (default ``s3.multipart_part_size_bytes``),
+            clamped by :func:`clamp_part_size` and grown by :func:`part_size_for`.
+        max_concurrency: Parts uploaded at once (default ``s3.upload_concurrency``).
+        spool_max_size: In-memory size of a part buffer before it spills to disk
+            (default ``s3.spool_max_size_bytes``, else the part size: memory only).
+        spool_dir: Directory of spilled buffers (default: :mod:`tempfile`'s, ``/tmp``).
+        tag_sha256: Tag multipart objects with ``content-sha256`` after completion.
+
+    Raises:
+        ValidationError: invalid ``extra_args``, or ``Tagging`` leaving no room for the
+            ``content-sha256`` tag.
+    """
+
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        key: str,
+        *,
+        extra_args: Mapping[str, Any] | None = None,
+        part_size: int | None = None,
+        max_concurrency: int | None = None,
+        spool_max_size: int | None = None,
+        spool_dir: str | None = None,
+        tag_sha256: bool = True,
+    ) -> None:
+        super().__init__()
+        # "Closed" until fully built, so that __del__ of a half-built writer does nothing.
+        self._state = WriterState.ABORTED
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self._extra_args = validate_upload_args(extra_args)
+        self._tags = parse_tagging(self._extra_args.get("Tagging"))
+        if tag_sha256 and len(self._tags) >= MAX_TAGS:
+            msg = f"Tagging has {len(self._tags)} tags; at most {MAX_TAGS - 1} leave room for"
+            msg += f" the {CONTENT_SHA256!r} tag (or pass tag_sha256=False)"
+            raise ValidationError(
+                msg, ValidationErrorCode.INVALID_UPLOAD_ARGUMENT, {"argument": "Tagging"}
+            )
+        self._tag_sha256 = tag_sha256
+        self._part_size = clamp_part_size(part_size or s3.multipart_part_size_bytes)
+        self._max_concurrency = max(1, max_concurrency or s3.upload_concurrency)
+        self._spool_max_size = spool_max_size or s3.spool_max_size_bytes or self._part_size
+        self._spool_dir = spool_dir
+
+        self._sha256 = hashlib.sha256()
+        self._size = 0
+        self._current: PartBuffer | None = None
+        self._upload_id: str | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._futures: list[Future[CompletedPart | None]] = []
+        self._uploads = PartUploader(s3, bucket, key, self._max_concurrency)
+        self._result: UploadResult | None = None
+        self._state = WriterState.OPEN
+
+    # ------------------------------------------------------------------ io.IOBase
+
+    @property
+    def closed(self) -> bool:
+        """``True`` once the upload completed or was aborted."""
+        return self._state is not WriterState.OPEN
+
+    @property
+    def state(self) -> WriterState:
+        """Where the writer is in its life cycle."""
+        return self._state
+
+    @property
+    def mode(self) -> str:
+        """Always ``"wb"``."""
+        return "wb"
+
+    def writable(self) -> bool:
+        """Return ``True``: the writer accepts bytes until closed."""
+        return True
+
+    def readable(self) -> bool:
+        """Return ``False``: the writer cannot be read."""
+        return False
+
+    def seekable(self) -> bool:
+        """Return ``False``: the writer is append-only."""
+        return False
+
+    def tell(self) -> int:
+        """Number of bytes written so far."""
+        return self._size
+
+    def flush(self) -> None:
+        """Do nothing (parts are uploaded as they fill); raise if closed, as files do."""
+        self._check_open()
+
+    def write(self, data: Buffer) -> int:
+        """Append ``data`` (any bytes-like object); return its length.
+
+        Blocks while ``max_concurrency`` parts are already uploading.
+
+        Raises:
+            S3Error: a typed error of a failed part upload or of
+                ``CreateMultipartUpload``; the upload has been aborted.
+            ValueError: the writer is closed.
+        """
+        self._check_open()
+        self._raise_if_failed()
+        view = memoryview(data).cast("B")
+        count = view.nbytes
+        if not count:
+            return 0
+        try:
+            if self._size + count > MAX_OBJECT_SIZE:
+                msg = f"s3://{self.bucket}/{self.key} would exceed S3's 5 TiB object limit"
+                raise S3Error(msg, "S3_OBJECT_TOO_LARGE", self._context())
+            self._sha256.update(view)
+            offset = 0
+            while offset < count:
+                part = self._current
+                if part is None or part.full:
+                    if part is not None:
+                        self._submit_current()
+                    part = self._new_part()
+                offset += part.write(view[offset:])
+            self._size += count
+        except BaseException:
+            self._abort_quietly()
+            raise
+        return count
+
+    def close(self) -> None:
+        """Finish the upload (complete it, or send the single ``PutObject``).
+
+        Idempotent. On failure the upload is aborted and the typed error raised; the
+        writer is closed either way.
+        """
+        if self.closed:
+            return
+        try:
+            self._raise_if_failed()
+            if self._upload_id is None:
+                self._result = self._put_single()
+            else:
+                self._result = self._complete()
+        except BaseException:
+            self._abort_quietly()
+            raise
+        finally:
+            self._release_resources()
+        self._state = WriterState.COMPLETED
+
+    def finish(self) -> UploadResult:
+        """Close the writer and return what was uploaded."""
+        self.close()
+        if self._result is None:
+            msg = f"the upload of s3://{self.bucket}/{self.key} was aborted"
+            raise S3Error(msg, "S3_UPLOAD_ABORTED", self._context())
+        return self._result
+
+    def abort(self) -> None:
+        """Discard everything: buffered bytes and uploaded parts. No-op once closed.
+
+        Raises:
+            S3Error: ``AbortMultipartUpload`` failed (parts may remain until a bucket
+                lifecycle rule removes them).
+        """
+        if self.closed:
+            return
+        error = self._abort()
+        if error is not None:
+            raise error
+
+    @property
+    def result(self) -> UploadResult | None:
+        """The finished upload, once :meth:`close` succeeded."""
+        return self._result
+
+    @property
+    def upload_id(self) -> str | None:
+        """The multipart upload id, while one is open."""
+        return self._upload_id
+
+    @property
+    def stats(self) -> WriterStats:
+        """A snapshot of the writer's counters."""
+        return self._uploads.stats()
+
+    def __enter__(self) -> Self:
+        self._check_open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort_quietly()
+
+    def __del__(self) -> None:
+        # Never complete a half-written stream on garbage collection (io.IOBase would call
+        # close()): abort it instead.
+        if getattr(self, "_state", None) is WriterState.OPEN and not sys.is_finalizing():
+            logger.warning("MultipartWriter collected while open: aborting", extra=self._context())
+            try:
+                self._abort_quietly()
+            except Exception:  # nothing may escape a finalizer
+                logger.exception("abort on collection failed", extra=self._context())
+
+    def __repr__(self) -> str:
+        return (
+            f"MultipartWriter(bucket={self.bucket!r}, key={self.key!r}, "
+            f"state={self._state.value!r}, bytes={self._size})"
+        )
+
+    # ------------------------------------------------------------------ parts
+
+    def _check_open(self) -> None:
+        if self.closed:
+            msg = f"I/O operation on a {self._state.value} MultipartWriter"
+            raise ValueError(msg)
+
+    def _context(self, **extra: Any) -> dict[str, Any]:
+        return {"bucket": self.bucket, "key": self.key, "upload_id": self._upload_id, **extra}
+
+    def _new_part(self) -> PartBuffer:
+        if self._uploads.parts_started >= MAX_PARTS:  # unreachable below 5 TiB: a guard
+            msg = f"s3://{self.bucket}/{self.key} would need more than {MAX_PARTS} parts"
+            raise S3Error(msg, "S3_TOO_MANY_PARTS", self._context())
+        number = self._uploads.buffer_opened()
+        try:
+            part = PartBuffer(
+                number,
+                part_size_for(number, self._part_size),
+                self._spool_max_size,
+                self._spool_dir,
+            )
+        except BaseException:
+            self._uploads.buffer_closed()
+            raise
+        self._current = part
+        return part
+
+    def _submit_current(self) -> None:
+        """Hand the current (full) part to an upload thread, blocking for a free slot."""
+        part = self._current
+        if part is None:
+            return
+        if self._upload_id is None:
+            self._upload_id = self._s3.create_multipart_upload(
+                self.bucket, self.key, extra_args=self._extra_args
+            )
+            logger.debug("multipart upload created", extra=self._context())
+        uploads = self._uploads
+        uploads.slots.acquire()  # blocks while max_concurrency parts are in flight
+        if uploads.failure is not None:
+            uploads.slots.release()
+            self._raise_if_failed()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._max_concurrency, thread_name_prefix="data-aggregator-mpu"
+            )
+        uploads.started()
+        try:
+            future = self._executor.submit(uploads.upload, part, self._upload_id)
+        except BaseException:
+            uploads.not_started()
+            raise
+        self._current = None
+        self._futures.append(future)
+
+    # ------------------------------------------------------------------ finishing
+
+    def _put_single(self) -> UploadResult:
+        part = self._current
+        body: bytes | SpooledTemporaryFile[bytes] = b""
+        if part is not None:
+            part.spool.seek(0)
+            body = part.spool
+        result = self._s3.put_object(
+            self.bucket,
+            self.key,
+            body,
+            extra_args=self._extra_args,
+            sha256=self._sha256.digest(),
+            content_length=self._size,
+        )
+        logger.debug("single-part upload done", extra=self._context(size=self._size))
+        return result
+
+    def _complete(self) -> UploadResult:
+        upload_id = self._upload_id
+        assert upload_id is not None  # noqa: S101 - guarded by the caller
+        self._submit_current()
+        wait(self._futures)
+        self._raise_if_failed()
+        parts = [part for future in self._futures if (part := future.result()) is not None]
+        etag, version_id = self._s3.complete_multipart_upload(
+            self.bucket, self.key, upload_id=upload_id, parts=parts
+        )
+        self._upload_id = None  # completed: nothing left to abort
+        sha256 = self._sha256.hexdigest()
+        tagged = self._tag_sha256 and self._tag(sha256, version_id)
+        digests = b"".join(base64.b64decode(part.checksum_sha256) for part in parts)
+        composite = base64.b64encode(hashlib.sha256(digests).digest()).decode("ascii")
+        logger.debug(
+            "multipart upload completed",
+            extra=self._context(size=self._size, parts=len(parts)),
+        )
+        return UploadResult(
+            bucket=self.bucket,
+            key=self.key,
+            etag=etag,
+            version_id=version_id,
+            size=self._size,
+            sha256=sha256,
+            checksum_sha256=f"{composite}-{len(parts)}",
+            parts=len(parts),
+            multipart=True,
+            sha256_tagged=tagged,
+        )
+
+    def _tag(self, sha256: str, version_id: str | None) -> bool:
+        """Best effort: the object is complete and durable whether or not this succeeds."""
+        tags = {**self._tags, CONTENT_SHA256: sha256}
+        try:
+            self._s3.put_object_tags(self.bucket, self.key, tags, version_id=version_id)
+        except S3Error as exc:
+            logger.warning(
+                "could not tag the uploaded object with its SHA-256",
+                extra={"error": exc.to_dict()},
+            )
+            return False
+        return True
+
+    # ------------------------------------------------------------------ failure
+
+    def _raise_if_failed(self) -> None:
+        failure = self._uploads.failure
+        if failure is None:
+            return
+        failed_part = self._uploads.failed_part
+        abort_error = self._abort()
+        context = self._context(part_number=failed_part, upload_aborted=abort_error is None)
+        if isinstance(failure, DataAggregatorError):
+            for name, value in context.items():
+                failure.context.setdefault(name, value)
+            raise failure
+        msg = f"uploading part {failed_part} of s3://{self.bucket}/{self.key} failed"
+        raise S3Error(msg, "S3_UPLOAD_FAILED", context, operation="UploadPart") from failure
+
+    def _abort_quietly(self) -> None:
+        if self.closed:
+            return
+        error = self._abort()
+        if error is not None:
+            logger.error("aborting the multipart upload failed", extra={"error": error.to_dict()})
+
+    def _abort(self) -> S3Error | None:
+        """Stop, wait for in-flight parts, abort the upload; return the abort's error."""
+        self._state = WriterState.ABORTED
+        self._uploads.cancelled.set()
+        wait(self._futures)
+        self._release_resources()
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is None:
+            return None
+        try:
+            self._s3.abort_multipart_upload(self.bucket, self.key, upload_id=upload_id)
+        except S3Error as exc:
+            exc.context.setdefault("upload_id", upload_id)
+            return exc
+        logger.info("multipart upload aborted", extra=self._context(aborted_upload=upload_id))
+        return None
+
+    def _release_resources(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+            self._uploads.buffer_closed()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None

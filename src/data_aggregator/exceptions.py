@@ -27,6 +27,7 @@ The tree::
     │   ├── S3ObjectSupersededError
     │   └── S3IntegrityError          (size / ETag mismatch)
     ├── BundleError
+    │   └── BundleUploadError         (retryable)
     └── IdempotencyError
         ├── IdempotencyStoreError     (retryable)
         ├── IdempotencyConfigurationError
@@ -45,6 +46,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BundleError",
+    "BundleUploadError",
     "ConfigurationError",
     "DataAggregatorError",
     "EventParseError",
@@ -338,6 +340,19 @@ class BundleError(DataAggregatorError):
     """A bundle could not be written, finished or uploaded."""
 
     default_code = "BUNDLE_ERROR"
+
+
+class BundleUploadError(BundleError, TransientError):
+    """A bundle's upload failed or was discarded; its objects may be bundled on a retry.
+
+    Codes: ``BUNDLE_UPLOAD_FAILED`` (opening, writing or committing the upload failed),
+    ``BUNDLE_MEMBER_FAILED`` (a streamed member broke mid-way and spoiled the bundle),
+    ``BUNDLE_COMMIT_HOOK_FAILED`` (the caller's ``before_commit`` refused),
+    ``BUNDLE_INTERRUPTED`` (the run was interrupted).
+    """
+
+    default_code = "BUNDLE_UPLOAD_FAILED"
+    retryable = True
 
 
 # --------------------------------------------------------------------------- idempotency

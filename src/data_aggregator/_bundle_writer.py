@@ -1,0 +1,191 @@
+"""One bundle being written: a tar stream into an upload, its manifest, commit or abort.
+
+Private; used by :mod:`data_aggregator._bundle_run`. Any failure of the sink (or of the
+compressor in front of it, or of the ``before_commit`` hook) surfaces as
+:class:`SinkFailure`, so the run can tell it from a failure of a source object.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from data_aggregator._bundle_types import BundleSummary
+from data_aggregator._codecs import new_compressor
+from data_aggregator._manifest import (
+    MANIFEST_NAME,
+    ManifestMember,
+    manifest_overhead,
+    render_manifest,
+)
+from data_aggregator._tar import TarStream, member_header, padding
+from data_aggregator.exceptions import BundleUploadError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+
+    from data_aggregator._bundle_types import BundleSink, BundleUpload
+    from data_aggregator._codecs import CodecSpec
+
+__all__ = ["OpenBundle", "PendingMember", "SinkFailure", "upload_error"]
+
+logger = logging.getLogger("data_aggregator.bundle")
+
+
+class SinkFailure(Exception):  # noqa: N818 - internal signal
+    """Internal: the sink, the compressor or the ``before_commit`` hook raised."""
+
+    def __init__(self, cause: BaseException, code: str = "BUNDLE_UPLOAD_FAILED") -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+        self.code = code
+
+
+def upload_error(failure: SinkFailure, key: str | None = None) -> BundleUploadError:
+    """The error recorded on every object of a bundle that could not be stored."""
+    cause = failure.cause
+    return BundleUploadError(
+        "bundle upload failed",
+        failure.code,
+        {
+            "bundle_key": key,
+            "cause": type(cause).__name__,
+            "cause_code": getattr(cause, "error_code", None),
+        },
+    )
+
+
+@dataclass(slots=True)
+class PendingMember:
+    """A member written (or being written) into a bundle that is not committed yet."""
+
+    index: int
+    token: object
+    entry: ManifestMember
+
+
+@dataclass(slots=True)
+class OpenBundle:
+    """Bundle number ``number`` under ``key``, open for members."""
+
+    number: int
+    key: str
+    upload: BundleUpload
+    tar: TarStream
+    created_at: datetime
+    overhead: int
+    members: list[PendingMember] = field(default_factory=list)
+    manifest_bytes: int = 0
+
+    @classmethod
+    def open(
+        cls, sink: BundleSink, number: int, key: str, codec: CodecSpec, created_at: datetime
+    ) -> OpenBundle:
+        """Open the upload and the tar stream.
+
+        Raises:
+            SinkFailure: the sink could not open the upload.
+        """
+        try:
+            upload = sink.open_upload(key, content_type=codec.content_type)
+        except Exception as exc:
+            raise SinkFailure(exc) from exc
+
+        def write(data: bytes) -> None:
+            try:
+                upload.write(data)
+            except Exception as exc:
+                raise SinkFailure(exc) from exc
+
+        tar = TarStream(write, new_compressor(codec))
+        return cls(number, key, upload, tar, created_at, manifest_overhead(key))
+
+    def fits(self, header: bytes, size: int, entry: ManifestMember, limit: int | None) -> bool:
+        """Whether one more member keeps the tar stream within ``limit`` (an empty bundle
+        takes any member)."""
+        if limit is None or not self.members:
+            return True
+        needed = len(header) + size + padding(size) + len(entry.encoded()) + 2
+        return self.tar.tar_bytes + self.manifest_bytes + self.overhead + needed <= limit
+
+    def begin_member(self, index: int, token: object, entry: ManifestMember, header: bytes) -> None:
+        """Record the member and write its header (its SHA-256 may be set later)."""
+        self.members.append(PendingMember(index, token, entry))
+        self.manifest_bytes += len(entry.encoded()) + 2
+        try:
+            self.tar.begin_member(header, entry.size)
+        except SinkFailure:
+            raise
+        except Exception as exc:  # the compressor: treat like the sink
+            raise SinkFailure(exc) from exc
+
+    def write(self, chunk: bytes) -> None:
+        """Append bytes of the current member."""
+        try:
+            self.tar.write_data(chunk)
+        except SinkFailure:
+            raise
+        except Exception as exc:  # the compressor: treat like the sink
+            raise SinkFailure(exc) from exc
+
+    def set_sha256(self, sha256: str) -> None:
+        """Set the SHA-256 of the last member (once its bytes are all written)."""
+        last = self.members[-1]
+        last.entry = replace(last.entry, sha256=sha256)
+
+    def commit(
+        self, before_commit: Callable[[str, Sequence[object]], None] | None
+    ) -> BundleSummary:
+        """Write the manifest and the end of the archive, run the hook, commit the upload.
+
+        Raises:
+            SinkFailure: anything failed; the caller aborts.
+        """
+        entries = [member.entry for member in self.members]
+        document = render_manifest(self.key, self.created_at, entries)
+        mtime = int(self.created_at.timestamp())
+        try:
+            self.tar.add_member(member_header(MANIFEST_NAME, len(document), mtime), document)
+            self.tar.finish()
+            if before_commit is not None:
+                tokens = [member.token for member in self.members]
+                try:
+                    before_commit(self.key, tokens)
+                except Exception as exc:
+                    raise SinkFailure(exc, "BUNDLE_COMMIT_HOOK_FAILED") from exc
+            receipt = self.upload.commit()
+        except SinkFailure:
+            raise
+        except Exception as exc:
+            raise SinkFailure(exc) from exc
+        logger.info(
+            "bundle uploaded",
+            extra={
+                "bundle_key": self.key,
+                "members": len(entries),
+                "tar_bytes": self.tar.tar_bytes,
+                "size": receipt.size,
+                "sha256": receipt.sha256,
+            },
+        )
+        return BundleSummary(
+            number=self.number,
+            key=self.key,
+            member_names=tuple(entry.name for entry in entries),
+            tar_size=self.tar.tar_bytes,
+            created_at=self.created_at,
+            receipt=receipt,
+        )
+
+    def abort(self, error_code: str) -> None:
+        """Abort the upload (failures to abort are logged, not raised)."""
+        try:
+            self.upload.abort()
+        except Exception:
+            logger.exception("aborting a bundle upload failed", extra={"bundle_key": self.key})
+        logger.warning(
+            "bundle aborted",
+            extra={"bundle_key": self.key, "members": len(self.members), "error_code": error_code},
+        )

@@ -1,0 +1,353 @@
+"""Bundle S3 objects into compressed tar archives: fetch concurrently, write in order.
+
+:class:`BundleEngine` takes a sequence of :class:`BundleSource` (bucket, exact key, the
+event's size / ETag / version / sequencer, and an opaque ``token``) and writes them into
+one or more bundles: a POSIX (PAX) tar stream, compressed with gzip, zstd or nothing,
+streamed into a :class:`BundleSink` (the multipart writer), ``manifest.json`` last. It
+returns a :class:`BundleRun` with exactly one :class:`ObjectOutcome` per input::
+
+    engine = BundleEngine.from_config(config, S3Client.from_config(config), sink)
+    run = engine.run(sources, bundle_key=keys, should_continue=lambda: guard(context))
+    for outcome in run.outcomes:
+        if outcome.status is OutcomeStatus.BUNDLED: ...
+
+Guarantees (``docs/bundle-format.md`` has the details):
+
+* Members are written in input order, fetched ahead by ``fetch_concurrency`` workers
+  within an ``in_flight_bytes`` memory budget; bigger objects stream through.
+* Each body is checked against the expected ETag (``If-Match`` and the response's) and
+  size before it is written; a mismatch is an outcome, never a crash.
+* An object is ``BUNDLED`` only once the bundle holding it is committed by the sink. If
+  the upload fails, every object of that bundle is ``FAILED_RETRYABLE`` and the run stops
+  (the rest ``NOT_ATTEMPTED``); the upload is aborted, so nothing is left behind.
+* ``should_continue()`` is asked before each object; once it says no, the open bundle is
+  finished and uploaded and the rest are ``NOT_ATTEMPTED``.
+* A bundle is closed and the next one opened when the next member would take its tar
+  stream past ``max_bundle_size_bytes``. Empty bundles are never uploaded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Protocol
+
+from data_aggregator._bundle_run import BundleRunner, RunSettings
+from data_aggregator._bundle_types import (
+    BundleRun,
+    BundleSink,
+    BundleSource,
+    BundleSummary,
+    BundleUpload,
+    ObjectBody,
+    ObjectOutcome,
+    ObjectSource,
+    OutcomeStatus,
+    ReadableStream,
+    StopReason,
+    UploadReceipt,
+)
+from data_aggregator._codecs import CodecSpec, resolve_codec
+from data_aggregator._manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    BundleManifest,
+    ManifestMember,
+    verify_bundle,
+)
+from data_aggregator.config import Codec
+from data_aggregator.exceptions import ConfigurationError
+from data_aggregator.security import sanitize_s3_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
+    from data_aggregator.clients import S3Client
+    from data_aggregator.multipart import MultipartWriter
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "BundleEngine",
+    "BundleManifest",
+    "BundleRun",
+    "BundleSettings",
+    "BundleSink",
+    "BundleSource",
+    "BundleSummary",
+    "BundleUpload",
+    "Codec",
+    "CodecSpec",
+    "ManifestMember",
+    "MultipartSink",
+    "ObjectBody",
+    "ObjectOutcome",
+    "ObjectSource",
+    "OutcomeStatus",
+    "ReadableStream",
+    "StopReason",
+    "UploadReceipt",
+    "make_bundle_key_factory",
+    "verify_bundle",
+]
+
+MIB = 1024 * 1024
+
+
+class BundleSettings(Protocol):
+    """The settings :meth:`BundleEngine.from_config` reads (``AppConfig`` provides them)."""
+
+    @property
+    def bundle_codec(self) -> Codec: ...
+    @property
+    def effective_compression_level(self) -> int | None: ...
+    @property
+    def fetch_concurrency(self) -> int: ...
+    @property
+    def in_flight_bytes(self) -> int: ...
+    @property
+    def max_bundle_size_bytes(self) -> int: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_bundle_key_factory(
+    *,
+    extension: str,
+    prefix: str = "",
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> Callable[[int], str]:
+    """The default bundle naming: ``<prefix>YYYY/MM/DD/HH/bundle-<request id>-<n><ext>``.
+
+    Args:
+        extension: The codec's extension (``BundleEngine.extension``: ``.tar.gz`` ...).
+        prefix: Key prefix; a ``/`` is added when missing.
+        request_id: The invocation's request id; a random UUID when omitted.
+        now: The time whose UTC hour names the folder; the current time when omitted.
+
+    Returns:
+        ``bundle_key(n)`` for ``n`` = 1, 2, ... (one per bundle of a run).
+    """
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    moment = (now or _utcnow()).astimezone(timezone.utc)
+    rid = request_id or uuid.uuid4().hex
+    folder = moment.strftime("%Y/%m/%d/%H")
+
+    def bundle_key(number: int) -> str:
+        return f"{prefix}{folder}/bundle-{rid}-{number}{extension}"
+
+    return bundle_key
+
+
+def _always() -> bool:
+    return True
+
+
+class BundleEngine:
+    """Reusable bundler: build once (per container), call :meth:`run` per batch.
+
+    Args:
+        source: Opens objects; :class:`data_aggregator.clients.S3Client` fits. Must be
+            thread-safe (called from the fetch workers).
+        sink: Opens one upload per bundle (the multipart writer adapter).
+        codec: ``gzip`` (default), ``zstd`` (needs ``data-aggregator[zstd]``) or ``none``.
+        compression_level: gzip 1-9 (default 6), zstd 1-22 (default 3); ``None`` for the
+            codec's default.
+        fetch_concurrency: Worker threads fetching bodies ahead of the writer.
+        in_flight_bytes: Budget for prefetched-but-unwritten bodies; larger objects are
+            streamed straight into the bundle.
+        max_bundle_size_bytes: Roll over to a new bundle before the tar stream (members,
+            manifest and padding, before compression) would pass this; ``None``: no limit.
+            A single member larger than the limit gets a bundle of its own.
+        chunk_size: Read size for bodies.
+        sanitize: Turns keys (or requested names) into safe member names.
+        clock: Returns the current time (``created_at``, default key folder).
+
+    Raises:
+        ConfigurationError: an invalid codec, level or limit.
+    """
+
+    def __init__(
+        self,
+        source: ObjectSource,
+        sink: BundleSink,
+        *,
+        codec: Codec | str = Codec.GZIP,
+        compression_level: int | None = None,
+        fetch_concurrency: int = 32,
+        in_flight_bytes: int = 64 * MIB,
+        max_bundle_size_bytes: int | None = None,
+        chunk_size: int = MIB,
+        sanitize: Callable[[str], str] = sanitize_s3_key,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        for name, value in (
+            ("fetch_concurrency", fetch_concurrency),
+            ("in_flight_bytes", in_flight_bytes),
+            ("chunk_size", chunk_size),
+            ("max_bundle_size_bytes", max_bundle_size_bytes or 1),
+        ):
+            if value < 1:
+                raise ConfigurationError(
+                    f"{name} must be at least 1", "INVALID_BUNDLE_SETTING", {"variable": name}
+                )
+        self.codec = resolve_codec(codec, compression_level)
+        self._source = source
+        self._sink = sink
+        self.fetch_concurrency = fetch_concurrency
+        self.in_flight_bytes = in_flight_bytes
+        self.max_bundle_size_bytes = max_bundle_size_bytes
+        self.chunk_size = chunk_size
+        self._sanitize = sanitize
+        self._clock = clock
+
+    @classmethod
+    def from_config(
+        cls,
+        config: BundleSettings,
+        source: ObjectSource,
+        sink: BundleSink,
+        *,
+        sanitize: Callable[[str], str] = sanitize_s3_key,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> BundleEngine:
+        """Build an engine from ``AppConfig`` (or anything with the same attributes)."""
+        return cls(
+            source,
+            sink,
+            codec=config.bundle_codec,
+            compression_level=config.effective_compression_level,
+            fetch_concurrency=config.fetch_concurrency,
+            in_flight_bytes=config.in_flight_bytes,
+            max_bundle_size_bytes=config.max_bundle_size_bytes,
+            sanitize=sanitize,
+            clock=clock,
+        )
+
+    @property
+    def extension(self) -> str:
+        """File extension of this engine's bundles: ``.tar.gz``, ``.tar.zst`` or ``.tar``."""
+        return self.codec.extension
+
+    def run(
+        self,
+        sources: Sequence[BundleSource],
+        *,
+        bundle_key: Callable[[int], str] | None = None,
+        should_continue: Callable[[], bool] | None = None,
+        before_commit: Callable[[str, Sequence[object]], None] | None = None,
+    ) -> BundleRun:
+        """Bundle ``sources``; return one outcome per input, in input order.
+
+        Args:
+            sources: Objects to bundle, in the order their members should appear.
+            bundle_key: Key of bundle ``n`` (1, 2, ...); default
+                :func:`make_bundle_key_factory` with a random request id.
+            should_continue: Asked (on the caller's thread) before each object; ``False``
+                finishes and uploads the open bundle and leaves the rest ``NOT_ATTEMPTED``.
+            before_commit: Called as ``before_commit(bundle_key, tokens)`` once a bundle's
+                bytes are all written and before its upload is committed, with the
+                ``token`` of each member in order (e.g. to mark the records "pending in
+                this bundle" in the idempotency store). If it raises, the upload is aborted,
+                the bundle's objects are ``FAILED_RETRYABLE`` with error code
+                ``BUNDLE_COMMIT_HOOK_FAILED`` (the hook's own code in
+                ``context["cause_code"]``) and the run stops, as for an upload failure.
+
+        Per-object and upload failures are reported as outcomes. Only unexpected errors
+        (bugs, ``KeyboardInterrupt``) propagate, after the open upload has been aborted.
+        """
+        settings = RunSettings(
+            source=self._source,
+            sink=self._sink,
+            codec=self.codec,
+            fetch_concurrency=self.fetch_concurrency,
+            in_flight_bytes=self.in_flight_bytes,
+            max_bundle_size_bytes=self.max_bundle_size_bytes,
+            chunk_size=self.chunk_size,
+            sanitize=self._sanitize,
+            clock=self._clock,
+        )
+        keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._clock())
+        runner = BundleRunner(settings, sources, keys, should_continue or _always, before_commit)
+        return runner.execute()
+
+
+class _MultipartUpload:
+    """:class:`BundleUpload` over a :class:`~data_aggregator.multipart.MultipartWriter`."""
+
+    def __init__(self, writer: MultipartWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes, /) -> int:
+        return self._writer.write(data)
+
+    def commit(self) -> UploadReceipt:
+        result = self._writer.finish()
+        return UploadReceipt(
+            key=result.key,
+            size=result.size,
+            sha256=result.sha256,
+            etag=result.etag,
+            version_id=result.version_id,
+            bucket=result.bucket,
+        )
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+class MultipartSink:
+    """Bundles go to ``s3://bucket/<bundle key>`` through :class:`MultipartWriter`.
+
+    Each bundle streams into its own writer: parts upload in parallel while the engine
+    keeps writing, the whole-object SHA-256 is recorded (``content-sha256``) and S3
+    verifies every part's checksum. A failure aborts the multipart upload.
+
+    Args:
+        s3: The destination client (owner check, KMS key, part size, concurrency).
+        bucket: Destination bucket.
+        extra_args: More upload arguments (``Metadata``, ``Tagging``, ``StorageClass``
+            ...), checked by :func:`data_aggregator.clients.validate_upload_args`.
+            ``ContentType`` defaults to the codec's.
+        part_size, max_concurrency, spool_max_size, spool_dir: Passed to each writer.
+    """
+
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        *,
+        extra_args: Mapping[str, Any] | None = None,
+        part_size: int | None = None,
+        max_concurrency: int | None = None,
+        spool_max_size: int | None = None,
+        spool_dir: str | None = None,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self._extra_args = dict(extra_args or {})
+        self._part_size = part_size
+        self._max_concurrency = max_concurrency
+        self._spool_max_size = spool_max_size
+        self._spool_dir = spool_dir
+
+    def open_upload(self, key: str, *, content_type: str) -> BundleUpload:
+        """Start the upload of one bundle."""
+        from data_aggregator.multipart import MultipartWriter  # noqa: PLC0415 - lazy
+
+        writer = MultipartWriter(
+            self.s3,
+            self.bucket,
+            key,
+            extra_args={"ContentType": content_type, **self._extra_args},
+            part_size=self._part_size,
+            max_concurrency=self._max_concurrency,
+            spool_max_size=self._spool_max_size,
+            spool_dir=self._spool_dir,
+        )
+        return _MultipartUpload(writer)

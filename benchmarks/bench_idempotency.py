@@ -3,13 +3,25 @@
 Runs moto's DynamoDB in a subprocess and injects a fixed round-trip latency per request
 (20 ms by default), then measures, in the same run:
 
-* ``bulk``: :class:`DynamoDBIdempotencyStore` ``claim`` then ``complete`` over all keys
-  (one conditional ``UpdateItem`` per key and step, ``--workers`` at a time);
+* ``bulk, single``: :class:`DynamoDBIdempotencyStore` ``claim`` then ``complete`` over all
+  keys, one conditional write per key and step, ``--workers`` at a time;
+* ``bulk, transact``: the same with ``batch_mode="transact"`` (up to 100 keys per
+  ``TransactWriteItems``, chunks ``--workers`` at a time);
 * ``sequential``: the per-record pattern of the app we descend from and of Powertools: for
   each record a conditional ``PutItem`` then an ``UpdateItem``, one after another.
 
 The sequential pattern is measured on ``--sample`` keys and, for larger sizes, extrapolated
 linearly from that measurement; such rows are labelled ``extrapolated``.
+
+Transact mode cannot run against ``python -m moto.server`` as such: moto's
+``TransactWriteItems`` is not thread-safe (concurrent transactions on one table fail with
+500s). It runs against the same moto app behind a lock that handles one request at a time
+(single mode is measured there too, for equal terms), at ``--transact-sizes`` (default
+1,000): moto (5.x) deep-copies a table once per *action* of a transaction (a rollback
+snapshot taken before any write), so each transaction costs it ``actions x table items``
+copies, and a 10,000-key run would take about 40 minutes. A diagnostic server that takes
+that snapshot once per transaction (the same snapshot: every copy is of the unmodified
+table) measures transact mode at every size; its rows say so.
 
 Usage::
 
@@ -19,18 +31,24 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
+import sys
+import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _harness import client, moto_server, peak_rss_mb, print_table
+from _harness import _free_port, client, moto_server, peak_rss_mb, print_table
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 from data_aggregator.idempotency import (
+    BatchMode,
     ClaimStatus,
     DynamoDBIdempotencyStore,
     create_idempotency_table,
@@ -53,20 +71,49 @@ def new_table(endpoint: str) -> str:
     return name
 
 
-def bulk(endpoint: str, n: int, *, latency: float, workers: int) -> float:
-    """Seconds for claim + complete of ``n`` keys through the store."""
+class Requests:
+    """Counts the HTTP requests a client sends."""
+
+    def __init__(self, ddb: Any) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        ddb.meta.events.register("before-send.dynamodb", self._sent)
+
+    def _sent(self, **_: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+
+#: Requests sent, and this process's CPU seconds, in the last ``bulk`` or ``sequential``.
+last_requests = [0]
+last_client_cpu = [0.0]
+
+
+def bulk(
+    endpoint: str, n: int, *, latency: float, workers: int, mode: BatchMode = "single"
+) -> float:
+    """Seconds for claim + complete of ``n`` keys through the store in ``mode``."""
     table = new_table(endpoint)
     ddb = client("dynamodb", endpoint, latency=latency, pool=workers)
-    store = DynamoDBIdempotencyStore(table, client=ddb, max_workers=workers)
+    requests = Requests(ddb)
+    store = DynamoDBIdempotencyStore(
+        table,
+        client=ddb,
+        max_workers=workers,
+        batch_mode=mode,
+    )
     keys = keys_for(n, "bulk")
     owner = f"bench-{uuid.uuid4().hex[:8]}"
+    cpu_started = time.process_time()
     started = time.perf_counter()
     claimed = store.claim(keys, owner=owner, lease_expires_at=time.time() + 900)
     done = store.complete(keys, owner=owner, bundle_key="bundle-1.tar.gz")
     elapsed = time.perf_counter() - started
+    last_client_cpu[0] = time.process_time() - cpu_started
     store.close()
     assert all(r.status is ClaimStatus.CLAIMED for r in claimed.values()), "claims failed"
     assert all(r.ok for r in done.values()), "completes failed"
+    last_requests[0] = requests.count
     return elapsed
 
 
@@ -74,8 +121,10 @@ def sequential(endpoint: str, n: int, *, latency: float) -> float:
     """Seconds for the per-record pattern: conditional put, then update, record by record."""
     table = new_table(endpoint)
     ddb: Any = client("dynamodb", endpoint, latency=latency, pool=1)
+    requests = Requests(ddb)
     keys = keys_for(n, "sequential")
     now = int(time.time())
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for key in keys:
         ddb.put_item(
@@ -99,7 +148,103 @@ def sequential(endpoint: str, n: int, *, latency: float) -> float:
                 ":e": {"N": str(now + 86_400)},
             },
         )
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    last_client_cpu[0] = time.process_time() - cpu_started
+    last_requests[0] = requests.count
+    return elapsed
+
+
+# moto's server as ``python -m moto.server`` runs it (same app, request handler and
+# threads), with two options. SERIALISED: one request handled at a time behind a lock.
+# moto's TransactWriteItems is not thread-safe (its rollback snapshot deep-copies the table
+# while other requests write to it: "dictionary changed size during iteration", answered as
+# a 500), so concurrent transactions need it; moto's CPU work is serialised by the GIL
+# anyway. ONE_SNAPSHOT: the rollback snapshot taken once per table and transaction instead
+# of once per action. moto takes it in a first loop over the actions, before any write, so
+# every copy is of the same table: keeping the first one is the same snapshot.
+_SERVER = """
+import copy, sys, threading
+import moto.dynamodb.models as models
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
+)
+from werkzeug.serving import make_server
+
+port, serialised, one_snapshot = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1"
+if one_snapshot:
+    local = threading.local()
+
+    class _Copy:
+        def __getattr__(self, name):
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value, *args, **kwargs):
+            cache = getattr(local, "snapshots", None)
+            if cache is None:
+                return copy.deepcopy(value, *args, **kwargs)
+            if id(value) not in cache:
+                cache[id(value)] = copy.deepcopy(value, *args, **kwargs)
+            return cache[id(value)]
+
+    models.copy = _Copy()
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        local.snapshots = {}
+        try:
+            return original(self, transact_items)
+        finally:
+            local.snapshots = None
+
+    models.DynamoDBBackend.transact_write_items = transact_write_items
+
+app = DomainDispatcherApplication(create_backend_app)
+if serialised:
+    lock = threading.Lock()
+    inner = app
+
+    def app(environ, start_response):
+        with lock:
+            return list(inner(environ, start_response))
+
+class Quiet(MotoRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet).serve_forever()
+"""
+
+
+@contextlib.contextmanager
+def variant_moto_server(*, serialised: bool, one_snapshot: bool = False) -> Iterator[str]:
+    """moto's server in a subprocess with the options above; yield its endpoint URL."""
+    port = _free_port()
+    flags = ["1" if serialised else "0", "1" if one_snapshot else "0"]
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", _SERVER, str(port), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def server_cpu_seconds() -> float | None:
@@ -132,71 +277,129 @@ def main() -> None:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--transact-sizes", default="1000", help="without the snapshot patch")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--sample", type=int, default=1000, help="sequential keys measured")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    transact_sizes = [int(s) for s in args.transact_sizes.split(",") if s]
     latency = args.latency_ms / 1000
+    workers = args.workers
     rows: list[list[Any]] = []
+
+    sequential_seconds: dict[int, float] = {}
+
+    def row(n: int, label: str, *, lat: float, seconds: float, cpu: float | None, ref: str) -> None:
+        # The last cell is filled in at the end: the sequential pattern's time over this.
+        client_cpu = f"{last_client_cpu[0]:.2f}"
+        rows.append(
+            [n, label, lat, seconds, n / seconds, last_requests[0], client_cpu, _cpu(cpu), ref]
+        )
+
     with moto_server() as endpoint:
-        bulk(endpoint, 100, latency=0, workers=args.workers)  # warm up the server
+        bulk(endpoint, 100, latency=0, workers=workers)  # warm up the server
         sample = min(args.sample, max(sizes))
         seq_seconds, seq_cpu = measured(lambda: sequential(endpoint, sample, latency=latency))
+        seq_requests, seq_client_cpu = last_requests[0], last_client_cpu[0]
         for n in sizes:
             seconds, cpu = measured(
-                lambda n=n: bulk(endpoint, n, latency=latency, workers=args.workers)  # type: ignore[misc]
+                lambda n=n: bulk(endpoint, n, latency=latency, workers=workers)  # type: ignore[misc]
+            )
+            row(
+                n,
+                f"bulk, single, {workers} workers",
+                lat=args.latency_ms,
+                seconds=seconds,
+                cpu=cpu,
+                ref="",
             )
             if n == sample:
                 seq, seq_label, seq_server = seq_seconds, "sequential, measured", seq_cpu
+                last_requests[0], last_client_cpu[0] = seq_requests, seq_client_cpu
             else:
                 factor = n / sample
                 seq = seq_seconds * factor
                 seq_label = f"sequential, extrapolated from {sample:,}"
                 seq_server = seq_cpu * factor if seq_cpu is not None else None
-            rows.append(
-                [
-                    f"{n:,}",
-                    f"bulk, {args.workers} workers",
-                    args.latency_ms,
-                    seconds,
-                    n / seconds,
-                    _cpu(cpu),
-                    "1.0x",
-                ]
-            )
-            rows.append(
-                [
-                    f"{n:,}",
-                    seq_label,
-                    args.latency_ms,
-                    seq,
-                    n / seq,
-                    _cpu(seq_server),
-                    f"{seq / seconds:.1f}x",
-                ]
-            )
+                last_requests[0] = round(seq_requests * factor)
+                last_client_cpu[0] = seq_client_cpu * factor
+            sequential_seconds[n] = seq
+            row(n, seq_label, lat=args.latency_ms, seconds=seq, cpu=seq_server, ref="")
         # Diagnostic: the same bulk run with no injected latency. When it takes as long as
         # with latency, the latency is entirely hidden and moto's own CPU is the limit.
         n = min(sizes)
-        seconds, cpu = measured(lambda: bulk(endpoint, n, latency=0, workers=args.workers))
-        rows.append(
-            [
-                f"{n:,}",
-                "bulk, no injected latency",
-                0.0,
-                seconds,
-                n / seconds,
-                _cpu(cpu),
-                "(diagnostic)",
-            ]
+        seconds, cpu = measured(lambda: bulk(endpoint, n, latency=0, workers=workers))
+        row(
+            n,
+            "bulk, single, no injected latency",
+            lat=0.0,
+            seconds=seconds,
+            cpu=cpu,
+            ref="diagnostic",
         )
+    variant_rows(row, sizes, transact_sizes, args.latency_ms, workers)
+    _print(rows, sequential_seconds)
+    print(f"peak RSS {peak_rss_mb():.0f} MiB; {os.cpu_count()} CPUs")
+
+
+def variant_rows(
+    row: Callable[..., None],
+    sizes: list[int],
+    transact_sizes: list[int],
+    latency_ms: float,
+    workers: int,
+) -> None:
+    """The runs against the serialised servers (see ``_SERVER``)."""
+    latency = latency_ms / 1000
+    # Transact mode needs a serialised server (see _SERVER); single mode runs there too,
+    # for a comparison on equal terms.
+    with variant_moto_server(serialised=True) as endpoint:
+        bulk(endpoint, 100, latency=0, workers=workers)  # warm up the server
+        for n in transact_sizes:
+            for mode in ("single", "transact"):
+                seconds, cpu = measured(
+                    lambda n=n, mode=mode: bulk(  # type: ignore[misc]
+                        endpoint, n, latency=latency, workers=workers, mode=mode
+                    )
+                )
+                label = f"bulk, {mode}, {workers} workers, serialised server"
+                row(n, label, lat=latency_ms, seconds=seconds, cpu=cpu, ref="")
+    # Diagnostic: transact mode where moto snapshots a table once per transaction.
+    with variant_moto_server(serialised=True, one_snapshot=True) as endpoint:
+        bulk(endpoint, 100, latency=0, workers=workers, mode="transact")  # warm up
+        for n in sizes:
+            seconds, cpu = measured(
+                lambda n=n: bulk(  # type: ignore[misc]
+                    endpoint, n, latency=latency, workers=workers, mode="transact"
+                )
+            )
+            label = "bulk, transact, serialised, one snapshot per transaction"
+            row(n, label, lat=latency_ms, seconds=seconds, cpu=cpu, ref="diagnostic")
+
+
+def _print(rows: list[list[Any]], sequential_seconds: dict[int, float]) -> None:
+    """Fill in each row's speed-up over the sequential pattern and print the table."""
+    for cells in rows:
+        n, seconds, note = cells[0], cells[3], cells[-1]
+        speedup = f"{sequential_seconds[n] / seconds:.1f}x" if n in sequential_seconds else "-"
+        cells[0] = f"{n:,}"
+        cells[-1] = f"{speedup} ({note})" if note else speedup
     print_table(
         "Idempotency claim + complete against moto's DynamoDB over HTTP",
-        ["keys", "pattern", "latency ms", "seconds", "keys/s", "moto CPU s", "time vs bulk"],
+        [
+            "keys",
+            "pattern",
+            "latency ms",
+            "seconds",
+            "keys/s",
+            "requests",
+            "client CPU s",
+            "moto CPU s",
+            "sequential / this",
+        ],
         rows,
     )
-    print(f"peak RSS {peak_rss_mb():.0f} MiB; {os.cpu_count()} CPUs")
 
 
 def _cpu(value: float | None) -> str:

@@ -4,7 +4,8 @@ The base class is the orchestrator: it de-duplicates keys, runs a store's per-ke
 primitives (concurrently when the store allows it), turns their outcomes into per-key
 results, turns per-key store failures into ``ERROR`` results, and runs crash recovery
 through a :class:`BundleLocator`. A store implements five small primitives, each one
-conditional write (or read) on one key.
+conditional write (or read) on one key; a store with a native multi-key write may also
+override the bulk hooks (``_claim_records`` ...), which by default run the primitives.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from data_aggregator._idempotency_types import (
     DEFAULT_TTL_SECONDS,
@@ -43,9 +44,15 @@ if TYPE_CHECKING:
 
     from data_aggregator._idempotency_types import BundleLocator
 
-__all__ = ["IdempotencyStore", "claim_allowed"]
+__all__ = ["IdempotencyStore", "Outcomes", "claim_allowed"]
 
 logger = logging.getLogger("data_aggregator.idempotency")
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+#: What a bulk hook returns: per key, the write's outcome or the error that failed that key.
+Outcomes: TypeAlias = "dict[str, WriteOutcome | IdempotencyError]"
 
 
 def claim_allowed(record: IdempotencyRecord | None, owner: str, now: float) -> bool:
@@ -129,7 +136,10 @@ class IdempotencyStore(ABC):
     atomic conditional operation on one key; each raises ``IdempotencyStoreError`` for a
     transient failure (it fails that key only), ``IdempotencyConfigurationError`` for a
     misconfiguration, and may raise another ``IdempotencyError`` for a permanent failure
-    of that key.
+    of that key. The bulk hooks :meth:`_claim_records`, :meth:`_set_pending_records`,
+    :meth:`_complete_records` and :meth:`_release_records` run the primitives over many
+    keys (concurrently); a store may override them to write several keys per request, as
+    long as each key's outcome is one the primitive could have given.
 
     Args:
         ttl_seconds: How long a completed record is remembered (its ``expiration`` is
@@ -194,6 +204,54 @@ class IdempotencyStore(ABC):
     def _get_record(self, key: str) -> IdempotencyRecord | None:
         """Read one record (strongly consistent), expired or not; ``None`` if absent."""
 
+    # ------------------------------------------------------------------ bulk hooks
+    #
+    # Each runs one primitive per key, at most ``max_workers`` at a time, and returns
+    # ``{key: WriteOutcome | IdempotencyError}`` for every key given (distinct, non-empty).
+    # An override must give each key an outcome its primitive could have given, with one
+    # latitude: for mark_pending, complete and release an *applied* outcome may carry
+    # ``record=None`` (only a refusal's record is used). It must let
+    # ``IdempotencyConfigurationError`` propagate and turn other per-key failures into
+    # that key's ``IdempotencyError``.
+
+    def _claim_records(
+        self,
+        keys: list[str],
+        *,
+        owner: str,
+        now: float,
+        lease_expires_at: float,
+        expiration: int,
+    ) -> Outcomes:
+        """:meth:`_claim_record` on every key."""
+        return self._map(
+            keys,
+            lambda key: self._claim_record(
+                key, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+            ),
+        )
+
+    def _set_pending_records(self, keys: list[str], *, owner: str, bundle_key: str) -> Outcomes:
+        """:meth:`_set_pending` on every key."""
+        return self._map(
+            keys, lambda key: self._set_pending(key, owner=owner, bundle_key=bundle_key)
+        )
+
+    def _complete_records(
+        self, keys: list[str], *, owner: str, bundle_key: str, expiration: int
+    ) -> Outcomes:
+        """:meth:`_complete_record` on every key."""
+        return self._map(
+            keys,
+            lambda key: self._complete_record(
+                key, owner=owner, bundle_key=bundle_key, expiration=expiration
+            ),
+        )
+
+    def _release_records(self, keys: list[str], *, owner: str) -> Outcomes:
+        """:meth:`_release_record` on every key."""
+        return self._map(keys, lambda key: self._release_record(key, owner=owner))
+
     # ------------------------------------------------------------------ public API
 
     def claim(
@@ -214,13 +272,9 @@ class IdempotencyStore(ABC):
         ordered = _unique(keys)
         now = self.clock()
         expiration = math.ceil(lease_expires_at) + self.ttl_seconds
-
-        def claim_one(key: str) -> WriteOutcome:
-            return self._claim_record(
-                key, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
-            )
-
-        outcomes = self._map(ordered, claim_one)
+        outcomes = self._claim_records(
+            ordered, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+        )
         results: dict[str, ClaimResult] = {}
         to_check: dict[str, list[tuple[str, IdempotencyRecord]]] = {}
         for key in ordered:
@@ -262,9 +316,7 @@ class IdempotencyStore(ABC):
         _check_token("owner", owner)
         _check_token("bundle_key", bundle_key)
         ordered = _unique(keys)
-        outcomes = self._map(
-            ordered, lambda key: self._set_pending(key, owner=owner, bundle_key=bundle_key)
-        )
+        outcomes = self._set_pending_records(ordered, owner=owner, bundle_key=bundle_key)
         results = {
             key: self._update_result(key, owner, outcomes[key], lambda _r: False) for key in ordered
         }
@@ -298,11 +350,8 @@ class IdempotencyStore(ABC):
                 and record.bundle_key == bundle_key
             )
 
-        outcomes = self._map(
-            ordered,
-            lambda key: self._complete_record(
-                key, owner=owner, bundle_key=bundle_key, expiration=expiration
-            ),
+        outcomes = self._complete_records(
+            ordered, owner=owner, bundle_key=bundle_key, expiration=expiration
         )
         results = {
             key: self._update_result(key, owner, outcomes[key], already_done) for key in ordered
@@ -323,7 +372,7 @@ class IdempotencyStore(ABC):
         def already_released(record: IdempotencyRecord) -> bool:
             return record.status is RecordStatus.IN_PROGRESS and record.owner is None
 
-        outcomes = self._map(ordered, lambda key: self._release_record(key, owner=owner))
+        outcomes = self._release_records(ordered, owner=owner)
         results = {
             key: self._update_result(key, owner, outcomes[key], already_released) for key in ordered
         }
@@ -483,18 +532,26 @@ class IdempotencyStore(ABC):
         except IdempotencyError as exc:
             return exc
 
-    def _map(
-        self, keys: list[str], operation: Callable[[str], WriteOutcome]
-    ) -> dict[str, WriteOutcome | IdempotencyError]:
+    def _map(self, keys: list[str], operation: Callable[[str], WriteOutcome]) -> Outcomes:
         """Run ``operation`` on every key, at most ``max_workers`` at a time."""
-        if self._max_workers == 1 or len(keys) <= 1:
-            return {key: self._guarded(operation, key) for key in keys}
+        done = self._run_all(keys, lambda key: self._guarded(operation, key))
+        return dict(zip(keys, done, strict=True))
+
+    def _run_all(self, items: list[_T], task: Callable[[_T], _R]) -> list[_R]:
+        """``[task(item) for item in items]``, at most ``max_workers`` at a time.
+
+        An exception from any task (``task`` should let only configuration errors escape)
+        cancels the tasks not yet started and propagates. Tasks must not call ``_run_all``
+        themselves (the pool is bounded: nested waits could deadlock).
+        """
+        if self._max_workers == 1 or len(items) <= 1:
+            return [task(item) for item in items]
         executor = self._get_executor()
-        futures = [(key, executor.submit(self._guarded, operation, key)) for key in keys]
+        futures = [executor.submit(task, item) for item in items]
         try:
-            return {key: future.result() for key, future in futures}
+            return [future.result() for future in futures]
         except BaseException:
-            for _, future in futures:
+            for future in futures:
                 future.cancel()
             raise
 

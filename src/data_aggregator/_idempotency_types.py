@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LEASE_MARGIN_SECONDS",
     "DEFAULT_TTL_SECONDS",
+    "BatchMode",
     "BundleLocator",
     "ClaimResult",
     "ClaimStatus",
@@ -39,6 +40,10 @@ DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 #: Default slack added to an invocation's deadline to form its lease (clock skew, in-flight
 #: requests the runtime could not cancel).
 DEFAULT_LEASE_MARGIN_SECONDS = 10.0
+
+#: How :class:`DynamoDBIdempotencyStore` sends its conditional writes: ``"single"``, one
+#: request per key, or ``"transact"``, up to 100 keys per ``TransactWriteItems``.
+BatchMode = Literal["single", "transact"]
 
 
 class RecordStatus(str, Enum):
@@ -128,6 +133,9 @@ class WriteOutcome:
     before the write when it was applied, or the record that failed the condition when it
     was not (``None`` when there was no record). Both come from the single conditional
     write (DynamoDB's ``ReturnValues``/``ReturnValuesOnConditionCheckFailure=ALL_OLD``).
+    An applied ``mark_pending``, ``complete`` or ``release`` write made in a transaction
+    reports ``record=None``: DynamoDB returns no old item on success, and only a refused
+    write's record is used.
     """
 
     applied: bool

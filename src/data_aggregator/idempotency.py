@@ -11,7 +11,8 @@ through a store::
 * :class:`IdempotencyStore`: the bulk API and the base class of every store;
 * :class:`InMemoryIdempotencyStore`: for tests and local runs;
 * :class:`DynamoDBIdempotencyStore` and :func:`create_idempotency_table`: production
-  (imported on first use, so that importing this module does not import boto3);
+  (imported on first use, so that importing this module does not import boto3), with
+  ``batch_mode="single"`` (default) or ``"transact"`` (:data:`BatchMode`);
 * :class:`BundleLocator` (protocol), :class:`InMemoryBundleLocator` and
   :class:`S3ManifestBundleLocator`: crash recovery, "is this record already in bundle K?";
 * :func:`lease_expiry` / :func:`lease_expiry_from_context`: a lease that ends when the
@@ -33,6 +34,7 @@ from data_aggregator._idempotency_store import IdempotencyStore, claim_allowed, 
 from data_aggregator._idempotency_types import (
     DEFAULT_LEASE_MARGIN_SECONDS,
     DEFAULT_TTL_SECONDS,
+    BatchMode,
     BundleLocator,
     ClaimResult,
     ClaimStatus,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LEASE_MARGIN_SECONDS",
     "DEFAULT_TTL_SECONDS",
+    "BatchMode",
     "BundleLocator",
     "ClaimResult",
     "ClaimStatus",

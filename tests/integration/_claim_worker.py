@@ -8,7 +8,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from data_aggregator.idempotency import ClaimStatus, DynamoDBIdempotencyStore, lease_expiry
+from data_aggregator.idempotency import (
+    BatchMode,
+    ClaimStatus,
+    DynamoDBIdempotencyStore,
+    lease_expiry,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class ClaimJob:
     owner: str
     keys: list[str]
     now: float
+    batch_mode: BatchMode = "single"
 
 
 def claim_in_process(job: ClaimJob, barrier: Any, results: Any) -> None:
@@ -28,7 +34,12 @@ def claim_in_process(job: ClaimJob, barrier: Any, results: Any) -> None:
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     ).client("dynamodb", endpoint_url=job.endpoint, config=Config(max_pool_connections=16))
     store = DynamoDBIdempotencyStore(
-        job.table, client=client, clock=lambda: job.now, max_workers=16
+        job.table,
+        client=client,
+        clock=lambda: job.now,
+        max_workers=16,
+        batch_mode=job.batch_mode,
+        transact_max_items=8,  # several chunks per process, racing each other
     )
     barrier.wait(timeout=60)
     outcome = store.claim(

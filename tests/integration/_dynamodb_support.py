@@ -9,6 +9,7 @@ concurrently over real HTTP.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from data_aggregator.idempotency import BatchMode
 
 
 class _QuietHandler(MotoRequestHandler):
@@ -50,7 +53,10 @@ class AtomicMotoServer:
         self._server = make_server(
             "127.0.0.1", 0, serialised, threaded=True, request_handler=_QuietHandler
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def endpoint(self) -> str:
@@ -99,12 +105,28 @@ def overlapping_sets(keys: list[str], workers: int, share: int) -> Iterable[list
         yield [keys[(i * step + j) % len(keys)] for j in range(share)]
 
 
-def store_factory(endpoint: str) -> Callable[..., DynamoDBIdempotencyStore]:
-    """A factory of DynamoDB stores, each over a fresh table on ``endpoint``."""
-    client = ddb_client(endpoint)
+@functools.cache
+def _shared_client(endpoint: str) -> DynamoDBClient:
+    """One client per endpoint for the store factories (making a client takes ~0.2 s).
+
+    Clients are thread-safe; tests that register event hooks make their own."""
+    return ddb_client(endpoint)
+
+
+#: The store's batch modes; the DynamoDB suites run against each.
+BATCH_MODES: tuple[BatchMode, ...] = ("single", "transact")
+
+
+def store_factory(
+    endpoint: str, batch_mode: BatchMode = "single"
+) -> Callable[..., DynamoDBIdempotencyStore]:
+    """A factory of DynamoDB stores in ``batch_mode``, each over a fresh table on
+    ``endpoint``."""
+    client = _shared_client(endpoint)
 
     def make(**kwargs: Any) -> DynamoDBIdempotencyStore:
         kwargs.setdefault("max_workers", 8)
+        kwargs.setdefault("batch_mode", batch_mode)
         return DynamoDBIdempotencyStore(new_table(client), client=client, **kwargs)
 
     return make

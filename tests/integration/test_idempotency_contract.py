@@ -1,5 +1,5 @@
-"""The store contract, run against every store: in-memory, DynamoDB (moto over HTTP) and
-the SQLite "bring your own store" example in docs/examples.
+"""The store contract, run against every store: in-memory, DynamoDB (moto over HTTP, in
+both batch modes) and the SQLite "bring your own store" example in docs/examples.
 
 Each test gets a fresh store from a factory, so the same assertions prove the two stores
 behave identically.
@@ -33,7 +33,7 @@ from tests.integration._dynamodb_support import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from data_aggregator.idempotency import BundleLocator
+    from data_aggregator.idempotency import BatchMode, BundleLocator
 
 TTL = 3600
 LEASE = 70.0
@@ -71,15 +71,16 @@ def sqlite_store_class() -> Callable[..., IdempotencyStore]:
     return store_class
 
 
-@pytest.fixture(params=["memory", "dynamodb", "sqlite-example"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-transact", "sqlite-example"])
 def env(request: pytest.FixtureRequest) -> Env:
-    """A fresh store of each kind."""
+    """A fresh store of each kind (DynamoDB in both batch modes)."""
     if request.param == "memory":
         return Env(InMemoryIdempotencyStore)
     if request.param == "sqlite-example":
         return Env(sqlite_store_class())
     endpoint: str = request.getfixturevalue("atomic_endpoint")
-    return Env(store_factory(endpoint))
+    mode: BatchMode = "transact" if request.param == "dynamodb-transact" else "single"
+    return Env(store_factory(endpoint, mode))
 
 
 def statuses(results: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""DynamoDBIdempotencyStore against moto's DynamoDB over HTTP: races, errors, schema, TTL."""
+"""DynamoDBIdempotencyStore against moto's DynamoDB over HTTP: races, errors, schema, TTL.
+
+Tests that concern how writes are sent run in both batch modes (``batch_mode``); the
+transactional fallback paths have their own tests in ``test_idempotency_transact.py``.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from data_aggregator.idempotency import (
 from tests.idempotency_support import FakeClock
 from tests.integration._claim_worker import ClaimJob, claim_in_process
 from tests.integration._dynamodb_support import (
+    BATCH_MODES,
     atomic_endpoint,  # noqa: F401 - fixture
     ddb_client,
     new_table,
@@ -40,6 +45,8 @@ from tests.integration.conftest import make_client
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from data_aggregator.idempotency import BatchMode
 
 A, B = "owner-a", "owner-b"
 
@@ -56,15 +63,25 @@ def table(client: DynamoDBClient) -> str:
     return new_table(client)
 
 
+@pytest.fixture(params=BATCH_MODES)
+def batch_mode(request: pytest.FixtureRequest) -> BatchMode:
+    """Each of the store's batch modes."""
+    mode: BatchMode = request.param
+    return mode
+
+
 def keys(n: int, prefix: str = "obj") -> list[str]:
     return [make_idempotency_key(f"{prefix}/{i}.json", None, f"{i:016X}") for i in range(n)]
 
 
 @pytest.mark.parametrize("workers", [2, 4, 8])
 def test_threads_claiming_overlapping_sets_win_each_key_once(
-    client: DynamoDBClient, table: str, workers: int
+    client: DynamoDBClient, table: str, workers: int, batch_mode: BatchMode
 ) -> None:
-    """Concurrent claimers (threads, each running 8 requests at once) never both win a key."""
+    """Concurrent claimers (threads, each running 8 requests at once) never both win a key.
+
+    In transact mode each claimer sends chunks of 8 keys, so chunks of different claimers
+    overlap and cancel each other: the fallback paths run under contention too."""
     clock = FakeClock()
     all_keys = keys(40)
     shares = list(overlapping_sets(all_keys, workers, share=30))
@@ -74,7 +91,14 @@ def test_threads_claiming_overlapping_sets_win_each_key_once(
 
     def worker(index: int, share: list[str]) -> None:
         owner = f"worker-{index}"
-        store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=8)
+        store = DynamoDBIdempotencyStore(
+            table,
+            client=client,
+            clock=clock,
+            max_workers=8,
+            batch_mode=batch_mode,
+            transact_max_items=8,
+        )
         random.Random(index).shuffle(share)
         barrier.wait(timeout=30)
         results = store.claim(share, owner=owner, lease_expires_at=clock() + 60)
@@ -107,6 +131,7 @@ def test_processes_claiming_overlapping_sets_win_each_key_once(
     atomic_endpoint: str,  # noqa: F811 - fixture use
     client: DynamoDBClient,
     table: str,
+    batch_mode: BatchMode,
 ) -> None:
     """Four spawned processes, each with its own client, never both win a key."""
     context = multiprocessing.get_context("spawn")
@@ -116,7 +141,7 @@ def test_processes_claiming_overlapping_sets_win_each_key_once(
     barrier = context.Barrier(workers)
     now = time.time()
     jobs = [
-        ClaimJob(atomic_endpoint, table, f"process-{i}", share, now)
+        ClaimJob(atomic_endpoint, table, f"process-{i}", share, now, batch_mode)
         for i, share in enumerate(shares)
     ]
     queue = context.Queue()
@@ -139,13 +164,15 @@ def test_processes_claiming_overlapping_sets_win_each_key_once(
 
 
 def test_racing_takeovers_of_pending_records_win_each_key_once(
-    client: DynamoDBClient, table: str
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
 ) -> None:
     """Four claimers racing for expired leases with a pending bundle (the UpdateItem path)
     still win each key once, and every winner sees the announced bundle."""
     clock = FakeClock()
     batch = keys(24, "pending")
-    dead = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=8)
+    dead = DynamoDBIdempotencyStore(
+        table, client=client, clock=clock, max_workers=8, batch_mode=batch_mode
+    )
     dead.claim(batch, owner="dead", lease_expires_at=clock() + 10)
     dead.mark_pending(batch, owner="dead", bundle_key="never-uploaded")
     clock.advance(10)
@@ -154,7 +181,14 @@ def test_racing_takeovers_of_pending_records_win_each_key_once(
     lock = threading.Lock()
 
     def worker(index: int) -> None:
-        store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=8)
+        store = DynamoDBIdempotencyStore(
+            table,
+            client=client,
+            clock=clock,
+            max_workers=8,
+            batch_mode=batch_mode,
+            transact_max_items=8,
+        )
         barrier.wait(timeout=30)
         results = store.claim(batch, owner=f"w{index}", lease_expires_at=clock() + 60)
         store.close()
@@ -174,10 +208,14 @@ def test_racing_takeovers_of_pending_records_win_each_key_once(
     assert {pending for _, pending in wins} == {"never-uploaded"}
 
 
-def test_bulk_takeover_of_expired_leases(client: DynamoDBClient, table: str) -> None:
+def test_bulk_takeover_of_expired_leases(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
+) -> None:
     """Every expired lease of a crashed owner is taken over in one bulk call."""
     clock = FakeClock()
-    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=16)
+    store = DynamoDBIdempotencyStore(
+        table, client=client, clock=clock, max_workers=16, batch_mode=batch_mode
+    )
     batch = keys(24)
     first = store.claim(batch, owner=A, lease_expires_at=lease_expiry(30_000, now=clock()))
     assert all(r.status is ClaimStatus.CLAIMED for r in first.values())
@@ -225,14 +263,16 @@ def test_bulk_calls_run_concurrently(atomic_endpoint: str) -> None:  # noqa: F81
 
 
 def test_ttl_is_enabled_and_items_use_the_documented_layout(
-    client: DynamoDBClient, table: str
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
 ) -> None:
     """The created table has TTL on `expiration`; items carry the documented attributes."""
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl.get("TimeToLiveStatus") == "ENABLED"
     assert ttl.get("AttributeName") == "expiration"
     clock = FakeClock()
-    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, ttl_seconds=86_400)
+    store = DynamoDBIdempotencyStore(
+        table, client=client, clock=clock, ttl_seconds=86_400, batch_mode=batch_mode
+    )
     store.claim(["k"], owner=A, lease_expires_at=clock() + 70.5)
     store.mark_pending(["k"], owner=A, bundle_key="2024/bundle-1.tar.gz")
     raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]
@@ -255,12 +295,17 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
     }
 
 
-def test_missing_table_is_a_configuration_error(client: DynamoDBClient) -> None:
+def test_missing_table_is_a_configuration_error(
+    client: DynamoDBClient, batch_mode: BatchMode
+) -> None:
     """Every operation on a missing table raises one clear, typed error for the whole call."""
-    store = DynamoDBIdempotencyStore("no-such-table", client=client, max_workers=4)
+    store = DynamoDBIdempotencyStore(
+        "no-such-table", client=client, max_workers=4, batch_mode=batch_mode
+    )
     calls = [
         lambda: store.claim(keys(5), owner=A, lease_expires_at=time.time() + 60),
         lambda: store.complete(keys(5), owner=A, bundle_key="b"),
+        lambda: store.mark_pending(keys(5), owner=A, bundle_key="b"),
         lambda: store.release(["k"], owner=A),
         lambda: store.get("k"),
         store.verify_table,
@@ -286,6 +331,7 @@ def test_wrong_key_schema_is_a_configuration_error(
     client: DynamoDBClient,
     key_schema: list[tuple[str, str]],
     definitions: list[tuple[str, str]],
+    batch_mode: BatchMode,
 ) -> None:
     """A table whose key is not a lone string `object_key` is reported as such."""
     name = f"bad-{uuid.uuid4().hex[:10]}"
@@ -298,9 +344,9 @@ def test_wrong_key_schema_is_a_configuration_error(
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    store = DynamoDBIdempotencyStore(name, client=client)
+    store = DynamoDBIdempotencyStore(name, client=client, batch_mode=batch_mode)
     with pytest.raises(IdempotencyConfigurationError) as caught:
-        store.claim(["k"], owner=A, lease_expires_at=time.time() + 60)
+        store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
     assert caught.value.error_code == "IDEMPOTENCY_KEY_SCHEMA_MISMATCH"
     with pytest.raises(IdempotencyConfigurationError) as verified:
         store.verify_table()
@@ -314,21 +360,42 @@ def test_verify_table_accepts_a_good_table(client: DynamoDBClient, table: str) -
     DynamoDBIdempotencyStore(table, client=client).verify_table()
 
 
-def test_custom_partition_key(client: DynamoDBClient) -> None:
+def test_custom_partition_key(client: DynamoDBClient, batch_mode: BatchMode) -> None:
     """The partition key attribute name is configurable end to end."""
     name = f"custom-{uuid.uuid4().hex[:10]}"
     create_idempotency_table(client, name, partition_key="idempotency_key")
-    store = DynamoDBIdempotencyStore(name, partition_key="idempotency_key", client=client)
-    store.verify_table()
-    assert store.claim(["k"], owner=A, lease_expires_at=time.time() + 60)["k"].status is (
-        ClaimStatus.CLAIMED
+    store = DynamoDBIdempotencyStore(
+        name, partition_key="idempotency_key", client=client, batch_mode=batch_mode
     )
+    store.verify_table()
+    claimed = store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
+    assert {r.status for r in claimed.values()} == {ClaimStatus.CLAIMED}
+    assert store.claim(["k"], owner=B, lease_expires_at=time.time() + 60)["k"].status is (
+        ClaimStatus.IN_PROGRESS_ELSEWHERE
+    )
+    assert all(r.ok for r in store.complete(["k", "j"], owner=A, bundle_key="b").values())
     item = client.get_item(TableName=name, Key={"idempotency_key": {"S": "k"}})
     assert item["Item"]["owner"] == {"S": A}
+    assert item["Item"]["bundle_key"] == {"S": "b"}
 
 
+def _written_keys(body: dict[str, Any]) -> list[str]:
+    """The keys a PutItem, UpdateItem or TransactWriteItems request body writes."""
+    writes = [next(iter(a.values())) for a in body.get("TransactItems", [])] or [body]
+    return [(w.get("Key") or w["Item"])["object_key"]["S"] for w in writes]
+
+
+@pytest.mark.parametrize(
+    ("batch_mode", "expected_sleeps"),
+    # single: "slow" backs off twice, "hopeless" three times. transact: the transaction
+    # holding all three backs off three times, then each key is written alone and
+    # "hopeless" backs off three more times.
+    [("single", 2 + 3), ("transact", 3 + 3)],
+)
 def test_throttling_is_retried_with_backoff_and_fails_only_its_key(
     atomic_endpoint: str,  # noqa: F811 - fixture use
+    batch_mode: BatchMode,
+    expected_sleeps: int,
 ) -> None:
     """Throttled requests back off and retry; a key throttled past the limit alone errs."""
     client = ddb_client(atomic_endpoint)
@@ -337,12 +404,13 @@ def test_throttling_is_retried_with_backoff_and_fails_only_its_key(
     lock = threading.Lock()
 
     def throttle(params: dict[str, Any], **_: Any) -> Any:
-        body = json.loads(params["body"])
-        key = (body.get("Key") or body["Item"])["object_key"]["S"]
+        written = _written_keys(json.loads(params["body"]))
         with lock:
-            if throttled.get(key, 0) <= 0:
+            hit = [key for key in written if throttled.get(key, 0) > 0]
+            if not hit:
                 return None
-            throttled[key] -= 1
+            for key in hit:
+                throttled[key] -= 1
         error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
         return SimpleNamespace(status_code=400), {"Error": error}
 
@@ -355,6 +423,7 @@ def test_throttling_is_retried_with_backoff_and_fails_only_its_key(
         backoff_base_seconds=0.1,
         sleep=sleeps.append,
         max_workers=4,
+        batch_mode=batch_mode,
     )
     results = store.claim(["slow", "hopeless", "fine"], owner=A, lease_expires_at=time.time() + 60)
     assert results["slow"].status is ClaimStatus.CLAIMED
@@ -364,44 +433,50 @@ def test_throttling_is_retried_with_backoff_and_fails_only_its_key(
     assert isinstance(hopeless.error, IdempotencyStoreError)
     assert hopeless.error.retryable
     assert hopeless.error.error_code == "IDEMPOTENCY_THROTTLED"
-    assert len(sleeps) == 2 + 3
+    assert len(sleeps) == expected_sleeps
     assert all(0 <= s <= 0.4 for s in sleeps)
 
 
-def test_unreachable_endpoint_fails_each_key_retryably() -> None:
+def test_unreachable_endpoint_fails_each_key_retryably(batch_mode: BatchMode) -> None:
     """Connection failures become per-key retryable errors, not a crash of the batch."""
     client = make_client(
         "dynamodb", "http://127.0.0.1:9", connect_timeout=0.5, max_pool_connections=4
     )
     client.meta.config.retries = {"max_attempts": 1}
-    store = DynamoDBIdempotencyStore("t", client=client, max_workers=2)
+    store = DynamoDBIdempotencyStore("t", client=client, max_workers=2, batch_mode=batch_mode)
     results = store.claim(["a", "b"], owner=A, lease_expires_at=time.time() + 60)
     assert {r.status for r in results.values()} == {ClaimStatus.ERROR}
     assert all(isinstance(r.error, IdempotencyStoreError) for r in results.values())
+    assert all(r.error is not None and r.error.retryable for r in results.values())
 
 
 def test_keys_longer_than_dynamodb_allows_are_stored_hashed(
-    client: DynamoDBClient, table: str
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
 ) -> None:
     """A 1,024-byte non-ASCII S3 key (over 2 KiB once encoded) still works."""
     key = make_idempotency_key("é" * 512, None, "0A")
     assert len(key) > 2048
-    store = DynamoDBIdempotencyStore(table, client=client)
-    assert store.claim([key], owner=A, lease_expires_at=time.time() + 60)[key].status is (
-        ClaimStatus.CLAIMED
+    store = DynamoDBIdempotencyStore(table, client=client, batch_mode=batch_mode)
+    claimed = store.claim([key, "short"], owner=A, lease_expires_at=time.time() + 60)
+    assert claimed[key].status is ClaimStatus.CLAIMED
+    assert store.claim([key], owner=B, lease_expires_at=time.time() + 60)[key].status is (
+        ClaimStatus.IN_PROGRESS_ELSEWHERE
     )
-    assert store.complete([key], owner=A, bundle_key="b")[key].ok
+    assert store.complete([key, "short"], owner=A, bundle_key="b")[key].ok
     record = store.get(key)
     assert record is not None
     assert (record.key, record.status) == (key, RecordStatus.COMPLETED)
 
 
-def test_item_without_status_counts_as_completed(client: DynamoDBClient, table: str) -> None:
+def test_item_without_status_counts_as_completed(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
+) -> None:
     """An item written by an older tool (no status) is never bundled again."""
     client.put_item(TableName=table, Item={"object_key": {"S": "legacy"}, "done": {"BOOL": True}})
-    store = DynamoDBIdempotencyStore(table, client=client)
-    result = store.claim(["legacy"], owner=A, lease_expires_at=time.time() + 60)["legacy"]
-    assert result.status is ClaimStatus.ALREADY_COMPLETED
+    store = DynamoDBIdempotencyStore(table, client=client, batch_mode=batch_mode)
+    results = store.claim(["legacy", "new"], owner=A, lease_expires_at=time.time() + 60)
+    assert results["legacy"].status is ClaimStatus.ALREADY_COMPLETED
+    assert results["new"].status is ClaimStatus.CLAIMED
 
 
 def test_table_name_comes_from_the_environment(
@@ -473,9 +548,11 @@ def test_command_line_creates_a_table(
     assert main([*args, "--exist-ok"]) == 0
 
 
-def test_other_validation_errors_fail_only_their_key(client: DynamoDBClient, table: str) -> None:
+def test_other_validation_errors_fail_only_their_key(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
+) -> None:
     """A request DynamoDB rejects for a non-schema reason is a permanent per-key error."""
-    store = DynamoDBIdempotencyStore(table, client=client)
+    store = DynamoDBIdempotencyStore(table, client=client, batch_mode=batch_mode)
     too_big = "b" * 500_000  # over DynamoDB's 400 KB item limit
     store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
     results = store.mark_pending(["k"], owner=A, bundle_key=too_big)

@@ -2,7 +2,8 @@
 exactly once and in exactly one bundle.
 
 The processor and bundle engine are simulated (``tests/idempotency_support.py``): bundles
-are lists of keys in a dictionary. The stores are real: in-memory and DynamoDB over HTTP.
+are lists of keys in a dictionary. The stores are real: in-memory and DynamoDB over HTTP
+(in both batch modes).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from tests.integration._dynamodb_support import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from data_aggregator.idempotency import BatchMode
+
 
 class World:
     """A store, a fake bundle sink that is also the locator, and a fake clock."""
@@ -45,12 +48,13 @@ class World:
         self.store = factory(bundle_locator=self.sink, clock=self.clock, ttl_seconds=86_400)
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-transact"])
 def world(request: pytest.FixtureRequest) -> World:
-    """A fresh world over each store kind."""
+    """A fresh world over each store kind (DynamoDB in both batch modes)."""
     if request.param == "memory":
         return World(InMemoryIdempotencyStore)
-    return World(store_factory(request.getfixturevalue("atomic_endpoint")))
+    mode: BatchMode = "transact" if request.param == "dynamodb-transact" else "single"
+    return World(store_factory(request.getfixturevalue("atomic_endpoint"), mode))
 
 
 def messages(objects: int = 12, duplicates: int = 3) -> list[tuple[str, str]]:

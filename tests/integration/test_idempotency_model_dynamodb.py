@@ -1,26 +1,33 @@
-"""The stateful store model, run against DynamoDB over HTTP (fewer examples: each is real
-requests), so both stores are checked against the same rules."""
+"""The stateful store model, run against DynamoDB over HTTP in both batch modes (fewer
+examples: each is real requests), so every store is checked against the same rules."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.idempotency_model import TTL, IdempotencyMachine
 from tests.integration._dynamodb_support import (
+    BATCH_MODES,
     atomic_endpoint,  # noqa: F401 - fixture
     store_factory,
 )
 
 if TYPE_CHECKING:
-    from data_aggregator.idempotency import IdempotencyStore
+    from data_aggregator.idempotency import BatchMode, IdempotencyStore
 
 
-def test_dynamodb_store_follows_the_model(atomic_endpoint: str) -> None:  # noqa: F811
-    """Random interleavings of every operation give the model's results in DynamoDB too."""
-    factory = store_factory(atomic_endpoint)
+@pytest.mark.parametrize("batch_mode", BATCH_MODES)
+def test_dynamodb_store_follows_the_model(
+    atomic_endpoint: str,  # noqa: F811 - fixture use
+    batch_mode: BatchMode,
+) -> None:
+    """Random interleavings of every operation give the model's results in DynamoDB too,
+    in each batch mode."""
+    factory = store_factory(atomic_endpoint, batch_mode)
 
     class DynamoDBMachine(IdempotencyMachine):
         def make_store(self) -> IdempotencyStore:

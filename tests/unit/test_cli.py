@@ -1,0 +1,284 @@
+"""The ``data-aggregator`` command line and its ``demo`` (moto in-process, no network).
+
+The demo enters ``moto.mock_aws()``, which resets moto's in-process backends when it starts
+and ends; the integration suite's in-process moto server runs before these tests and keeps
+no state across tests, so the two do not meet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+
+from data_aggregator._demo import AWKWARD, MIN_OBJECTS, TRAVERSAL_KEY
+from data_aggregator.cli import build_parser, main
+
+if TYPE_CHECKING:
+    import argparse
+
+EXPECT_INSTALLED = os.environ.get("DATA_AGGREGATOR_EXPECT_INSTALLED") == "1"
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    """Run ``data-aggregator demo --json`` in-process and return the parsed summary."""
+    assert main(["demo", "--json", *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    summary: dict[str, Any] = json.loads(captured.out)
+    return summary
+
+
+@pytest.fixture(scope="module")
+def summary_40() -> dict[str, Any]:
+    """The JSON summary of one 40-object demo run, shared by the checks below."""
+    with pytest.MonkeyPatch.context() as patch:
+        output: list[str] = []
+        patch.setattr(sys, "stdout", _Collect(output))
+        assert main(["demo", "--objects", "40", "--json"]) == 0
+    summary: dict[str, Any] = json.loads("".join(output))
+    return summary
+
+
+class _Collect:
+    """A minimal text stream that keeps what is written (module fixtures have no capsys)."""
+
+    def __init__(self, sink: list[str]) -> None:
+        self.sink = sink
+
+    def write(self, text: str) -> int:
+        self.sink.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to flush."""
+
+
+def test_demo_bundles_every_uploaded_object_exactly_once(summary_40: dict[str, Any]) -> None:
+    """Across the manifests read back, each uploaded version is in one bundle; none extra."""
+    assert summary_40["ok"] is True
+    assert summary_40["problems"] == []
+    uploaded = [(o["key"], o["version_id"]) for o in summary_40["uploaded"]]
+    assert len(uploaded) == 40
+    assert len(set(uploaded)) == 40  # two versions of one key are two objects
+    members = Counter(
+        (m["key"], m["version_id"]) for b in summary_40["bundles"] for m in b["manifest"]
+    )
+    expected = Counter(item for item in uploaded if item[0] != TRAVERSAL_KEY)
+    assert members == expected
+    assert sum(b["members"] for b in summary_40["bundles"]) == 39
+    assert summary_40["totals"]["bundled"] == 39
+    names = [m["name"] for b in summary_40["bundles"] for m in b["manifest"]]
+    assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)
+
+
+def test_demo_refuses_the_traversal_key_and_fails_its_message(summary_40: dict[str, Any]) -> None:
+    """The ``../../etc/passwd`` object is refused and its message is left to SQS to retry."""
+    assert [r["key"] for r in summary_40["refused"]] == [TRAVERSAL_KEY]
+    refused = summary_40["refused"][0]
+    assert refused["error_code"] == "UNSAFE_S3_KEY_PATH"
+    first = summary_40["invocations"][0]
+    assert first["batch_item_failures"] == [refused["message_id"]]
+    assert summary_40["totals"]["failed"] == 1
+    assert summary_40["totals"]["batch_item_failures"] == 1
+
+
+def test_demo_redelivery_is_all_duplicates(summary_40: dict[str, Any]) -> None:
+    """The redelivered batch bundles nothing: every notification is a duplicate."""
+    *firsts, again = summary_40["invocations"]
+    assert again["redelivery"] is True
+    assert not any(inv["redelivery"] for inv in firsts)
+    assert again["messages"] > 0
+    assert again["duplicates"] == again["messages"]
+    assert (again["bundled"], again["failed"], again["skipped"]) == (0, 0, 0)
+    assert again["bundles"] == []
+    assert again["batch_item_failures"] == []
+    assert summary_40["totals"]["duplicates"] == again["messages"]
+
+
+def test_demo_summary_counts_add_up(summary_40: dict[str, Any]) -> None:
+    """Totals equal the per-invocation sums; the s3:TestEvent is the one skipped message."""
+    invocations = summary_40["invocations"]
+    for field in ("bundled", "duplicates", "skipped", "failed"):
+        assert summary_40["totals"][field] == sum(inv[field] for inv in invocations)
+    assert summary_40["totals"]["skipped"] == 1
+    assert summary_40["messages"] == 41  # 40 notifications and the s3:TestEvent
+    assert sum(inv["messages"] for inv in invocations[:-1]) == 41
+    keys = [key for inv in invocations for key in inv["bundles"]]
+    assert keys == [b["key"] for b in summary_40["bundles"]]
+    for bundle in summary_40["bundles"]:
+        assert bundle["key"].endswith(".tar.gz")
+        assert len(bundle["sha256"]) == 64
+        assert bundle["size"] > 0
+
+
+def test_demo_shows_every_awkward_key(summary_40: dict[str, Any]) -> None:
+    """Every awkward key of the catalogue is uploaded (the versioned key twice)."""
+    keys = Counter(o["key"] for o in summary_40["uploaded"])
+    for key, _note in AWKWARD:
+        assert keys[key] == sum(1 for k, _ in AWKWARD if k == key)
+
+
+def test_demo_restores_the_environment_and_ends_the_mock(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the demo, os.environ and logging are as they were and boto3 is not mocked."""
+    monkeypatch.setenv("AWS_PROFILE", "someone-elses-profile")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    before = dict(os.environ)
+    library_logger = logging.getLogger("data_aggregator")
+    logging_before = (library_logger.level, list(library_logger.handlers))
+    argv = ["demo", "--objects", str(MIN_OBJECTS), "--quiet", "--batch-size", "5"]
+    assert main([*argv, "--log-level", "debug"]) == 0
+    assert capsys.readouterr().out == ""
+    assert dict(os.environ) == before
+    assert (library_logger.level, list(library_logger.handlers)) == logging_before
+    monkeypatch.delenv("AWS_PROFILE")
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+
+    # moto's stubber answers before-send first when active; ours answers only if it is not.
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        endpoint_url="https://s3.us-east-1.amazonaws.com",
+    )
+    answer: Any = _fake_list_buckets  # botocore's stubs type handlers as returning None
+    client.meta.events.register("before-send", answer)
+    names = [bucket["Name"] for bucket in client.list_buckets()["Buckets"]]
+    assert names == ["answered-without-moto"]
+
+
+def _fake_list_buckets(**_: Any) -> AWSResponse:
+    xml = (
+        b'<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult>'
+        b"<Owner><ID>x</ID></Owner><Buckets><Bucket><Name>answered-without-moto</Name>"
+        b"<CreationDate>2024-01-01T00:00:00.000Z</CreationDate></Bucket></Buckets>"
+        b"</ListAllMyBucketsResult>"
+    )
+    return AWSResponse("https://s3.amazonaws.com/", 200, HTTPHeaders(), _Raw(xml))
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, *_: Any, **__: Any) -> Any:
+        yield self.body
+
+
+def test_text_report_names_bundles_and_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --json the demo prints each bundle's key, members, size and sha256 and a table."""
+    assert main(["demo", "--objects", "20", "--codec", "none"]) == 0
+    out = capsys.readouterr().out
+    assert ".tar\n" in out
+    assert "sha256 " in out
+    assert "batchItemFailures" in out
+    assert "REFUSED (UNSAFE_S3_KEY_PATH)" in out
+    assert "OK: 19 of 20 object versions" in out
+
+
+def test_missing_moto_is_one_line_naming_the_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without moto the demo exits 1 with one line telling which extra to install."""
+    monkeypatch.setitem(sys.modules, "moto", None)
+    assert main(["demo"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "pip install 'data-aggregator[demo]'" in captured.err
+
+
+def test_missing_zstandard_fails_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--codec zstd`` without the zstd extra exits 1 with one line, before any upload."""
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    assert main(["demo", "--codec", "zstd"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("data-aggregator: error: ZSTD_NOT_INSTALLED:")
+    assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["demo", "--objects", "3"], ["demo", "--batch-size", "0"], ["demo", "--codec", "lz4"]],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing subcommand or an out-of-range option is a usage error (exit status 2)."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_every_option_has_help() -> None:
+    """Every option of every subcommand documents itself in --help."""
+
+    def actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+        found = list(parser._actions)
+        for action in parser._actions:
+            for sub in getattr(action, "choices", None) or {}:
+                if isinstance(action.choices, dict):
+                    found += actions(action.choices[sub])
+        return found
+
+    options = [a for a in actions(build_parser()) if a.option_strings]
+    assert {"--objects", "--codec", "--batch-size", "--json", "--quiet"} <= {
+        s for a in options for s in a.option_strings
+    }
+    assert all(a.help for a in options)
+
+
+def test_python_dash_m_runs_the_demo() -> None:
+    """``python -m data_aggregator demo --objects 20`` exits 0 in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-m", "data_aggregator", "demo", "--objects", "20"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "OK: 19 of 20 object versions" in done.stdout
+
+
+def test_console_script_runs_the_demo() -> None:
+    """The installed ``data-aggregator`` entry point runs the demo and exits 0."""
+    script = Path(sys.executable).with_name("data-aggregator")
+    if not script.exists() and not EXPECT_INSTALLED:
+        pytest.skip("the console script is not installed in this environment")
+    done = subprocess.run(  # noqa: S603 - the package's own entry point
+        [str(script), "demo", "--objects", "20", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True
+
+
+def test_log_level_shows_structured_library_logs_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--log-level warning`` prints the refused record's log line, with its fields, on stderr."""
+    assert main(["demo", "--objects", str(MIN_OBJECTS), "--json", "--log-level", "warning"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["ok"] is True
+    lines = [line for line in captured.err.splitlines() if "UNSAFE_S3_KEY_PATH" in line]
+    assert lines
+    assert all(line.startswith("WARNING data_aggregator.") for line in lines)

@@ -36,13 +36,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """Run ``moto.server`` on 127.0.0.1 in a subprocess; yield its endpoint URL."""
-    port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def server_process(argv: list[str], port: int) -> Iterator[str]:
+    """Run ``argv`` (a server listening on 127.0.0.1:``port``); yield its endpoint URL.
+
+    Waits until moto's ``/moto-api/`` answers, and stops the process on exit.
+    """
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -58,7 +58,20 @@ def moto_server() -> Iterator[str]:
         yield endpoint
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """Run ``moto.server`` on 127.0.0.1 in a subprocess; yield its endpoint URL."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with server_process(argv, port) as endpoint:
+        yield endpoint
 
 
 def add_latency(client: Any, seconds: float) -> None:

@@ -33,16 +33,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _harness import _free_port, client, moto_server, peak_rss_mb, print_table
+from _harness import _free_port, client, moto_server, peak_rss_mb, print_table, server_process
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -221,30 +219,8 @@ def variant_moto_server(*, serialised: bool, one_snapshot: bool = False) -> Iter
     """moto's server in a subprocess with the options above; yield its endpoint URL."""
     port = _free_port()
     flags = ["1" if serialised else "0", "1" if one_snapshot else "0"]
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", _SERVER, str(port), *flags],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
+    with server_process([sys.executable, "-c", _SERVER, str(port), *flags], port) as endpoint:
         yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
 
 
 def server_cpu_seconds() -> float | None:

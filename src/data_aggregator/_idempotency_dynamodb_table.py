@@ -13,8 +13,9 @@ Schema (``docs/delivery-semantics.md`` has the full description)::
 
 from __future__ import annotations
 
+import argparse
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,10 +30,12 @@ __all__ = [
     "DEFAULT_PARTITION_KEY",
     "TABLE_ENV_VAR",
     "TTL_ATTRIBUTE",
+    "add_create_table_options",
     "check_table",
     "configuration_error",
     "create_idempotency_table",
     "main",
+    "run_create_table",
     "unreachable",
 ]
 
@@ -165,28 +168,63 @@ def create_idempotency_table(
     logger.info("created idempotency table", extra={"table_name": table_name})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m data_aggregator.idempotency create-table``: make a table for local use."""
-    import argparse  # noqa: PLC0415 - command line only
-    import os  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+def add_create_table_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``create-table`` (the table name is left to the caller)."""
+    parser.add_argument(
+        "--partition-key",
+        default=DEFAULT_PARTITION_KEY,
+        metavar="NAME",
+        help="name of the string partition key attribute (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        metavar="URL",
+        help="DynamoDB endpoint, e.g. http://127.0.0.1:5000 for moto or DynamoDB Local "
+        "(default: AWS, or AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--region", default=None, help="AWS region (default: the usual AWS configuration)"
+    )
+    parser.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="succeed if the table already exists with the right key schema",
+    )
 
-    import boto3  # noqa: PLC0415
+
+def run_create_table(table_name: str, args: argparse.Namespace, out: TextIO) -> int:
+    """Create ``table_name`` as the ``create-table`` options in ``args`` say; report to ``out``."""
+    import boto3  # noqa: PLC0415 - command line only
+
+    client = boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=args.region)
+    create_idempotency_table(client, table_name, args.partition_key, exist_ok=args.exist_ok)
+    out.write(
+        f"table {table_name} ready (partition key {args.partition_key}, TTL on {TTL_ATTRIBUTE})\n"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m data_aggregator.idempotency create-table``: make a table for local use.
+
+    ``data-aggregator create-table NAME`` does the same with the same options.
+    """
+    import os  # noqa: PLC0415 - command line only
+    import sys  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m data_aggregator.idempotency")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser(
         "create-table", help="create the idempotency table (on-demand) with TTL on expiration"
     )
-    create.add_argument("--table-name", default=os.environ.get(TABLE_ENV_VAR))
-    create.add_argument("--partition-key", default=DEFAULT_PARTITION_KEY)
-    create.add_argument("--endpoint-url", default=None, help="e.g. http://127.0.0.1:5000")
-    create.add_argument("--region", default=None)
-    create.add_argument("--exist-ok", action="store_true")
+    create.add_argument(
+        "--table-name",
+        default=os.environ.get(TABLE_ENV_VAR),
+        help=f"the table to create (default: ${TABLE_ENV_VAR})",
+    )
+    add_create_table_options(create)
     args = parser.parse_args(argv)
     if not args.table_name:
         parser.error(f"--table-name is required (or set {TABLE_ENV_VAR})")
-    client = boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=args.region)
-    create_idempotency_table(client, args.table_name, args.partition_key, exist_ok=args.exist_ok)
-    sys.stdout.write(f"created table {args.table_name} (partition key {args.partition_key})\n")
-    return 0
+    return run_create_table(args.table_name, args, sys.stdout)

@@ -1,9 +1,14 @@
 """The ``data-aggregator`` command line (also ``python -m data_aggregator``).
 
-One subcommand today, ``demo``: the whole production path (S3 notifications through SQS
-into :class:`~data_aggregator.processor.ReusableProcessor`, a DynamoDB idempotency table,
-bundles written to S3 and verified) on a local S3 from moto, in this process, with no AWS
-account and no network. Install it with ``pip install "data-aggregator[demo]"``.
+Subcommands:
+
+* ``demo``: the whole production path (S3 notifications through SQS into
+  :class:`~data_aggregator.processor.ReusableProcessor`, a DynamoDB idempotency table,
+  bundles written to S3 and verified) on a local S3 from moto, in this process, with no
+  AWS account and no network. Install it with ``pip install "data-aggregator[demo]"``.
+* ``inspect BUNDLE``: list a bundle's members (local file or ``s3://bucket/key``), verify
+  every checksum while streaming it, optionally extract it (``docs/cli.md``).
+* ``create-table NAME``: create the DynamoDB idempotency table.
 
 Standard library ``argparse`` only; each subcommand is a parser plus a ``_run_*`` function
 registered through ``set_defaults(run=...)``, so more subcommands slot in beside ``demo``.
@@ -19,12 +24,13 @@ import contextlib
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from data_aggregator._demo_report import DemoReport
+    from data_aggregator._inspect import InspectResult
 
 __all__ = ["build_parser", "main"]
 
@@ -131,7 +137,71 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="print nothing but errors (the exit status tells the result)",
     )
     demo.set_defaults(run=_run_demo)
+    _add_inspect(commands, common)
+    _add_create_table(commands, common)
     return parser
+
+
+def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
+    inspect = commands.add_parser(
+        "inspect",
+        parents=[common],
+        help="list a bundle's members and verify every checksum",
+        description=(
+            "Read a bundle once, as a stream, from a local file or S3: list the members its "
+            "manifest.json names, check each member's size and SHA-256 and that manifest and "
+            "archive agree, and for s3:// the whole object's SHA-256 against its "
+            "content-sha256 metadata (single-part) or tag (multipart). Exit status 1 with "
+            "one line per problem on stderr when any check fails."
+        ),
+    )
+    inspect.add_argument(
+        "bundle", metavar="BUNDLE", help="a local path or s3://bucket/key of a bundle"
+    )
+    inspect.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        default=None,
+        help="S3 endpoint for s3:// bundles, e.g. http://127.0.0.1:5000 for moto or another "
+        "S3-compatible store (default: AWS, or AWS_ENDPOINT_URL)",
+    )
+    inspect.add_argument(
+        "--region", default=None, help="AWS region (default: the usual AWS configuration)"
+    )
+    inspect.add_argument(
+        "--version-id", metavar="ID", default=None, help="read this version of an s3:// bundle"
+    )
+    inspect.add_argument(
+        "--extract",
+        metavar="DIR",
+        default=None,
+        help="also extract the members into DIR (must be empty or missing), with tarfile's "
+        "'data' filter; all or nothing: if any check fails, everything written is removed",
+    )
+    inspect.add_argument(
+        "--json", action="store_true", help="print a machine-readable JSON report instead"
+    )
+    inspect.set_defaults(run=_run_inspect)
+
+
+def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
+    from data_aggregator._idempotency_dynamodb_table import (  # noqa: PLC0415
+        add_create_table_options,
+    )
+
+    create = commands.add_parser(
+        "create-table",
+        parents=[common],
+        help="create the DynamoDB idempotency table",
+        description=(
+            "Create the idempotency table: a string partition key, no sort key, on-demand "
+            "billing, TTL on 'expiration' (docs/delivery-semantics.md). Waits until it is "
+            "active. Credentials come from the usual AWS configuration."
+        ),
+    )
+    create.add_argument("name", metavar="NAME", help="the table's name")
+    add_create_table_options(create)
+    create.set_defaults(run=_run_create_table)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
@@ -325,3 +395,133 @@ def _render(report: DemoReport, out: TextIO) -> None:
         "    every redelivered notification was dropped as a duplicate; the s3:TestEvent "
         "was skipped.\n"
     )
+
+
+# --------------------------------------------------------------------------- create-table
+
+
+def _run_create_table(args: argparse.Namespace) -> int:
+    from data_aggregator._idempotency_dynamodb_table import run_create_table  # noqa: PLC0415
+
+    return run_create_table(args.name, args, sys.stdout)
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def _parse_s3_url(url: str) -> tuple[str, str]:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise CommandError(f"expected s3://bucket/key, got {url!r}")
+    return bucket, key
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    import tarfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from data_aggregator._inspect import inspect_bundle  # noqa: PLC0415
+
+    extract_to = None if args.extract is None else Path(args.extract)
+    if extract_to is not None and not hasattr(tarfile, "data_filter"):
+        raise CommandError("--extract needs a Python whose tarfile has extraction filters")
+    expected: str | None = None
+    if args.bundle.startswith("s3://"):
+        from data_aggregator.clients import CONTENT_SHA256  # noqa: PLC0415
+
+        bucket, key = _parse_s3_url(args.bundle)
+        s3 = _s3_client(args.endpoint_url, args.region)
+        obj = s3.open_object(bucket, key, version_id=args.version_id)
+        expected = obj.metadata.get(CONTENT_SHA256)
+        if expected is None:  # multipart uploads carry it as a tag, of this same version
+            tags = s3.get_object_tags(bucket, key, version_id=obj.version_id)
+            expected = tags.get(CONTENT_SHA256)
+        with contextlib.closing(obj.body):
+            result = inspect_bundle(
+                obj.body, expected_sha256=expected, check_sha256=True, extract_to=extract_to
+            )
+    else:
+        if args.version_id is not None:
+            raise CommandError("--version-id applies to s3:// bundles only")
+        try:
+            handle = Path(args.bundle).open("rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise CommandError(f"cannot open {args.bundle}: {exc.strerror or exc}") from None
+        with handle:
+            result = inspect_bundle(handle, extract_to=extract_to)
+    if args.json:
+        json.dump(_inspect_json(args, result, expected), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        _render_inspect(args, result, sys.stdout)
+    for problem in result.problems:
+        _error(PROG, problem)
+    return 0 if result.ok else 1
+
+
+def _s3_client(endpoint_url: str | None, region: str | None) -> Any:
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    from data_aggregator.clients import S3Client  # noqa: PLC0415
+
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 3}),
+    )
+    return S3Client(client)
+
+
+def _inspect_json(
+    args: argparse.Namespace, result: InspectResult, expected: str | None
+) -> dict[str, Any]:
+    manifest = result.manifest
+    return {
+        "bundle": args.bundle,
+        "ok": result.ok,
+        "problems": result.problems,
+        "codec": result.codec,
+        "size": result.size,
+        "sha256": result.sha256,
+        "content_sha256": expected,
+        "bundle_key": manifest.bundle_key if manifest else None,
+        "created_at": manifest.created_at if manifest else None,
+        "members": [m.to_json() for m in manifest.members] if manifest else [],
+        "extracted_to": args.extract if result.ok and args.extract else None,
+        "extracted": result.extracted,
+    }
+
+
+def _render_inspect(args: argparse.Namespace, result: InspectResult, out: TextIO) -> None:
+    manifest = result.manifest
+    out.write(f"{args.bundle}: {result.codec}, {result.size:,} bytes, sha256 {result.sha256}\n")
+    if manifest is not None:
+        out.write(
+            f"bundle key {manifest.bundle_key}, created {manifest.created_at}, "
+            f"{_plural(len(manifest.members), 'member')}\n"
+        )
+        rows = [("NAME", "SIZE", "SHA256", "SOURCE", "VERSION")]
+        rows.extend(
+            (m.name, str(m.size), m.sha256, f"s3://{m.bucket}/{m.key}", m.version_id or "-")
+            for m in manifest.members
+        )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+            cells[1] = row[1].rjust(widths[1])
+            out.write("  " + "  ".join(cells).rstrip() + "\n")
+    if result.ok:
+        if args.extract:
+            out.write(
+                f"OK: extracted {_plural(len(result.extracted), 'member')} into {args.extract}\n"
+            )
+        else:
+            out.write("OK: every checksum matches\n")
+    else:
+        out.write(
+            f"FAILED: {_plural(len(result.problems), 'problem')} (on stderr)"
+            + (", nothing extracted" if args.extract else "")
+            + "\n"
+        )

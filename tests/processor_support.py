@@ -1,8 +1,8 @@
 """Helpers for the processor tests: AWS-shaped event builders, contexts, bundle readers,
 and an in-memory :class:`S3Client` for the unit tests.
 
-Keys are encoded the way AWS does: classic S3 notifications form-encode them
-(:func:`tests.strategies.form_encode_key`), EventBridge events carry them as they are.
+Events are built with :mod:`data_aggregator.testing`, which encodes keys the way AWS
+does: classic S3 notifications form-encode them, EventBridge events carry them as they are.
 """
 
 from __future__ import annotations
@@ -14,18 +14,47 @@ import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from data_aggregator.bundle import verify_bundle
 from data_aggregator.idempotency import make_idempotency_key
-from tests.strategies import eventbridge_event, form_encode_key, sns_notification_body, sqs_event
+from data_aggregator.testing import (
+    DEFAULT_SEQUENCER,
+    eventbridge_object_created,
+    s3_notification,
+    s3_record,
+    s3_test_event,
+    sns_notification,
+    sqs_event,
+    sqs_message,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from data_aggregator.bundle import BundleManifest
+    from data_aggregator.schemas import S3EventRecord
 
-DEFAULT_SEQUENCER = "0055AED6DCD90281E5"
+__all__ = [
+    "DEFAULT_SEQUENCER",
+    "FIXED_TIME",
+    "CountdownContext",
+    "ReadBundle",
+    "SourceObject",
+    "assert_bundled_once",
+    "eventbridge_body",
+    "failed_ids",
+    "notification",
+    "occurrences",
+    "read_bundle",
+    "redeliver",
+    "s3_body",
+    "s3_record",
+    "s3_test_event_body",
+    "sns_body",
+    "sqs_batch",
+]
+
 FIXED_TIME = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
 
 
@@ -53,7 +82,7 @@ class SourceObject:
         """The key the processor uses for this object in the idempotency store."""
         return make_idempotency_key(self.key, self.version_id, self.sequencer)
 
-    def record(self, event_name: str = "ObjectCreated:Put") -> dict[str, Any]:
+    def record(self, event_name: str = "ObjectCreated:Put") -> S3EventRecord:
         """The raw S3 notification record announcing this object."""
         return s3_record(
             self.bucket,
@@ -69,49 +98,13 @@ class SourceObject:
 # ----------------------------------------------------------------------------- events
 
 
-def s3_record(
-    bucket: str,
-    key: str,
-    *,
-    size: int | None,
-    etag: str | None = None,
-    version_id: str | None = None,
-    sequencer: str = DEFAULT_SEQUENCER,
-    event_name: str = "ObjectCreated:Put",
-) -> dict[str, Any]:
-    """A raw S3 notification record for the exact ``key`` (form-encoded, as AWS sends)."""
-    obj: dict[str, Any] = {"key": form_encode_key(key), "sequencer": sequencer}
-    if size is not None:
-        obj["size"] = size
-    if etag is not None:
-        obj["eTag"] = etag
-    if version_id is not None:
-        obj["versionId"] = version_id
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2024-05-01T12:00:00.000Z",
-        "eventName": event_name,
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "203.0.113.1"},
-        "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "bundle-incoming",
-            "bucket": {
-                "name": bucket,
-                "ownerIdentity": {"principalId": "EXAMPLE"},
-                "arn": f"arn:aws:s3:::{bucket}",
-            },
-            "object": obj,
-        },
-    }
-
-
 def notification(*records: Mapping[str, Any]) -> dict[str, Any]:
-    """An S3 notification (``{"Records": [...]}``): a direct S3 event, or an SQS body."""
-    return {"Records": [dict(record) for record in records]}
+    """An S3 notification (``{"Records": [...]}``): a direct S3 event, or an SQS body.
+
+    ``records`` may be hand-edited (invalid) records as well as :func:`s3_record`'s.
+    """
+    raw = cast("list[S3EventRecord]", [dict(record) for record in records])
+    return cast("dict[str, Any]", s3_notification(raw))
 
 
 def s3_body(*records: Mapping[str, Any]) -> str:
@@ -121,7 +114,7 @@ def s3_body(*records: Mapping[str, Any]) -> str:
 
 def sns_body(*records: Mapping[str, Any]) -> str:
     """An SQS body holding an SNS notification (no raw delivery) of an S3 notification."""
-    return sns_notification_body(s3_body(*records))
+    return sns_notification(s3_body(*records))
 
 
 def eventbridge_body(obj: SourceObject, *, key: str | None = None) -> str:
@@ -129,28 +122,20 @@ def eventbridge_body(obj: SourceObject, *, key: str | None = None) -> str:
 
     ``key`` overrides the key as written in the event (EventBridge does not encode it).
     """
-    event = eventbridge_event(key if key is not None else obj.key, len(obj.data), obj.etag)
-    event["resources"] = [f"arn:aws:s3:::{obj.bucket}"]
-    detail = event["detail"]
-    detail["bucket"]["name"] = obj.bucket
-    detail["object"]["sequencer"] = obj.sequencer
-    if obj.version_id is not None:
-        detail["object"]["version-id"] = obj.version_id
+    event = eventbridge_object_created(
+        obj.bucket,
+        key if key is not None else obj.key,
+        size=len(obj.data),
+        etag=obj.etag,
+        version_id=obj.version_id,
+        sequencer=obj.sequencer,
+    )
     return json.dumps(event)
 
 
 def s3_test_event_body(bucket: str) -> str:
     """The ``s3:TestEvent`` S3 sends when a notification configuration is saved."""
-    return json.dumps(
-        {
-            "Service": "Amazon S3",
-            "Event": "s3:TestEvent",
-            "Time": "2024-05-01T12:00:00.000Z",
-            "Bucket": bucket,
-            "RequestId": "5582815E1AEA5ADF",
-            "HostId": "EXAMPLE",
-        }
-    )
+    return json.dumps(s3_test_event(bucket))
 
 
 def sqs_batch(bodies: Sequence[str], *, queue: str = "bundle-queue") -> dict[str, Any]:
@@ -158,13 +143,18 @@ def sqs_batch(bodies: Sequence[str], *, queue: str = "bundle-queue") -> dict[str
 
     A queue name ending in ``.fifo`` makes a FIFO batch (one message group).
     """
-    event = sqs_event(list(bodies), queue)
-    if queue.endswith(".fifo"):
-        for index, record in enumerate(event["Records"]):
-            record["attributes"]["MessageGroupId"] = "group-1"
-            record["attributes"]["SequenceNumber"] = f"{18627299827412380000 + index}"
-            record["attributes"]["MessageDeduplicationId"] = f"dedup-{index}"
-    return event
+    fifo = queue.endswith(".fifo")
+    messages = [
+        sqs_message(
+            body,
+            message_id=f"message-{index}",
+            queue_arn=f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+            fifo=fifo,
+            sequence_number=18627299827412380000 + index if fifo else None,
+        )
+        for index, body in enumerate(bodies)
+    ]
+    return cast("dict[str, Any]", sqs_event(messages))
 
 
 def redeliver(event: Mapping[str, Any], message_ids: Iterable[str]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ server. The run
    real :class:`~data_aggregator.idempotency.DynamoDBIdempotencyStore` over moto's
    DynamoDB, not the in-memory store);
 2. uploads ``objects`` small objects, a dozen of them with awkward keys (:data:`AWKWARD`);
-3. builds the SQS messages S3 would send (one classic notification per message, the key
-   form-encoded, an ``s3:TestEvent`` first) and feeds them to a
+3. builds the SQS messages S3 would send with :mod:`data_aggregator.testing` (one classic
+   notification per message, the key form-encoded, an ``s3:TestEvent`` first) and feeds them to a
    :class:`~data_aggregator.processor.ReusableProcessor` in batches, one invocation each;
 4. delivers the acknowledged messages of the first batch again (SQS delivers at least
    once): each must come back a duplicate;
@@ -29,13 +29,10 @@ import dataclasses
 import hashlib
 import importlib
 import io
-import json
 import os
 import random
-import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus
 
 import boto3
 
@@ -69,11 +66,20 @@ from data_aggregator.idempotency import (
     create_idempotency_table,
 )
 from data_aggregator.processor import Outcome, ReusableProcessor
+from data_aggregator.testing import (
+    encode_event_key,
+    s3_notification,
+    s3_record,
+    s3_test_event,
+    sqs_message,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
     from mypy_boto3_s3 import S3Client as Boto3S3Client
+
+    from data_aggregator.schemas import SQSRecord
 
 __all__ = [
     "AWKWARD",
@@ -91,6 +97,10 @@ __all__ = [
 
 #: A Lambda's longest run; the processor's timeout guard is measured against it.
 _INVOCATION_SECONDS = 900.0
+_QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:demo-queue"
+
+#: ``key`` as a classic S3 notification carries it: form-encoded, ``/`` kept.
+event_key = encode_event_key
 
 
 # --------------------------------------------------------------------------- the run
@@ -223,79 +233,30 @@ def _upload(client: Boto3S3Client, count: int) -> list[UploadedObject]:
     return uploaded
 
 
-def _sqs_message(message_id: str, body: dict[str, Any], receive_count: int = 1) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"demo-{message_id}",
-        "body": json.dumps(body, separators=(",", ":")),
-        "attributes": {
-            "ApproximateReceiveCount": str(receive_count),
-            "SentTimestamp": "1714521600000",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1714521600001",
-        },
-        "messageAttributes": {},
-        "md5OfBody": "0" * 32,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:demo-queue",
-        "awsRegion": REGION,
-    }
-
-
-def _test_event_message() -> dict[str, Any]:
+def _test_event_message() -> SQSRecord:
     """What S3 sends once when a notification is configured (acknowledged, skipped)."""
-    body = {
-        "Service": "Amazon S3",
-        "Event": "s3:TestEvent",
-        "Time": "2024-05-01T00:00:00.000Z",
-        "Bucket": SOURCE_BUCKET,
-        "RequestId": "DEMO",
-        "HostId": "DEMO",
-    }
-    return _sqs_message(str(uuid.uuid4()), body)
+    return sqs_message(s3_test_event(SOURCE_BUCKET), queue_arn=_QUEUE_ARN)
 
 
-def event_key(key: str) -> str:
-    """``key`` as a classic S3 notification carries it: form-encoded, ``/`` kept."""
-    return quote_plus(key, safe="/")
-
-
-def _message(obj: UploadedObject) -> dict[str, Any]:
+def _message(obj: UploadedObject) -> SQSRecord:
     """A classic S3 notification: one record, the key form-encoded as S3 sends it."""
-    s3_object: dict[str, Any] = {
-        "key": event_key(obj.key),
-        "size": obj.size,
-        "eTag": obj.etag,
-        "sequencer": hashlib.sha256(obj.message_id.encode()).hexdigest()[:18].upper(),
-    }
-    if obj.version_id is not None:
-        s3_object["versionId"] = obj.version_id
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": REGION,
-        "eventTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "203.0.113.1"},
-        "responseElements": {"x-amz-request-id": "DEMO", "x-amz-id-2": "DEMO"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "demo-notification",
-            "bucket": {
-                "name": SOURCE_BUCKET,
-                "ownerIdentity": {"principalId": "EXAMPLE"},
-                "arn": f"arn:aws:s3:::{SOURCE_BUCKET}",
-            },
-            "object": s3_object,
-        },
-    }
-    return _sqs_message(obj.message_id, {"Records": [record]})
+    record = s3_record(
+        SOURCE_BUCKET,
+        obj.key,
+        size=obj.size,
+        etag=obj.etag,
+        version_id=obj.version_id,
+        sequencer=hashlib.sha256(obj.message_id.encode()).hexdigest()[:18].upper(),
+        event_time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        region=REGION,
+        configuration_id="demo-notification",
+    )
+    return sqs_message(s3_notification([record]), message_id=obj.message_id, queue_arn=_QUEUE_ARN)
 
 
 def _invoke(
     processor: ReusableProcessor,
-    messages: Sequence[dict[str, Any]],
+    messages: Sequence[SQSRecord],
     batch_size: int,
     progress: Callable[[str], None],
 ) -> tuple[Invocation, ...]:
@@ -316,7 +277,7 @@ def _invoke(
         if (ids := {r.message_id for r in inv.result.records if r.outcome is Outcome.BUNDLED})
     )
     again = [
-        _sqs_message(m["messageId"], json.loads(m["body"]), receive_count=2)
+        sqs_message(m["body"], message_id=m["messageId"], queue_arn=_QUEUE_ARN, receive_count=2)
         for m in batch
         if m["messageId"] in bundled
     ]

@@ -1,0 +1,176 @@
+"""data_aggregator.testing: builders encode keys as AWS does, and the fakes behave."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import unicodedata
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from hypothesis import given
+
+from data_aggregator import testing
+from data_aggregator.schemas import Envelope, S3EventRecord, parse_event
+from data_aggregator.testing import (
+    FakeClock,
+    InMemoryIdempotencyStore,
+    LocalContext,
+    encode_event_key,
+    eventbridge_object_created,
+    local_context,
+    s3_notification,
+    s3_record,
+    s3_test_event,
+    sns_notification,
+    sqs_event,
+    sqs_message,
+)
+from data_aggregator.testing.strategies import (
+    is_valid_s3_key,
+    nfc_nfd_twins,
+    s3_event_records,
+    s3_keys,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+AWKWARD = ["a b+c.txt", "100%/x", "%2B already", "e\u0301/\u00e9", "\U0001f600+/x y+z"]
+
+
+def _only_key(event: Mapping[str, Any]) -> str:
+    (message,) = parse_event(event)
+    assert message.error is None, message.error
+    (record,) = message.records
+    return record.s3.object.original_key
+
+
+def test_all_is_sorted_and_resolves() -> None:
+    """The public __all__ is sorted and every name in it exists."""
+    assert testing.__all__ == sorted(testing.__all__)
+    assert all(getattr(testing, name) is not None for name in testing.__all__)
+    assert testing.InMemoryIdempotencyStore is InMemoryIdempotencyStore
+
+
+def test_importing_the_builders_loads_neither_hypothesis_nor_moto() -> None:
+    """`import data_aggregator.testing` needs only the standard library and the package."""
+    code = (
+        "import sys, data_aggregator.testing; "
+        "print(sorted(m for m in ('hypothesis', 'moto') if m in sys.modules))"
+    )
+    out = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_keys_are_form_encoded_as_aws_does() -> None:
+    """Space becomes +, + becomes %2B, / is kept, non-ASCII is UTF-8 percent-escaped."""
+    assert encode_event_key("a b+c/d") == "a+b%2Bc/d"
+    assert encode_event_key("\u00e9") == "%C3%A9"
+    record = s3_record("bucket", "x y.txt", size=3, etag="e" * 32)
+    assert record["s3"]["object"]["key"] == "x+y.txt"
+
+
+@pytest.mark.parametrize("key", AWKWARD)
+def test_each_envelope_round_trips_the_exact_key(key: str) -> None:
+    """Direct, SQS, SQS+SNS, raw SNS and EventBridge events all parse back to the exact key."""
+    body = s3_notification([s3_record("bucket", key)])
+    assert _only_key(body) == key
+    assert _only_key(sqs_event([sqs_message(body)])) == key
+    assert _only_key(sqs_event([sqs_message(sns_notification(body))])) == key
+    assert _only_key(sqs_event([sqs_message(sns_notification(body, raw=True))])) == key
+    assert _only_key(eventbridge_object_created("bucket", key)) == key
+
+
+@given(s3_event_records())
+def test_generated_records_parse_to_their_exact_key(record: S3EventRecord) -> None:
+    """Every record the strategy builds, for any key S3 accepts, decodes back exactly once."""
+    event = sqs_event([sqs_message(s3_notification([record]))])
+    (message,) = parse_event(event)
+    if message.error is not None:  # only keys the seed validator refuses may fail
+        assert message.error.error_code.startswith(("INVALID_S3_KEY", "UNSAFE_S3_KEY"))
+        return
+    (parsed,) = message.records
+    assert encode_event_key(parsed.s3.object.original_key) == record["s3"]["object"]["key"]
+
+
+@given(s3_keys())
+def test_generated_keys_are_keys_s3_accepts(key: str) -> None:
+    """s3_keys only draws non-empty valid UTF-8 of at most 1024 bytes."""
+    assert is_valid_s3_key(key)
+
+
+@given(nfc_nfd_twins())
+def test_nfc_nfd_twins_differ_but_normalise_alike(pair: tuple[str, str]) -> None:
+    """Twins are different keys that are the same text after normalisation."""
+    nfc, nfd = pair
+    assert nfc != nfd
+    assert unicodedata.normalize("NFC", nfd) == nfc
+
+
+def test_fifo_messages_carry_group_sequence_and_queue() -> None:
+    """A FIFO message has the group, sequence number and .fifo queue parse_event reports."""
+    body = s3_notification([s3_record("bucket", "k")])
+    event = sqs_event(
+        [sqs_message(body, message_id="m-1", fifo=True, group_id="g", sequence_number=7)]
+    )
+    (message,) = parse_event(event)
+    assert message.message_id == "m-1"
+    assert message.message_group_id == "g"
+    assert message.sequence_number == "00000000000000000007"
+    assert message.event_source_arn is not None
+    assert message.event_source_arn.endswith(".fifo")
+
+
+def test_fifo_settings_must_match_the_queue() -> None:
+    """FIFO attributes on a standard queue, or a .fifo ARN without fifo=True, are refused."""
+    with pytest.raises(ValueError, match="FIFO"):
+        sqs_message("{}", group_id="g")
+    with pytest.raises(ValueError, match="fifo=False"):
+        sqs_message("{}", queue_arn="arn:aws:sqs:us-east-1:123456789012:q.fifo")
+
+
+def test_sns_envelope_wraps_the_body_as_its_message() -> None:
+    """Without raw delivery the SQS body is SNS's JSON envelope whose Message is the body."""
+    envelope = json.loads(sns_notification("payload"))
+    assert envelope["Type"] == "Notification"
+    assert envelope["Message"] == "payload"
+    assert sns_notification("payload", raw=True) == "payload"
+    body = s3_notification([s3_record("bucket", "k")])
+    (message,) = parse_event(sqs_event([sqs_message(sns_notification(body))]))
+    assert message.envelope is Envelope.SQS_SNS
+
+
+def test_eventbridge_event_carries_the_key_unencoded() -> None:
+    """EventBridge events hold the key as it is, with the version id when given."""
+    event = eventbridge_object_created("bucket", "a b+c", version_id="v1", size=5)
+    assert event["detail"]["object"]["key"] == "a b+c"
+    assert event["detail"]["object"]["version-id"] == "v1"
+    (message,) = parse_event(event)
+    (record,) = message.records
+    assert record.s3.object.version_id == "v1"
+
+
+def test_test_event_is_recognised() -> None:
+    """s3_test_event parses as a test event with no records."""
+    (message,) = parse_event(sqs_event([sqs_message(s3_test_event("bucket"))]))
+    assert message.is_test_event
+    assert message.records == ()
+
+
+def test_fake_clock_moves_only_forward_and_drives_a_context() -> None:
+    """A LocalContext on a FakeClock counts down exactly as the clock is advanced."""
+    clock = FakeClock()
+    context = local_context(10, clock, aws_request_id="req")
+    assert isinstance(context, LocalContext)
+    assert context.aws_request_id == "req"
+    assert context.get_remaining_time_in_millis() == 10_000
+    clock.advance(2.5)
+    assert context.get_remaining_time_in_millis() == 7_500
+    clock.advance(60)
+    assert context.get_remaining_time_in_millis() == 0
+    with pytest.raises(ValueError, match="forward"):
+        clock.advance(-1)

@@ -9,6 +9,8 @@ Subcommands:
 * ``inspect BUNDLE``: list a bundle's members (local file or ``s3://bucket/key``), verify
   every checksum while streaming it, optionally extract it (``docs/cli.md``).
 * ``create-table NAME``: create the DynamoDB idempotency table.
+* ``bundle s3://bucket/prefix --to s3://dest/prefix --table NAME``: bundle objects that
+  already exist (a backfill, a replay) through the processor and its idempotency table.
 
 Standard library ``argparse`` only; each subcommand is a parser plus a ``_run_*`` function
 registered through ``set_defaults(run=...)``, so more subcommands slot in beside ``demo``.
@@ -29,8 +31,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
+    from data_aggregator._backfill import BackfillOptions
     from data_aggregator._demo_report import DemoReport
     from data_aggregator._inspect import InspectResult
+    from data_aggregator.clients import S3Client
+    from data_aggregator.idempotency import IdempotencyStore
 
 __all__ = ["build_parser", "main"]
 
@@ -139,6 +144,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     demo.set_defaults(run=_run_demo)
     _add_inspect(commands, common)
     _add_create_table(commands, common)
+    _add_bundle(commands, common)
     return parser
 
 
@@ -202,6 +208,78 @@ def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("name", metavar="NAME", help="the table's name")
     add_create_table_options(create)
     create.set_defaults(run=_run_create_table)
+
+
+def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
+    bundle = commands.add_parser(
+        "bundle",
+        parents=[common],
+        help="bundle objects that already exist (backfill, replay) with the same idempotency",
+        description=(
+            "List SOURCE (s3://bucket/prefix, page by page), turn each object into the S3 "
+            "notification it would have sent and feed them, --batch-size at a time, to "
+            "ReusableProcessor with the DynamoDB idempotency table --table: the same claim, "
+            "bundle and complete as the Lambda, so a second run bundles nothing twice and an "
+            "interrupted run is resumed by running it again (docs/cli.md). Exit status 1 "
+            "with one line per failure class when an object was not bundled."
+        ),
+    )
+    bundle.add_argument("source", metavar="SOURCE", help="s3://bucket[/prefix] to bundle")
+    bundle.add_argument(
+        "--to",
+        required=True,
+        metavar="S3URL",
+        help="s3://bucket[/prefix] where bundles are written",
+    )
+    bundle.add_argument(
+        "--table", required=True, metavar="NAME", help="the DynamoDB idempotency table"
+    )
+    bundle.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        default=None,
+        help="S3 and DynamoDB endpoint, e.g. http://127.0.0.1:5000 for moto "
+        "(default: AWS, or AWS_ENDPOINT_URL)",
+    )
+    bundle.add_argument(
+        "--region", default=None, help="AWS region (default: the usual AWS configuration)"
+    )
+    bundle.add_argument(
+        "--codec",
+        choices=("gzip", "zstd", "none"),
+        default="gzip",
+        help="bundle compression; zstd needs the 'zstd' extra (default: %(default)s)",
+    )
+    bundle.add_argument(
+        "--max-bundle-mb",
+        type=_int_in(1, 5_000_000),
+        default=5120,
+        metavar="MB",
+        help="largest bundle before another is started (default: %(default)s)",
+    )
+    bundle.add_argument(
+        "--batch-size",
+        type=_int_in(1, 10_000),
+        default=1000,
+        metavar="N",
+        help="objects per processor call (default: %(default)s)",
+    )
+    bundle.add_argument(
+        "--chunk-seconds",
+        type=_int_in(60, 43_200),
+        default=600,
+        metavar="S",
+        help="deadline of each processor call, which bounds its leases (default: %(default)s)",
+    )
+    bundle.add_argument(
+        "--limit",
+        type=_int_in(1, 2**62),
+        default=None,
+        metavar="N",
+        help="stop after the first N listed objects (run again to go on)",
+    )
+    bundle.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    bundle.set_defaults(run=_run_bundle)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
@@ -404,6 +482,109 @@ def _run_create_table(args: argparse.Namespace) -> int:
     from data_aggregator._idempotency_dynamodb_table import run_create_table  # noqa: PLC0415
 
     return run_create_table(args.name, args, sys.stdout)
+
+
+# --------------------------------------------------------------------------- bundle
+
+
+def _run_bundle(args: argparse.Namespace) -> int:
+    from data_aggregator._backfill import (  # noqa: PLC0415
+        BackfillError,
+        BackfillOptions,
+        parse_s3_url,
+        run_backfill,
+    )
+
+    try:
+        src_bucket, src_prefix = parse_s3_url(args.source, "SOURCE")
+        dest_bucket, dest_prefix = parse_s3_url(args.to, "the destination (--to)")
+        options = BackfillOptions(
+            source_bucket=src_bucket,
+            source_prefix=src_prefix,
+            dest_bucket=dest_bucket,
+            dest_prefix=dest_prefix,
+            table=args.table,
+            codec=args.codec,
+            max_bundle_mb=args.max_bundle_mb,
+            batch_size=args.batch_size,
+            chunk_seconds=args.chunk_seconds,
+            limit=args.limit,
+        )
+    except BackfillError as exc:
+        raise CommandError(str(exc)) from None
+    s3, store = _backfill_clients(options, args.endpoint_url, args.region)
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            sys.stderr.write(f"{PROG} bundle: {line}\n")
+            sys.stderr.flush()
+
+    totals = run_backfill(options, s3=s3, store=store, progress=progress)
+    if not args.quiet:
+        sys.stdout.write(
+            f"{args.source} -> {args.to}: {_plural(totals.listed, 'object')} listed, "
+            f"{totals.bundled} bundled into {_plural(len(totals.bundles), 'bundle')}, "
+            f"{totals.duplicates} already bundled, {totals.not_bundled} not bundled\n"
+        )
+    for problem, count in sorted(totals.problems.items()):
+        outcome, _, reason = problem.partition(" ")
+        _error(PROG, f"{_plural(count, 'object')} {outcome} ({reason}); run again to retry")
+    return 0 if not totals.problems else 1
+
+
+def _backfill_clients(
+    options: BackfillOptions, endpoint_url: str | None, region: str | None
+) -> tuple[S3Client, IdempotencyStore]:
+    """The S3 client and the DynamoDB store of ``bundle``, after checking both ends exist."""
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    from data_aggregator._backfill import build_config  # noqa: PLC0415
+    from data_aggregator.clients import S3Client  # noqa: PLC0415
+    from data_aggregator.idempotency import (  # noqa: PLC0415
+        DynamoDBIdempotencyStore,
+        S3ManifestBundleLocator,
+    )
+
+    config = build_config(options)
+    session = boto3.session.Session(region_name=region)
+    retries = Config(
+        retries={"mode": "adaptive", "total_max_attempts": 5},
+        max_pool_connections=config.fetch_concurrency + config.upload_concurrency + 4,
+    )
+    s3 = S3Client.from_config(
+        config, session.client("s3", endpoint_url=endpoint_url, config=retries)
+    )
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=retries)
+    checks = (
+        (f"source bucket {options.source_bucket!r}", s3.client.head_bucket, options.source_bucket),
+        (
+            f"destination bucket {options.dest_bucket!r} (--to)",
+            s3.client.head_bucket,
+            options.dest_bucket,
+        ),
+    )
+    for what, check, bucket in checks:
+        try:
+            check(Bucket=bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise CommandError(f"{what} is not usable ({code})") from None
+    try:
+        dynamodb.describe_table(TableName=options.table)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code == "ResourceNotFoundException":
+            msg = (
+                f"idempotency table {options.table!r} does not exist "
+                f"(create it with: {PROG} create-table {options.table})"
+            )
+            raise CommandError(msg) from None
+        raise CommandError(f"idempotency table {options.table!r} is not usable ({code})") from None
+    locator = S3ManifestBundleLocator(options.dest_bucket, client=s3.client)
+    store = DynamoDBIdempotencyStore.from_config(config, client=dynamodb, bundle_locator=locator)
+    return s3, store
 
 
 # --------------------------------------------------------------------------- inspect

@@ -1,0 +1,268 @@
+"""``data-aggregator bundle``: compact objects that already exist (a backfill, a replay).
+
+The source prefix is listed page by page; each listed object becomes a synthetic S3
+``ObjectCreated`` notification (one per SQS-shaped message, so that a record that fails
+fails alone) and the records are fed, ``batch_size`` at a time, to a
+:class:`~data_aggregator.processor.ReusableProcessor` with a DynamoDB idempotency table
+and a fresh :class:`~data_aggregator.context.LocalContext` per chunk (so leases stay
+bounded). Claim, bundle, ``mark_pending`` before commit, complete or release: the same
+code and the same guarantees as the Lambda. A re-run finds completed objects in the table
+and bundles nothing twice; an interrupted run is resumed by running it again.
+
+Idempotency key of a listed object (``docs/cli.md``): the exact key and, as the unique
+part, the ``versionId`` in a versioned bucket (the same key a live event for that version
+has), else ``backfill:<ETag>:<LastModified>`` in place of the event sequencer that a
+listing does not have.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus
+
+from data_aggregator.processor import Outcome, ReusableProcessor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from data_aggregator.clients import S3Client
+    from data_aggregator.config import AppConfig
+    from data_aggregator.idempotency import IdempotencyStore
+    from data_aggregator.processor import BatchResult
+
+__all__ = [
+    "BackfillOptions",
+    "BackfillTotals",
+    "ListedObject",
+    "backfill_sequencer",
+    "build_config",
+    "iter_chunks",
+    "parse_s3_url",
+    "run_backfill",
+    "synthetic_message",
+]
+
+#: The event name of the synthetic notifications.
+EVENT_NAME = "ObjectCreated:Put"
+_QUEUE_ARN = "arn:aws:sqs:local:000000000000:data-aggregator-bundle"
+
+
+class BackfillError(Exception):
+    """A problem found before any object is claimed (one line for the user)."""
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    """What ``data-aggregator bundle`` was asked to do."""
+
+    source_bucket: str
+    source_prefix: str
+    dest_bucket: str
+    dest_prefix: str
+    table: str
+    codec: str = "gzip"
+    max_bundle_mb: int = 5120
+    batch_size: int = 1000
+    chunk_seconds: int = 600
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One object of the source listing (the latest version in a versioned bucket)."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+    version_id: str | None = None
+
+
+@dataclass
+class BackfillTotals:
+    """Running counts over every chunk."""
+
+    listed: int = 0
+    bundled: int = 0
+    duplicates: int = 0
+    bundles: list[str] = field(default_factory=list)
+    #: ``"<outcome> <reason>"`` (e.g. ``"failed upload_failed"``) -> records.
+    problems: Counter[str] = field(default_factory=Counter)
+
+    def add(self, result: BatchResult) -> None:
+        """Count one chunk's records and bundles."""
+        self.listed += len(result.records)
+        for entry in result.records:
+            if entry.outcome is Outcome.BUNDLED:
+                self.bundled += 1
+            elif entry.outcome is Outcome.DUPLICATE:
+                self.duplicates += 1
+            else:
+                reason = entry.reason.value if entry.reason is not None else "unknown"
+                self.problems[f"{entry.outcome.value} {reason}"] += 1
+        self.bundles.extend(bundle.key for bundle in result.bundles)
+
+    @property
+    def not_bundled(self) -> int:
+        """Records neither bundled now nor already in a bundle."""
+        return sum(self.problems.values())
+
+    def line(self) -> str:
+        """``listed N, bundled N, duplicates N, failed N, bundles N``."""
+        return (
+            f"listed {self.listed}, bundled {self.bundled}, duplicates {self.duplicates}, "
+            f"failed {self.not_bundled}, bundles {len(self.bundles)}"
+        )
+
+
+def parse_s3_url(url: str, what: str) -> tuple[str, str]:
+    """``s3://bucket[/prefix]`` -> ``(bucket, prefix)``; :class:`BackfillError` if not."""
+    if not url.startswith("s3://"):
+        msg = f"{what} must be s3://bucket[/prefix], got {url!r}"
+        raise BackfillError(msg)
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not bucket or "*" in bucket or any(c.isspace() for c in bucket):
+        msg = f"{what} must be s3://bucket[/prefix], got {url!r}"
+        raise BackfillError(msg)
+    return bucket, prefix
+
+
+def backfill_sequencer(etag: str, last_modified: datetime | None) -> str:
+    """The unique part of an unversioned listed object's idempotency key.
+
+    A listing has no event sequencer; ``ETag`` + ``LastModified`` (UTC, milliseconds)
+    tell apart successive writes of one key the same way, and are stable across runs.
+    """
+    stamp = "-"
+    if last_modified is not None:
+        moment = last_modified.astimezone(timezone.utc)
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return f"backfill:{etag}:{stamp}"
+
+
+def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> dict[str, Any]:
+    """An SQS record carrying one classic S3 ``ObjectCreated`` notification about ``obj``.
+
+    The key is form-encoded as S3 encodes it (the processor decodes it back to the exact
+    key); the ETag makes the fetch conditional (``If-Match``), so an object rewritten since
+    the listing is skipped as superseded rather than bundled under the old version's key.
+    """
+    s3_object: dict[str, Any] = {
+        "key": quote_plus(obj.key, safe="/"),
+        "size": obj.size,
+        "eTag": obj.etag,
+    }
+    if obj.version_id is not None:
+        s3_object["versionId"] = obj.version_id
+    else:
+        s3_object["sequencer"] = backfill_sequencer(obj.etag, obj.last_modified)
+    moment = obj.last_modified or datetime.now(timezone.utc)
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "",
+        "eventTime": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "eventName": EVENT_NAME,
+        "userIdentity": {"principalId": "data-aggregator-bundle"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "data-aggregator-bundle",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": s3_object,
+        },
+    }
+    return {
+        "messageId": message_id,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": _QUEUE_ARN,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "body": json.dumps({"Records": [record]}, ensure_ascii=False),
+    }
+
+
+def iter_chunks(items: Iterable[ListedObject], size: int) -> Iterator[list[ListedObject]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    chunk: list[ListedObject] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def build_config(options: BackfillOptions) -> AppConfig:
+    """The processor's configuration, from the command's options."""
+    from data_aggregator.config import AppConfig, Codec  # noqa: PLC0415
+
+    return AppConfig(
+        distribution_bucket_name=options.dest_bucket,
+        idempotency_table_name=options.table,
+        bundle_prefix=options.dest_prefix,
+        bundle_codec=Codec(options.codec),
+        max_bundle_size_mb=options.max_bundle_mb,
+        metrics_enabled=False,
+    )
+
+
+def list_source(s3: S3Client, bucket: str, prefix: str) -> Iterator[ListedObject]:
+    """Every object under ``prefix``, lazily; latest versions when the bucket is versioned.
+
+    A ``versionId`` of ``null`` (written before versioning was enabled) counts as none.
+    """
+    status = s3.client.get_bucket_versioning(Bucket=bucket).get("Status")
+    if status not in ("Enabled", "Suspended"):
+        for entry in s3.iter_objects(bucket, prefix):
+            yield ListedObject(entry.key, entry.size, entry.etag, entry.last_modified)
+        return
+    paginator = s3.client.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Versions", []):
+            if not item.get("IsLatest"):
+                continue
+            version = item.get("VersionId")
+            yield ListedObject(
+                key=item["Key"],
+                size=int(item.get("Size", 0)),
+                etag=str(item.get("ETag", "")).strip('"'),
+                last_modified=item.get("LastModified"),
+                version_id=None if version in (None, "null") else version,
+            )
+
+
+def run_backfill(
+    options: BackfillOptions,
+    *,
+    s3: S3Client,
+    store: IdempotencyStore,
+    progress: Callable[[str], None],
+    processor_class: type[ReusableProcessor] | None = None,
+) -> BackfillTotals:
+    """List the source, feed it to a processor chunk by chunk; return the totals."""
+    from data_aggregator.context import LocalContext  # noqa: PLC0415
+
+    cls = processor_class or ReusableProcessor
+    processor = cls(build_config(options), s3_client=s3, store=store)
+    totals = BackfillTotals()
+    listed: Iterable[ListedObject] = list_source(s3, options.source_bucket, options.source_prefix)
+    if options.limit is not None:
+        listed = (obj for _, obj in zip(range(options.limit), listed, strict=False))
+    run_id = uuid.uuid4().hex[:12]
+    for number, chunk in enumerate(iter_chunks(listed, options.batch_size), start=1):
+        request_id = f"backfill-{run_id}-{number}"
+        event = {
+            "Records": [
+                synthetic_message(options.source_bucket, obj, f"{request_id}-{i}")
+                for i, obj in enumerate(chunk)
+            ]
+        }
+        context = LocalContext.from_timeout(options.chunk_seconds, aws_request_id=request_id)
+        totals.add(processor.process(event, context))
+        progress(f"chunk {number}: {totals.line()}")
+    return totals

@@ -24,3 +24,7 @@ for _name, _value in {
 }.items():
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
+
+# The fixtures the package ships for users' tests (moto server, buckets, table); the
+# integration tests use them too.
+pytest_plugins = ["data_aggregator.testing.pytest_plugin"]

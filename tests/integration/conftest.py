@@ -1,8 +1,9 @@
 """Integration fixtures: moto's server over HTTP on 127.0.0.1, and clients that talk to it.
 
 Tests here use real HTTP, the way a user's Lambda talks to S3 and DynamoDB. The server is
-started once per session on a free port; tests isolate themselves with unique resource
-names rather than resetting the server.
+the shipped plugin's (``data_aggregator.testing.pytest_plugin``, enabled in
+``tests/conftest.py``), started once per session on a free port; tests isolate themselves
+with unique resource names rather than resetting the server.
 """
 
 from __future__ import annotations
@@ -10,43 +11,28 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from moto.server import ThreadedMotoServer
+
+from data_aggregator.testing.pytest_plugin import REGION, make_aws_client
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client as Boto3S3Client
 
-REGION = "us-east-1"
+__all__ = ["REGION", "make_client"]
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """Start moto's server on 127.0.0.1 (a free port) for the whole session."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def moto_endpoint(moto_server: str) -> str:
+    """The session's moto server (the shipped plugin's ``moto_server`` fixture)."""
+    return moto_server
 
 
 def make_client(service: str, endpoint: str, **config: Any) -> Any:
     """A boto3 client for ``service`` pointed at the moto server."""
-    return boto3.session.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name=REGION,
-    ).client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint,
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}, **config),
-    )
+    return make_aws_client(service, endpoint, **config)
 
 
 @pytest.fixture

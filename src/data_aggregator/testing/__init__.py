@@ -8,7 +8,10 @@ Standard library only (plus the package itself); the hypothesis strategies are i
   :func:`sns_notification`, :func:`eventbridge_object_created` (:func:`encode_event_key`
   on its own);
 * time: :class:`FakeClock`, :func:`local_context` and :class:`LocalContext`;
-* :class:`InMemoryIdempotencyStore`, the store to hand a processor in tests.
+* :class:`InMemoryIdempotencyStore`, the store to hand a processor in tests;
+* pytest fixtures on moto's server (buckets, idempotency table, ``AppConfig``):
+  ``pytest_plugins = ["data_aggregator.testing.pytest_plugin"]`` (needs the ``[testing]``
+  extra).
 
 >>> from data_aggregator.schemas import parse_event
 >>> event = sqs_event([sqs_message(s3_notification([s3_record("bucket", "a b+c.txt")]))])

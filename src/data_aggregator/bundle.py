@@ -314,7 +314,10 @@ class MultipartSink:
         extra_args: More upload arguments (``Metadata``, ``Tagging``, ``StorageClass``
             ...), checked by :func:`data_aggregator.clients.validate_upload_args`.
             ``ContentType`` defaults to the codec's.
-        part_size, max_concurrency, spool_max_size, spool_dir: Passed to each writer.
+        part_size: Passed to each writer.
+        max_concurrency: Passed to each writer.
+        spool_max_size: Passed to each writer.
+        spool_dir: Passed to each writer.
     """
 
     def __init__(

@@ -134,8 +134,11 @@ class S3Client:
             spills to disk; ``None`` keeps whole parts in memory.
         max_attempts: Attempts per request of the default client, the first included
             (botocore's ``total_max_attempts``).
-        connect_timeout, read_timeout: Timeouts of the default client, in seconds; an
-            injected client's own values are read instead. Reported by
+        connect_timeout: Connect timeout of the default client, in seconds; an injected
+            client's own value is read instead. Reported by
+            :class:`~data_aggregator.exceptions.S3TimeoutError`.
+        read_timeout: Read timeout of the default client, in seconds; an injected
+            client's own value is read instead. Reported by
             :class:`~data_aggregator.exceptions.S3TimeoutError`.
     """
 
@@ -278,7 +281,11 @@ class S3Client:
         Raises:
             S3ObjectNotFoundError: the key or version does not exist (deleted).
             S3ObjectSupersededError: ``if_match`` did not hold (HTTP 412).
-            S3AccessDeniedError, S3ThrottlingError, S3TimeoutError, S3ServiceError, S3Error.
+            S3AccessDeniedError: access denied (HTTP 403).
+            S3ThrottlingError: throttled after the client's retries.
+            S3TimeoutError: connect or read timeout.
+            S3ServiceError: a server-side or connection failure after the client's retries.
+            S3Error: any other S3 client error.
         """
         params = self._read_params(bucket, key, version_id, if_match)
         with self._translating("GetObject", bucket, key, version_id):

@@ -107,7 +107,8 @@ class MultipartWriter(io.BufferedIOBase):
 
     Args:
         s3: The client (its owner, KMS key and error mapping apply to every request).
-        bucket, key: Destination.
+        bucket: Destination bucket.
+        key: Destination key.
         extra_args: Upload arguments (``ContentType``, ``Metadata``, ``Tagging`` ...),
             checked against :data:`~data_aggregator.clients.ALLOWED_UPLOAD_ARGS`.
         part_size: Base part size in bytes (default ``s3.multipart_part_size_bytes``),

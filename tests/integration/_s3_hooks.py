@@ -125,15 +125,26 @@ def inject(
 
 @dataclass
 class Concurrency:
-    """Counts requests of one operation in flight at once (``before-send`` to ``after-call``)."""
+    """Counts requests in flight at once (``before-send`` to ``after-call``).
+
+    Works for any botocore client: ``attach(client, "GetObject")`` tracks one S3 operation,
+    ``attach(client, None, service="dynamodb")`` every DynamoDB request.
+    """
 
     active: int = 0
     peak: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def attach(self, client: Boto3S3Client, operation: str, delay: float = 0.0) -> Concurrency:
-        """Track ``operation``; optionally hold each request ``delay`` seconds before sending."""
+    def attach(
+        self, client: Any, operation: str | None, delay: float = 0.0, *, service: str = "s3"
+    ) -> Concurrency:
+        """Track ``operation`` (every operation when ``None``) of ``service``.
+
+        Optionally holds each request ``delay`` seconds before sending it.
+        """
         import time
+
+        event = service if operation is None else f"{service}.{operation}"
 
         def _start(**_: Any) -> None:
             with self._lock:
@@ -146,7 +157,7 @@ class Concurrency:
             with self._lock:
                 self.active -= 1
 
-        client.meta.events.register(f"before-send.s3.{operation}", _start)
-        client.meta.events.register(f"after-call.s3.{operation}", _end)
-        client.meta.events.register(f"after-call-error.s3.{operation}", _end)
+        client.meta.events.register(f"before-send.{event}", _start)
+        client.meta.events.register(f"after-call.{event}", _end)
+        client.meta.events.register(f"after-call-error.{event}", _end)
         return self

@@ -41,6 +41,7 @@ from tests.integration._dynamodb_support import (
     new_table,
     overlapping_sets,
 )
+from tests.integration._s3_hooks import Concurrency
 from tests.integration.conftest import make_client
 
 if TYPE_CHECKING:
@@ -233,33 +234,12 @@ def test_bulk_calls_run_concurrently(atomic_endpoint: str) -> None:  # noqa: F81
     """With 20 ms per request, a bulk claim keeps many requests in flight at once."""
     client = ddb_client(atomic_endpoint, pool=16)
     table = new_table(client)
-    in_flight = 0
-    peak = 0
-    lock = threading.Lock()
-
-    def before(**_: Any) -> None:
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.02)
-
-    def after(**_: Any) -> None:
-        nonlocal in_flight
-        with lock:
-            in_flight -= 1
-
-    client.meta.events.register("before-send.dynamodb", before)
-    client.meta.events.register("after-call.dynamodb", after)
-    client.meta.events.register("after-call-error.dynamodb", after)
+    concurrency = Concurrency().attach(client, None, 0.02, service="dynamodb")
     store = DynamoDBIdempotencyStore(table, client=client, max_workers=16)
-    started = time.monotonic()
     results = store.claim(keys(96), owner=A, lease_expires_at=time.time() + 60)
-    elapsed = time.monotonic() - started
     store.close()
     assert all(r.status is ClaimStatus.CLAIMED for r in results.values())
-    assert peak >= 8
-    assert elapsed < 96 * 0.02  # below the injected latency alone, one after another
+    assert concurrency.peak >= 8
 
 
 def test_ttl_is_enabled_and_items_use_the_documented_layout(

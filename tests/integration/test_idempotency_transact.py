@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from tests.integration._dynamodb_support import (
     ddb_client,
     new_table,
 )
+from tests.integration._s3_hooks import Concurrency
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -367,32 +367,14 @@ def test_chunks_are_even_and_within_the_count_and_size_limits(
 
 def test_chunks_run_concurrently(client: DynamoDBClient, table: str) -> None:
     """With 20 ms per request, the chunks of one bulk call are in flight together."""
-    in_flight = 0
-    peak = 0
-    lock = threading.Lock()
-
-    def before(**_: Any) -> None:
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.02)
-
-    def after(**_: Any) -> None:
-        nonlocal in_flight
-        with lock:
-            in_flight -= 1
-
-    client.meta.events.register("before-send.dynamodb", before)
-    client.meta.events.register("after-call.dynamodb", after)
-    client.meta.events.register("after-call-error.dynamodb", after)
+    concurrency = Concurrency().attach(client, None, 0.02, service="dynamodb")
     store = transact_store(table, client, FakeClock(), max_workers=8, transact_max_items=8)
     requests = Requests(client)
     results = store.claim([f"k{i}" for i in range(64)], owner=A, lease_expires_at=2e9)
     store.close()
     assert {r.status for r in results.values()} == {ClaimStatus.CLAIMED}
     assert len(requests.transactions()) == 8
-    assert peak >= 4
+    assert concurrency.peak >= 4
 
 
 def test_keys_sharing_a_stored_item_never_meet_in_one_transaction(

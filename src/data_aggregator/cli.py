@@ -116,12 +116,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="N",
         help=f"object versions to upload, {MIN_OBJECTS}-{MAX_OBJECTS} (default: %(default)s)",
     )
-    demo.add_argument(
-        "--codec",
-        choices=("gzip", "zstd", "none"),
-        default="gzip",
-        help="bundle compression; zstd needs the 'zstd' extra (default: %(default)s)",
-    )
+    _add_codec(demo)
     demo.add_argument(
         "--batch-size",
         type=_int_in(1, MAX_BATCH_SIZE),
@@ -148,6 +143,30 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_codec(parser: argparse.ArgumentParser) -> None:
+    from data_aggregator.config import Codec  # noqa: PLC0415 - commands load their parts
+
+    parser.add_argument(
+        "--codec",
+        choices=[codec.value for codec in Codec],
+        default=Codec.GZIP.value,
+        help="bundle compression; zstd needs the 'zstd' extra (default: %(default)s)",
+    )
+
+
+def _add_aws_options(parser: argparse.ArgumentParser, endpoint: str) -> None:
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        default=None,
+        help=f"{endpoint}, e.g. http://127.0.0.1:5000 for moto or another S3-compatible "
+        "store (default: AWS, or AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--region", default=None, help="AWS region (default: the usual AWS configuration)"
+    )
+
+
 def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
     inspect = commands.add_parser(
         "inspect",
@@ -164,16 +183,7 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
     inspect.add_argument(
         "bundle", metavar="BUNDLE", help="a local path or s3://bucket/key of a bundle"
     )
-    inspect.add_argument(
-        "--endpoint-url",
-        metavar="URL",
-        default=None,
-        help="S3 endpoint for s3:// bundles, e.g. http://127.0.0.1:5000 for moto or another "
-        "S3-compatible store (default: AWS, or AWS_ENDPOINT_URL)",
-    )
-    inspect.add_argument(
-        "--region", default=None, help="AWS region (default: the usual AWS configuration)"
-    )
+    _add_aws_options(inspect, "S3 endpoint for s3:// bundles")
     inspect.add_argument(
         "--version-id", metavar="ID", default=None, help="read this version of an s3:// bundle"
     )
@@ -234,22 +244,8 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
     bundle.add_argument(
         "--table", required=True, metavar="NAME", help="the DynamoDB idempotency table"
     )
-    bundle.add_argument(
-        "--endpoint-url",
-        metavar="URL",
-        default=None,
-        help="S3 and DynamoDB endpoint, e.g. http://127.0.0.1:5000 for moto "
-        "(default: AWS, or AWS_ENDPOINT_URL)",
-    )
-    bundle.add_argument(
-        "--region", default=None, help="AWS region (default: the usual AWS configuration)"
-    )
-    bundle.add_argument(
-        "--codec",
-        choices=("gzip", "zstd", "none"),
-        default="gzip",
-        help="bundle compression; zstd needs the 'zstd' extra (default: %(default)s)",
-    )
+    _add_aws_options(bundle, "S3 and DynamoDB endpoint")
+    _add_codec(bundle)
     bundle.add_argument(
         "--max-bundle-mb",
         type=_int_in(1, 5_000_000),

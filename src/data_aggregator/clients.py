@@ -81,6 +81,18 @@ def _quote_etag(etag: str) -> str:
     return f'"{etag}"'
 
 
+def _described(response: Mapping[str, Any], version_id: str | None) -> dict[str, Any]:
+    """The fields ``GetObject`` and ``HeadObject`` answers share (ETag without quotes)."""
+    return {
+        "content_length": int(response.get("ContentLength", 0)),
+        "etag": _strip_etag(response.get("ETag")),
+        "version_id": response.get("VersionId") or version_id,
+        "last_modified": response.get("LastModified"),
+        "content_type": response.get("ContentType"),
+        "metadata": dict(response.get("Metadata") or {}),
+    }
+
+
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
@@ -299,17 +311,7 @@ class S3Client:
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
         )
-        return S3Object(
-            bucket=bucket,
-            key=key,
-            body=body,
-            content_length=int(response.get("ContentLength", 0)),
-            etag=_strip_etag(response.get("ETag")),
-            version_id=response.get("VersionId") or version_id,
-            last_modified=response.get("LastModified"),
-            content_type=response.get("ContentType"),
-            metadata=dict(response.get("Metadata") or {}),
-        )
+        return S3Object(bucket=bucket, key=key, body=body, **_described(response, version_id))
 
     def head_object(
         self,
@@ -333,13 +335,8 @@ class S3Client:
         return S3ObjectInfo(
             bucket=bucket,
             key=key,
-            content_length=int(response.get("ContentLength", 0)),
-            etag=_strip_etag(response.get("ETag")),
-            version_id=response.get("VersionId") or version_id,
-            last_modified=response.get("LastModified"),
-            content_type=response.get("ContentType"),
-            metadata=dict(response.get("Metadata") or {}),
             checksum_sha256=response.get("ChecksumSHA256"),
+            **_described(response, version_id),
         )
 
     def iter_objects(

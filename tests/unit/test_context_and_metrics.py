@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from data_aggregator.context import InvocationContext, LocalContext, request_id_of
 from data_aggregator.metrics import (
@@ -14,6 +15,9 @@ from data_aggregator.metrics import (
     MetricUnit,
     NullMetrics,
 )
+
+if TYPE_CHECKING:
+    import pytest
 
 
 class FakeClock:
@@ -114,8 +118,12 @@ def test_callback_metrics_receive_summed_points() -> None:
     assert points == [MetricPoint("Duplicates", 2, MetricUnit.COUNT, {"env": "test"})]
 
 
-def test_null_metrics_accepts_and_drops() -> None:
-    """The null sink takes data points and emits nothing."""
-    metrics = NullMetrics()
-    metrics.add("x", 1)
-    metrics.flush()
+def test_null_metrics_accepts_and_drops(capsys: pytest.CaptureFixture[str]) -> None:
+    """The null sink takes data points and emits nothing, where EMF would print a line."""
+    NullMetrics().add("x", 1)
+    NullMetrics().flush()
+    assert capsys.readouterr().out == ""
+    emf = EmfMetrics("NS")
+    emf.add("x", 1)
+    emf.flush()
+    assert '"x":1' in capsys.readouterr().out

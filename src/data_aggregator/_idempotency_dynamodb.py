@@ -175,9 +175,10 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     """Idempotency records in a DynamoDB table, with conditional writes.
 
     Each primitive is a single ``PutItem`` or ``UpdateItem`` whose condition makes it
-    atomic (two concurrent claimers can never both win) and which returns the item's
-    previous state (``ReturnValues`` / ``ReturnValuesOnConditionCheckFailure`` =
-    ``ALL_OLD``), so one round trip per key answers everything. Bulk methods run up to
+    atomic (two concurrent claimers can never both win). A refused write returns the
+    item that refused it (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and a claim
+    also returns the item it replaced (``ReturnValues=ALL_OLD``), so one round trip per
+    key answers everything. Bulk methods run up to
     ``max_workers`` of them at a time; with ``batch_mode="transact"`` they send the same
     conditional writes up to 100 keys per ``TransactWriteItems`` instead, and fall back to
     single writes for the keys a transaction cannot settle. Throttling and 5xx answers are
@@ -291,7 +292,9 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     ) -> WriteOutcome:
         # Common case, one PutItem: the new record is fully known when there is no pending
         # announcement to carry over (attribute_not_exists(#pending) makes sure of it).
-        outcome = self._send(key, _claim_put(owner, now, lease_expires_at, expiration))
+        outcome = self._send(
+            key, _claim_put(owner, now, lease_expires_at, expiration), previous=True
+        )
         if outcome.applied or not (
             outcome.record is not None
             and outcome.record.pending_bundle_key is not None
@@ -300,7 +303,9 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             return outcome
         # Recovery path: claimable but announced as pending in a bundle. UpdateItem keeps
         # the announcement (never lost, even if we crash before checking the bundle).
-        return self._send(key, _claim_update(owner, now, lease_expires_at, expiration))
+        return self._send(
+            key, _claim_update(owner, now, lease_expires_at, expiration), previous=True
+        )
 
     def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:
         return self._send(key, _pending_write(owner, bundle_key))
@@ -432,13 +437,17 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             request["ExpressionAttributeValues"] = write.values
         return request
 
-    def _send(self, key: str, write: _Write) -> WriteOutcome:
-        """One conditional single-item write, answering with the item as it was."""
-        request = {
-            **self._expression(write),
-            "ReturnValues": "ALL_OLD",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
+    def _send(self, key: str, write: _Write, *, previous: bool = False) -> WriteOutcome:
+        """One conditional single-item write.
+
+        A refused write answers with the item that refused it. An applied one answers
+        with the item as it was only when ``previous`` is set (a claim, which reports a
+        takeover): mark_pending, complete and release use only a refusal's item, so they
+        do not ask DynamoDB to send back the whole record on every success.
+        """
+        request = {**self._expression(write), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        if previous:
+            request["ReturnValues"] = "ALL_OLD"
         if write.item is not None:
             request["Item"] = {**self._key(key), **write.item}
             send: Callable[[], Any] = lambda: self.client.put_item(**request)  # noqa: E731

@@ -230,6 +230,47 @@ def test_bulk_takeover_of_expired_leases(
     assert all(r.status is UpdateStatus.LEASE_LOST for r in done.values())
 
 
+def test_only_claims_ask_for_the_replaced_item(client: DynamoDBClient, table: str) -> None:
+    """A success of mark_pending, complete or release is sent without ``ReturnValues``
+    (its item is never used); claims ask for it, and every write still gets the item
+    that refused it."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append((model.name, json.loads(params["body"])))
+
+    client.meta.events.register("before-call.dynamodb", record)
+    clock = FakeClock()
+    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=1)
+    first, second = keys(2)
+    claimed = store.claim([first, second], owner=A, lease_expires_at=clock() + 1)
+    assert all(r.status is ClaimStatus.CLAIMED for r in claimed.values())
+    assert store.mark_pending([first], owner=A, bundle_key="b-1")[first].ok
+    assert store.complete([first], owner=A, bundle_key="b-1")[first].ok
+    assert store.release([second], owner=A)[second].ok
+    clock.advance(5)
+    taken = store.claim([second], owner=B, lease_expires_at=clock() + 60)[second]
+    assert taken.status is ClaimStatus.CLAIMED
+    lost = store.complete([second], owner=A, bundle_key="b-2")[second]
+    assert lost.status is UpdateStatus.LEASE_LOST
+    assert lost.current is not None
+    assert lost.current.owner == B
+
+    operations = [name for name, _ in sent]
+    # claim x2, mark_pending, complete, release, the takeover claim, the refused complete
+    assert operations == [
+        "PutItem",
+        "PutItem",
+        "UpdateItem",
+        "PutItem",
+        "UpdateItem",
+        "PutItem",
+        "PutItem",
+    ]
+    assert all(body["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD" for _, body in sent)
+    asks = [body.get("ReturnValues") for _, body in sent]
+    assert asks == ["ALL_OLD", "ALL_OLD", None, None, None, "ALL_OLD", None]
+
 def test_bulk_calls_run_concurrently(atomic_endpoint: str) -> None:  # noqa: F811
     """With 20 ms per request, a bulk claim keeps many requests in flight at once."""
     client = ddb_client(atomic_endpoint, pool=16)

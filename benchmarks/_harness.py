@@ -1,4 +1,4 @@
-"""Shared benchmark harness: a moto server in its own process and injected latency.
+"""Shared benchmark harness: an emulator (moto) in its own process and injected latency.
 
 The server runs in a separate process so that its CPU work does not compete with the code
 under test for the GIL. Latency is injected per request on the client side through a
@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,8 @@ def _free_port() -> int:
 def server_process(argv: list[str], port: int) -> Iterator[str]:
     """Run ``argv`` (a server listening on 127.0.0.1:``port``); yield its endpoint URL.
 
-    Waits until moto's ``/moto-api/`` answers, and stops the process on exit.
+    Waits until the server answers HTTP (moto's ``/moto-api/``; any HTTP answer counts, so
+    other emulators work too), and stops the process on exit.
     """
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -51,6 +53,8 @@ def server_process(argv: list[str], port: int) -> Iterator[str]:
             try:
                 with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
                     break
+            except urllib.error.HTTPError:
+                break  # it answered: up, though not moto
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("moto server did not start") from None

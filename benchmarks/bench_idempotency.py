@@ -11,7 +11,21 @@ Runs moto's DynamoDB in a subprocess and injects a fixed round-trip latency per 
   each record a conditional ``PutItem`` then an ``UpdateItem``, one after another.
 
 The sequential pattern is measured on ``--sample`` keys and, for larger sizes, extrapolated
-linearly from that measurement; such rows are labelled ``extrapolated``.
+linearly from that measurement; such rows are labelled ``extrapolated``. Every ratio is
+against the sequential pattern on the same emulator.
+
+Two diagnostics per emulator show what limits the bulk run there: the same run with no
+injected latency (as long as with latency: the server's CPU, not the latency, is the
+limit), and the ``floor``: two ``GetItem`` of absent items per key at the same concurrency,
+the cheapest request there is, so its ratio bounds any design that sends one request per
+key and step.
+
+``--dynalite DIR`` repeats the plain comparison against dynalite, a DynamoDB emulator on
+Node.js (``npm install --prefix DIR dynalite``), which costs less CPU per request than
+moto. It has no ``UpdateTimeToLive`` (its tables have no TTL) and ignores
+``ReturnValuesOnConditionCheckFailure``, so it can run this benchmark, where every
+condition holds, but not the store's tests: a refused claim comes back without the
+item that refused it, which the store reports as an error.
 
 Transact mode cannot run against ``python -m moto.server`` as such: moto's
 ``TransactWriteItems`` is not thread-safe (concurrent transactions on one table fail with
@@ -26,6 +40,7 @@ table) measures transact mode at every size; its rows say so.
 Usage::
 
     python benchmarks/bench_idempotency.py [--sizes 1000,10000] [--latency-ms 20]
+        [--dynalite DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +52,8 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,10 +79,10 @@ def keys_for(n: int, run: str) -> list[str]:
     ]
 
 
-def new_table(endpoint: str) -> str:
+def new_table(endpoint: str, *, ttl: bool = True) -> str:
     """A fresh idempotency table (created without injected latency)."""
     name = f"bench-{uuid.uuid4().hex[:10]}"
-    create_idempotency_table(client("dynamodb", endpoint), name)
+    create_idempotency_table(client("dynamodb", endpoint), name, enable_ttl=ttl)
     return name
 
 
@@ -88,10 +105,16 @@ last_client_cpu = [0.0]
 
 
 def bulk(
-    endpoint: str, n: int, *, latency: float, workers: int, mode: BatchMode = "single"
+    endpoint: str,
+    n: int,
+    *,
+    latency: float,
+    workers: int,
+    mode: BatchMode = "single",
+    ttl: bool = True,
 ) -> float:
     """Seconds for claim + complete of ``n`` keys through the store in ``mode``."""
-    table = new_table(endpoint)
+    table = new_table(endpoint, ttl=ttl)
     ddb = client("dynamodb", endpoint, latency=latency, pool=workers)
     requests = Requests(ddb)
     store = DynamoDBIdempotencyStore(
@@ -115,9 +138,9 @@ def bulk(
     return elapsed
 
 
-def sequential(endpoint: str, n: int, *, latency: float) -> float:
+def sequential(endpoint: str, n: int, *, latency: float, ttl: bool = True) -> float:
     """Seconds for the per-record pattern: conditional put, then update, record by record."""
-    table = new_table(endpoint)
+    table = new_table(endpoint, ttl=ttl)
     ddb: Any = client("dynamodb", endpoint, latency=latency, pool=1)
     requests = Requests(ddb)
     keys = keys_for(n, "sequential")
@@ -249,6 +272,56 @@ def measured(run: Callable[[], float]) -> tuple[float, float | None]:
     return seconds, (after - before) if before is not None and after is not None else None
 
 
+@dataclass(frozen=True)
+class Server:
+    """A server the rows ran against, and whose sequential run they are compared with."""
+
+    name: str
+    endpoint: str
+    reference: str
+    #: dynalite has no UpdateTimeToLive: its tables are made without TTL.
+    ttl: bool = True
+
+
+@dataclass
+class Report:
+    """The table's rows and the sequential seconds per (server, keys)."""
+
+    latency_ms: float
+    workers: int
+    rows: list[list[Any]] = field(default_factory=list)
+    sequential: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def add(
+        self,
+        server: Server,
+        n: int,
+        label: str,
+        *,
+        seconds: float,
+        cpu: float | None,
+        latency_ms: float | None = None,
+        note: str = "",
+    ) -> None:
+        """A row from the last ``bulk``/``sequential``/``floor`` run's counters."""
+        lat = self.latency_ms if latency_ms is None else latency_ms
+        client_cpu = f"{last_client_cpu[0]:.2f}"
+        self.rows.append(
+            [
+                n,
+                label,
+                server.name,
+                lat,
+                seconds,
+                n / seconds,
+                last_requests[0],
+                client_cpu,
+                _cpu(cpu),
+                (server.reference, note),
+            ]
+        )
+
+
 def main() -> None:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -257,80 +330,114 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--sample", type=int, default=1000, help="sequential keys measured")
+    parser.add_argument(
+        "--dynalite",
+        metavar="DIR",
+        help="also run the plain comparison against dynalite installed in DIR "
+        "(npm install --prefix DIR dynalite); needs node",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     transact_sizes = [int(s) for s in args.transact_sizes.split(",") if s]
-    latency = args.latency_ms / 1000
-    workers = args.workers
-    rows: list[list[Any]] = []
-
-    sequential_seconds: dict[int, float] = {}
-
-    def row(n: int, label: str, *, lat: float, seconds: float, cpu: float | None, ref: str) -> None:
-        # The last cell is filled in at the end: the sequential pattern's time over this.
-        client_cpu = f"{last_client_cpu[0]:.2f}"
-        rows.append(
-            [n, label, lat, seconds, n / seconds, last_requests[0], client_cpu, _cpu(cpu), ref]
-        )
+    report = Report(args.latency_ms, args.workers)
 
     with moto_server() as endpoint:
-        bulk(endpoint, 100, latency=0, workers=workers)  # warm up the server
-        sample = min(args.sample, max(sizes))
-        seq_seconds, seq_cpu = measured(lambda: sequential(endpoint, sample, latency=latency))
-        seq_requests, seq_client_cpu = last_requests[0], last_client_cpu[0]
-        for n in sizes:
-            seconds, cpu = measured(
-                lambda n=n: bulk(endpoint, n, latency=latency, workers=workers)  # type: ignore[misc]
-            )
-            row(
-                n,
-                f"bulk, single, {workers} workers",
-                lat=args.latency_ms,
-                seconds=seconds,
-                cpu=cpu,
-                ref="",
-            )
-            if n == sample:
-                seq, seq_label, seq_server = seq_seconds, "sequential, measured", seq_cpu
-                last_requests[0], last_client_cpu[0] = seq_requests, seq_client_cpu
-            else:
-                factor = n / sample
-                seq = seq_seconds * factor
-                seq_label = f"sequential, extrapolated from {sample:,}"
-                seq_server = seq_cpu * factor if seq_cpu is not None else None
-                last_requests[0] = round(seq_requests * factor)
-                last_client_cpu[0] = seq_client_cpu * factor
-            sequential_seconds[n] = seq
-            row(n, seq_label, lat=args.latency_ms, seconds=seq, cpu=seq_server, ref="")
-        # Diagnostic: the same bulk run with no injected latency. When it takes as long as
-        # with latency, the latency is entirely hidden and moto's own CPU is the limit.
-        n = min(sizes)
-        seconds, cpu = measured(lambda: bulk(endpoint, n, latency=0, workers=workers))
-        row(
-            n,
-            "bulk, single, no injected latency",
-            lat=0.0,
-            seconds=seconds,
-            cpu=cpu,
-            ref="diagnostic",
-        )
-    variant_rows(row, sizes, transact_sizes, args.latency_ms, workers)
-    _print(rows, sequential_seconds)
+        compare(Server("moto", endpoint, "moto"), sizes, args.sample, report)
+    variant_rows(report, sizes, transact_sizes)
+    if args.dynalite:
+        with dynalite_server(Path(args.dynalite)) as endpoint:
+            compare(Server("dynalite", endpoint, "dynalite", ttl=False), sizes, args.sample, report)
+    _print(report)
     print(f"peak RSS {peak_rss_mb():.0f} MiB; {os.cpu_count()} CPUs")
 
 
-def variant_rows(
-    row: Callable[..., None],
-    sizes: list[int],
-    transact_sizes: list[int],
-    latency_ms: float,
-    workers: int,
-) -> None:
-    """The runs against the serialised servers (see ``_SERVER``)."""
-    latency = latency_ms / 1000
+def compare(server: Server, sizes: list[int], sample_size: int, report: Report) -> None:
+    """Bulk (single mode) against the sequential pattern on ``server``, and diagnostics."""
+    latency, workers, ttl = report.latency_ms / 1000, report.workers, server.ttl
+    bulk(server.endpoint, 100, latency=0, workers=workers, ttl=ttl)  # warm up the server
+    sample = min(sample_size, max(sizes))
+    seq_seconds, seq_cpu = measured(
+        lambda: sequential(server.endpoint, sample, latency=latency, ttl=ttl)
+    )
+    seq_requests, seq_client_cpu = last_requests[0], last_client_cpu[0]
+    for n in sizes:
+        seconds, cpu = measured(
+            lambda n=n: bulk(server.endpoint, n, latency=latency, workers=workers, ttl=ttl)  # type: ignore[misc]
+        )
+        report.add(server, n, f"bulk, single, {workers} workers", seconds=seconds, cpu=cpu)
+        if n == sample:
+            seq, seq_label, seq_server = seq_seconds, "sequential, measured", seq_cpu
+            last_requests[0], last_client_cpu[0] = seq_requests, seq_client_cpu
+        else:
+            factor = n / sample
+            seq = seq_seconds * factor
+            seq_label = f"sequential, extrapolated from {sample:,}"
+            seq_server = seq_cpu * factor if seq_cpu is not None else None
+            last_requests[0] = round(seq_requests * factor)
+            last_client_cpu[0] = seq_client_cpu * factor
+        report.sequential[server.name, n] = seq
+        report.add(server, n, seq_label, seconds=seq, cpu=seq_server)
+    n = min(sizes)
+    # Diagnostic: two reads of absent items per key, the cheapest request there is, at
+    # the same concurrency. Any design that sends one request per key and step (claim,
+    # then complete) costs the server at least this much: its ratio bounds them all.
+    seconds, cpu = measured(
+        lambda: floor(server.endpoint, n, latency=latency, workers=workers, ttl=ttl)
+    )
+    report.add(server, n, "2 GetItem per key, no writes", seconds=seconds, cpu=cpu, note="floor")
+    # Diagnostic: the same bulk run with no injected latency. When it takes as long as
+    # with latency, the latency is entirely hidden and the server's CPU is the limit.
+    seconds, cpu = measured(lambda: bulk(server.endpoint, n, latency=0, workers=workers, ttl=ttl))
+    report.add(
+        server,
+        n,
+        "bulk, single, no injected latency",
+        seconds=seconds,
+        cpu=cpu,
+        latency_ms=0.0,
+        note="diagnostic",
+    )
+
+
+def floor(endpoint: str, n: int, *, latency: float, workers: int, ttl: bool = True) -> float:
+    """Seconds for two ``GetItem`` of absent items per key, ``workers`` at a time."""
+    table = new_table(endpoint, ttl=ttl)
+    ddb = client("dynamodb", endpoint, latency=latency, pool=workers)
+    requests = Requests(ddb)
+
+    def two_reads(key: str) -> None:
+        for _ in range(2):
+            ddb.get_item(TableName=table, Key={"object_key": {"S": key}})
+
+    keys = keys_for(n, "floor")
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(two_reads, keys))
+    elapsed = time.perf_counter() - started
+    last_client_cpu[0] = time.process_time() - cpu_started
+    last_requests[0] = requests.count
+    return elapsed
+
+
+@contextlib.contextmanager
+def dynalite_server(directory: Path) -> Iterator[str]:
+    """dynalite (a DynamoDB emulator on Node.js, in memory) in a subprocess."""
+    cli = directory / "node_modules" / "dynalite" / "cli.js"
+    if not cli.is_file():
+        raise SystemExit(f"no dynalite in {directory}: npm install --prefix {directory} dynalite")
+    port = _free_port()
+    with server_process(["node", str(cli), "--port", str(port)], port) as endpoint:
+        yield endpoint
+
+
+def variant_rows(report: Report, sizes: list[int], transact_sizes: list[int]) -> None:
+    """The runs against the serialised moto servers (see ``_SERVER``)."""
+    latency, workers = report.latency_ms / 1000, report.workers
     # Transact mode needs a serialised server (see _SERVER); single mode runs there too,
     # for a comparison on equal terms.
     with variant_moto_server(serialised=True) as endpoint:
+        server = Server("moto, serialised", endpoint, "moto")
         bulk(endpoint, 100, latency=0, workers=workers)  # warm up the server
         for n in transact_sizes:
             for mode in ("single", "transact"):
@@ -339,10 +446,10 @@ def variant_rows(
                         endpoint, n, latency=latency, workers=workers, mode=mode
                     )
                 )
-                label = f"bulk, {mode}, {workers} workers, serialised server"
-                row(n, label, lat=latency_ms, seconds=seconds, cpu=cpu, ref="")
+                report.add(server, n, f"bulk, {mode}, {workers} workers", seconds=seconds, cpu=cpu)
     # Diagnostic: transact mode where moto snapshots a table once per transaction.
     with variant_moto_server(serialised=True, one_snapshot=True) as endpoint:
+        server = Server("moto, serialised, one snapshot per transaction", endpoint, "moto")
         bulk(endpoint, 100, latency=0, workers=workers, mode="transact")  # warm up
         for n in sizes:
             seconds, cpu = measured(
@@ -350,28 +457,30 @@ def variant_rows(
                     endpoint, n, latency=latency, workers=workers, mode="transact"
                 )
             )
-            label = "bulk, transact, serialised, one snapshot per transaction"
-            row(n, label, lat=latency_ms, seconds=seconds, cpu=cpu, ref="diagnostic")
+            label = f"bulk, transact, {workers} workers"
+            report.add(server, n, label, seconds=seconds, cpu=cpu, note="diagnostic")
 
 
-def _print(rows: list[list[Any]], sequential_seconds: dict[int, float]) -> None:
-    """Fill in each row's speed-up over the sequential pattern and print the table."""
-    for cells in rows:
-        n, seconds, note = cells[0], cells[3], cells[-1]
-        speedup = f"{sequential_seconds[n] / seconds:.1f}x" if n in sequential_seconds else "-"
-        cells[0] = f"{n:,}"
-        cells[-1] = f"{speedup} ({note})" if note else speedup
+def _print(report: Report) -> None:
+    """Fill in each row's speed-up over its server's sequential pattern and print."""
+    rows = []
+    for cells in report.rows:
+        n, seconds, (reference, note) = cells[0], cells[4], cells[-1]
+        sequential_seconds = report.sequential.get((reference, n))
+        speedup = f"{sequential_seconds / seconds:.1f}x" if sequential_seconds else "-"
+        rows.append([f"{n:,}", *cells[1:-1], f"{speedup} ({note})" if note else speedup])
     print_table(
-        "Idempotency claim + complete against moto's DynamoDB over HTTP",
+        "Idempotency claim + complete over HTTP (sequential / this: against the same emulator)",
         [
             "keys",
             "pattern",
+            "server",
             "latency ms",
             "seconds",
             "keys/s",
             "requests",
             "client CPU s",
-            "moto CPU s",
+            "server CPU s",
             "sequential / this",
         ],
         rows,

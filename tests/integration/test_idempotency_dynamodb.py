@@ -271,6 +271,7 @@ def test_only_claims_ask_for_the_replaced_item(client: DynamoDBClient, table: st
     asks = [body.get("ReturnValues") for _, body in sent]
     assert asks == ["ALL_OLD", "ALL_OLD", None, None, None, "ALL_OLD", None]
 
+
 def test_bulk_calls_run_concurrently(atomic_endpoint: str) -> None:  # noqa: F811
     """With 20 ms per request, a bulk claim keeps many requests in flight at once."""
     client = ddb_client(atomic_endpoint, pool=16)

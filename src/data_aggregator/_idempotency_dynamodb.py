@@ -634,9 +634,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                     context,
                 )
             if key is not None and not self._schema_verified:
-                with self._schema_lock:
-                    if not self._schema_verified:
-                        self.verify_table()  # raises when the schema is the problem
+                self._raise_if_schema_mismatch()
             return IdempotencyError(
                 "DynamoDB rejected the request", "IDEMPOTENCY_INVALID_REQUEST", context
             )
@@ -647,6 +645,26 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 context,
             )
         return IdempotencyStoreError("DynamoDB request failed", context=context)
+
+    def _raise_if_schema_mismatch(self) -> None:
+        """After a request rejected as invalid: raise when the table's key schema is why.
+
+        Only a schema mismatch is raised (it fails every key alike). When the check itself
+        fails (no ``dynamodb:DescribeTable`` permission, DynamoDB unreachable), the cause
+        stays unknown and the rejected key keeps its own error.
+        """
+        with self._schema_lock:
+            if self._schema_verified:
+                return
+            try:
+                self.verify_table()
+            except IdempotencyError as error:
+                if error.error_code == "IDEMPOTENCY_KEY_SCHEMA_MISMATCH":
+                    raise
+                logger.warning(
+                    "cannot check the idempotency table's key schema",
+                    extra={"table_name": self.table_name, "error": error.to_dict()},
+                )
 
     def _parse(self, key: str, item: Mapping[str, Any] | None) -> IdempotencyRecord | None:
         if not item:

@@ -587,6 +587,30 @@ def test_other_validation_errors_fail_only_their_key(
     assert store.mark_pending(["j"], owner=A, bundle_key="small")["j"].ok
 
 
+def test_a_validation_error_without_describe_table_permission_fails_only_its_key(
+    client: DynamoDBClient, table: str
+) -> None:
+    """The schema check after a rejected request needs ``dynamodb:DescribeTable``; a role
+    without it leaves the cause unknown, and only the rejected key fails."""
+
+    def deny(**_: Any) -> Any:
+        error = {"Code": "AccessDeniedException", "Message": "not authorized: DescribeTable"}
+        return SimpleNamespace(status_code=400), {"Error": error}
+
+    client.meta.events.register("before-call.dynamodb.DescribeTable", deny)
+    store = DynamoDBIdempotencyStore(table, client=client, max_workers=1)
+    store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
+    results = store.mark_pending(["k", "j"], owner=A, bundle_key="b" * 500_000)
+    if results["k"].status is UpdateStatus.OK:  # pragma: no cover - moto may not enforce it
+        pytest.skip("this moto version accepts oversized items")
+    for key in ("k", "j"):
+        error = results[key].error
+        assert results[key].status is UpdateStatus.ERROR
+        assert isinstance(error, IdempotencyError)
+        assert error.error_code == "IDEMPOTENCY_INVALID_REQUEST"
+    assert store.mark_pending(["j"], owner=A, bundle_key="small")["j"].ok
+
+
 def test_default_pool_is_at_least_the_concurrency(table: str) -> None:
     """The default client's connection pool fits max_workers requests at once."""
     store = DynamoDBIdempotencyStore(table, max_workers=64)

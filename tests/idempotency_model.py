@@ -85,8 +85,9 @@ class IdempotencyMachine(RuleBasedStateMachine):
         ):
             return ClaimStatus.IN_PROGRESS_ELSEWHERE
         pending = raw.pending_bundle_key if raw is not None else None
-        taken_over = raw is not None and raw.status is IP and raw.owner != owner
-        if taken_over and pending is not None and key in self.uploaded.get(pending, ()):
+        # A pending announcement is checked whoever held the lease, the claimer included.
+        in_progress = raw is not None and raw.status is IP
+        if in_progress and pending is not None and key in self.uploaded.get(pending, ()):
             self.model[key] = IdempotencyRecord(
                 key, DONE, owner, None, None, pending, math.ceil(now) + TTL
             )
@@ -129,7 +130,8 @@ class IdempotencyMachine(RuleBasedStateMachine):
 
     @rule(owner=owners, keys=key_lists, bundle=bundles)
     def complete(self, owner: str, keys: list[str], bundle: str) -> None:
-        """Only the holder completes; a repeat by the same owner and bundle is OK."""
+        """Only the holder completes; a record already completed in the same bundle is OK
+        for anyone (a repeat, or a late holder whose record a taker recovered into it)."""
         now = self.clock()
         results = self.store.complete(keys, owner=owner, bundle_key=bundle)
         for key, result in results.items():
@@ -139,12 +141,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
                 self.model[key] = IdempotencyRecord(
                     key, DONE, owner, None, None, bundle, math.ceil(now) + TTL
                 )
-            elif (
-                record is not None
-                and record.status is DONE
-                and record.owner == owner
-                and record.bundle_key == bundle
-            ):
+            elif record is not None and record.status is DONE and record.bundle_key == bundle:
                 assert result.status is UpdateStatus.OK
             else:
                 assert result.status is UpdateStatus.LEASE_LOST

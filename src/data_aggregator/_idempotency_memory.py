@@ -28,8 +28,9 @@ class InMemoryIdempotencyStore(IdempotencyStore):
 
     Same conditions, same results as :class:`DynamoDBIdempotencyStore` (a shared contract
     test suite runs against both). Every primitive runs under one lock, so the store is
-    safe to share between threads; records live as long as the object (a TTL-expired
-    record counts as absent, as in DynamoDB, and is dropped when next written).
+    safe to share between threads; records live as long as the object. As in DynamoDB, a
+    record past its TTL is claimable again and :meth:`get` reports it absent; a pending
+    announcement it carries is still checked before the record is bundled again.
 
     Args:
         ttl_seconds: See :class:`IdempotencyStore`.

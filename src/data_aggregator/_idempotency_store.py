@@ -96,6 +96,15 @@ def _check_token(name: str, value: str) -> None:
         raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": name})
 
 
+def _checked_ttl(ttl_seconds: int) -> int:
+    """``ttl_seconds`` as an int; a TTL of zero or less would forget a record at once."""
+    value = int(ttl_seconds)
+    if value <= 0:
+        msg = "ttl_seconds must be a positive number of seconds"
+        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"ttl_seconds": ttl_seconds})
+    return value
+
+
 def _lease_lost(key: str, owner: str, current: IdempotencyRecord | None) -> LeaseLostError:
     return LeaseLostError(
         "the record's lease is not held by this owner",
@@ -160,12 +169,7 @@ class IdempotencyStore(ABC):
         clock: Callable[[], float] = time.time,
         max_workers: int = 1,
     ) -> None:
-        if ttl_seconds <= 0:
-            msg = "ttl_seconds must be positive"
-            raise IdempotencyError(
-                msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"ttl_seconds": ttl_seconds}
-            )
-        self.ttl_seconds = int(ttl_seconds)
+        self.ttl_seconds = _checked_ttl(ttl_seconds)
         self.bundle_locator = bundle_locator
         self.clock = clock
         self._max_workers = max(1, int(max_workers))
@@ -276,7 +280,7 @@ class IdempotencyStore(ABC):
             ordered, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
         )
         results: dict[str, ClaimResult] = {}
-        to_check: dict[str, list[tuple[str, IdempotencyRecord]]] = {}
+        to_check: dict[str, list[tuple[str, str | None]]] = {}
         for key in ordered:
             outcome = outcomes[key]
             if isinstance(outcome, IdempotencyError):
@@ -285,19 +289,24 @@ class IdempotencyStore(ABC):
                 results[key] = self._refused_claim(key, outcome.record)
             else:
                 previous = outcome.record
-                taken_over = (
-                    previous is not None
-                    and previous.status is RecordStatus.IN_PROGRESS
-                    and previous.owner != owner
+                in_progress = previous is not None and previous.status is RecordStatus.IN_PROGRESS
+                previous_owner = (
+                    previous.owner
+                    if previous is not None and in_progress and previous.owner != owner
+                    else None
                 )
-                if taken_over and previous is not None and previous.pending_bundle_key:
-                    to_check.setdefault(previous.pending_bundle_key, []).append((key, previous))
+                # A pending announcement is checked even under our own name: a retried
+                # takeover whose first answer was lost finds our lease, with the crashed
+                # holder's announcement still in it.
+                if previous is not None and in_progress and previous.pending_bundle_key:
+                    pending = previous.pending_bundle_key
+                    to_check.setdefault(pending, []).append((key, previous_owner))
                     continue
                 results[key] = ClaimResult(
                     key,
                     ClaimStatus.CLAIMED,
                     lease_expires_at=lease_expires_at,
-                    previous_owner=previous.owner if taken_over and previous else None,
+                    previous_owner=previous_owner,
                 )
         if to_check:
             results.update(self._recover(to_check, owner=owner, lease_expires_at=lease_expires_at))
@@ -334,21 +343,21 @@ class IdempotencyStore(ABC):
         """Mark records completed in ``bundle_key``, which must be durably in S3.
 
         Only the lease holder can complete a record. ``ttl_seconds`` overrides the store's
-        TTL for these records. A retried request that finds the record already completed
-        by the same owner in the same bundle reports ``OK``.
+        TTL for these records (positive, like the store's). A record found already
+        completed in the same bundle reports ``OK``: a retried request, or a record that
+        another invocation took over and recovered into this very bundle.
+
+        Raises:
+            IdempotencyError: ``ttl_seconds`` is not positive (``IDEMPOTENCY_INVALID_ARGUMENT``).
         """
         _check_token("owner", owner)
         _check_token("bundle_key", bundle_key)
         ordered = _unique(keys)
-        ttl = self.ttl_seconds if ttl_seconds is None else int(ttl_seconds)
+        ttl = self.ttl_seconds if ttl_seconds is None else _checked_ttl(ttl_seconds)
         expiration = math.ceil(self.clock()) + ttl
 
         def already_done(record: IdempotencyRecord) -> bool:
-            return (
-                record.status is RecordStatus.COMPLETED
-                and record.owner == owner
-                and record.bundle_key == bundle_key
-            )
+            return record.status is RecordStatus.COMPLETED and record.bundle_key == bundle_key
 
         outcomes = self._complete_records(
             ordered, owner=owner, bundle_key=bundle_key, expiration=expiration
@@ -421,7 +430,7 @@ class IdempotencyStore(ABC):
 
     def _recover(
         self,
-        to_check: dict[str, list[tuple[str, IdempotencyRecord]]],
+        to_check: dict[str, list[tuple[str, str | None]]],
         *,
         owner: str,
         lease_expires_at: float,
@@ -445,7 +454,7 @@ class IdempotencyStore(ABC):
                     )
                     unresolved.append(key)
                 continue
-            found = [(key, prev) for key, prev in items if key in contained]
+            found = [(key, previous) for key, previous in items if key in contained]
             for key, previous in items:
                 if key not in contained:
                     results[key] = ClaimResult(
@@ -453,7 +462,7 @@ class IdempotencyStore(ABC):
                         ClaimStatus.CLAIMED,
                         lease_expires_at=lease_expires_at,
                         pending_bundle_key=bundle_key,
-                        previous_owner=previous.owner,
+                        previous_owner=previous,
                     )
             if not found:
                 continue
@@ -465,7 +474,7 @@ class IdempotencyStore(ABC):
                         key,
                         ClaimStatus.RECOVERED,
                         bundle_key=bundle_key,
-                        previous_owner=previous.owner,
+                        previous_owner=previous,
                     )
                 else:
                     results[key] = ClaimResult(

@@ -269,6 +269,28 @@ def test_takeover_recovers_a_record_already_in_its_pending_bundle(env: Env) -> N
     assert (k2.owner, k2.pending_bundle_key) == (B, "bundle-a")
 
 
+def test_a_late_holder_completing_into_the_bundle_a_taker_recovered_is_ok(env: Env) -> None:
+    """A holder whose record a taker recovered into the holder's own bundle finds it
+    completed there: its late ``complete`` is OK (the record is in that bundle once), not
+    a lease loss; a ``complete`` naming another bundle is still ``LEASE_LOST``."""
+    env.store.claim(["k1"], owner=A, lease_expires_at=env.lease())
+    env.store.mark_pending(["k1"], owner=A, bundle_key="bundle-a")
+    env.locator.add("bundle-a", ["k1"])
+    env.clock.advance(LEASE)
+    taken = env.store.claim(["k1"], owner=B, lease_expires_at=env.lease())["k1"]
+    assert taken.status is ClaimStatus.RECOVERED
+    assert env.store.complete(["k1"], owner=A, bundle_key="bundle-a")["k1"].ok
+    other = env.store.complete(["k1"], owner=A, bundle_key="bundle-x")["k1"]
+    assert other.status is UpdateStatus.LEASE_LOST
+    record = env.store.get("k1")
+    assert record is not None
+    assert (record.status, record.owner, record.bundle_key) == (
+        RecordStatus.COMPLETED,
+        B,
+        "bundle-a",
+    )
+
+
 def test_pending_announcement_survives_release(env: Env) -> None:
     """A released record keeps its pending bundle, so the next claim still checks it."""
     env.store.claim(["k1"], owner=A, lease_expires_at=env.lease())

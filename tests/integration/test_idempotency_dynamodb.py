@@ -25,6 +25,7 @@ from data_aggregator.exceptions import (
 from data_aggregator.idempotency import (
     ClaimStatus,
     DynamoDBIdempotencyStore,
+    InMemoryBundleLocator,
     RecordStatus,
     UpdateStatus,
     create_idempotency_table,
@@ -270,6 +271,60 @@ def test_only_claims_ask_for_the_replaced_item(client: DynamoDBClient, table: st
     assert all(body["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD" for _, body in sent)
     asks = [body.get("ReturnValues") for _, body in sent]
     assert asks == ["ALL_OLD", "ALL_OLD", None, None, None, "ALL_OLD", None]
+
+
+@pytest.mark.parametrize("bundled", [True, False])
+def test_a_takeover_whose_answer_was_lost_still_checks_the_pending_bundle(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode, bundled: bool
+) -> None:
+    """B takes over a crashed holder's record announced pending in bundle-a; DynamoDB
+    applies the UpdateItem but the answer is lost (500), so the request is sent again and
+    now finds B's own lease. The announcement it still carries is checked all the same:
+    the record is recovered when bundle-a holds it, and plainly claimed when not."""
+    clock = FakeClock()
+    locator = InMemoryBundleLocator()
+    store = DynamoDBIdempotencyStore(
+        table,
+        client=client,
+        clock=clock,
+        bundle_locator=locator,
+        batch_mode=batch_mode,
+        sleep=lambda _: None,
+    )
+    claimed = store.claim(["k"], owner=A, lease_expires_at=clock() + 60)
+    assert claimed["k"].status is ClaimStatus.CLAIMED
+    assert store.mark_pending(["k"], owner=A, bundle_key="bundle-a")["k"].ok
+    if bundled:
+        locator.add("bundle-a", ["k"])  # A's upload completed; A died before complete
+    clock.advance(120)
+
+    side = ddb_client(client.meta.endpoint_url)
+    lost: list[dict[str, Any]] = []
+
+    def apply_then_lose_the_answer(params: dict[str, Any], **_: Any) -> Any:
+        if lost:
+            return None
+        body = json.loads(params["body"])
+        lost.append(body)
+        side.update_item(**body)
+        error = {"Code": "InternalServerError", "Message": "internal server error"}
+        return SimpleNamespace(status_code=500), {"Error": error}
+
+    client.meta.events.register("before-call.dynamodb.UpdateItem", apply_then_lose_the_answer)
+    result = store.claim(["k"], owner=B, lease_expires_at=clock() + 60)["k"]
+    assert lost, "the takeover's UpdateItem was not sent"
+    record = store.get("k")
+    assert record is not None
+    if bundled:
+        assert result.status is ClaimStatus.RECOVERED
+        assert result.bundle_key == "bundle-a"
+        assert (record.status, record.bundle_key) == (RecordStatus.COMPLETED, "bundle-a")
+    else:
+        assert result.status is ClaimStatus.CLAIMED
+        assert result.pending_bundle_key == "bundle-a"
+        assert (record.status, record.owner) == (RecordStatus.IN_PROGRESS, B)
+    # Who held the lease before is unknown after a lost answer: not reported as B itself.
+    assert result.previous_owner is None
 
 
 def test_bulk_calls_run_concurrently(atomic_endpoint: str) -> None:  # noqa: F811

@@ -253,6 +253,20 @@ def test_non_positive_ttl_is_rejected(ttl: int) -> None:
         InMemoryIdempotencyStore(ttl_seconds=ttl)
 
 
+@pytest.mark.parametrize("ttl", [0, -5, 0.5])
+def test_non_positive_ttl_override_on_complete_is_rejected(ttl: float) -> None:
+    """``complete(ttl_seconds=...)`` is checked like the store's TTL: a record completed
+    with a TTL under one second would be claimable, and bundled, again at once."""
+    store = InMemoryIdempotencyStore()
+    store.claim(["k"], owner=A, lease_expires_at=time.time() + 60)
+    with pytest.raises(IdempotencyError) as raised:
+        store.complete(["k"], owner=A, bundle_key="b", ttl_seconds=ttl)  # type: ignore[arg-type]
+    assert raised.value.error_code == "IDEMPOTENCY_INVALID_ARGUMENT"
+    record = store.get("k")
+    assert record is not None
+    assert record.status is RecordStatus.IN_PROGRESS
+
+
 def test_empty_keys_and_bundle_keys_are_rejected() -> None:
     """Empty idempotency keys or bundle keys are argument errors."""
     store = InMemoryIdempotencyStore()

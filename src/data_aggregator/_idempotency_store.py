@@ -84,16 +84,37 @@ def held_by(record: IdempotencyRecord | None, owner: str) -> bool:
 def _unique(keys: Iterable[str]) -> list[str]:
     ordered = list(dict.fromkeys(keys))
     for key in ordered:
-        if not key:
+        given: object = key  # typed callers pass str; untyped ones may not
+        if not isinstance(given, str) or not given:
             msg = "idempotency keys must be non-empty strings"
-            raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT")
+            raise IdempotencyError(
+                msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"key_type": type(key).__name__}
+            )
     return ordered
 
 
 def _check_token(name: str, value: str) -> None:
-    if not value:
+    given: object = value  # typed callers pass str; untyped ones may not
+    if not isinstance(given, str) or not given:
         msg = f"{name} must be a non-empty string"
         raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": name})
+
+
+def _checked_lease(lease_expires_at: float) -> float:
+    """``lease_expires_at`` as a finite ``int``/``float`` (``Decimal``, NumPy numbers ...
+    are converted); ``inf``, ``NaN`` and non-numbers are argument errors."""
+    context = {"argument": "lease_expires_at"}
+    if isinstance(lease_expires_at, int) and not isinstance(lease_expires_at, bool):
+        return int(lease_expires_at)
+    try:
+        value = float(lease_expires_at)
+    except (TypeError, ValueError):
+        msg = "lease_expires_at must be a number of epoch seconds"
+        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", context) from None
+    if isinstance(lease_expires_at, bool) or not math.isfinite(value):
+        msg = "lease_expires_at must be a finite number of epoch seconds"
+        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", context)
+    return value
 
 
 def _checked_ttl(ttl_seconds: int) -> int:
@@ -273,6 +294,7 @@ class IdempotencyStore(ABC):
             ``{key: ClaimResult}``. See :class:`ClaimStatus` for what to do with each.
         """
         _check_token("owner", owner)
+        lease_expires_at = _checked_lease(lease_expires_at)
         ordered = _unique(keys)
         now = self.clock()
         expiration = math.ceil(lease_expires_at) + self.ttl_seconds

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import subprocess
 import sys
 import threading
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -265,6 +267,37 @@ def test_non_positive_ttl_override_on_complete_is_rejected(ttl: float) -> None:
     record = store.get("k")
     assert record is not None
     assert record.status is RecordStatus.IN_PROGRESS
+
+
+@pytest.mark.parametrize("lease", [math.inf, -math.inf, math.nan, "soon", None, True])
+def test_a_lease_that_is_not_a_finite_number_is_an_argument_error(lease: object) -> None:
+    """``inf``, ``NaN`` and non-numbers cannot be stored as a lease: a typed argument
+    error, before anything is written."""
+    store = InMemoryIdempotencyStore()
+    with pytest.raises(IdempotencyError) as raised:
+        store.claim(["k"], owner=A, lease_expires_at=lease)  # type: ignore[arg-type]
+    assert raised.value.error_code == "IDEMPOTENCY_INVALID_ARGUMENT"
+    assert store.get("k") is None
+
+
+def test_a_decimal_lease_is_taken_as_its_float() -> None:
+    """Numbers that are not float (``Decimal``, as DynamoDB's resource API returns them)
+    are converted."""
+    store = InMemoryIdempotencyStore()
+    ends = time.time() + 60
+    result = store.claim(["k"], owner=A, lease_expires_at=Decimal(repr(ends)))["k"]  # type: ignore[arg-type]
+    assert result.status is ClaimStatus.CLAIMED
+    assert result.lease_expires_at == ends
+
+
+@pytest.mark.parametrize("bad", [7, b"k", None])
+def test_keys_and_owners_that_are_not_strings_are_argument_errors(bad: object) -> None:
+    """A key or owner of another type is a typed argument error, not a crash later."""
+    store = InMemoryIdempotencyStore()
+    with pytest.raises(IdempotencyError):
+        store.claim([bad], owner=A, lease_expires_at=time.time() + 60)  # type: ignore[list-item]
+    with pytest.raises(IdempotencyError):
+        store.claim(["k"], owner=bad, lease_expires_at=time.time() + 60)  # type: ignore[arg-type]
 
 
 def test_empty_keys_and_bundle_keys_are_rejected() -> None:

@@ -57,7 +57,7 @@ def server_process(argv: list[str], port: int) -> Iterator[str]:
                 break  # it answered: up, though not moto
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
+                    raise RuntimeError(f"server did not start: {argv[0]}") from None
                 time.sleep(0.1)
         yield endpoint
     finally:

@@ -178,12 +178,12 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     atomic (two concurrent claimers can never both win). A refused write returns the
     item that refused it (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and a claim
     also returns the item it replaced (``ReturnValues=ALL_OLD``), so one round trip per
-    key answers everything. Bulk methods run up to
-    ``max_workers`` of them at a time; with ``batch_mode="transact"`` they send the same
-    conditional writes up to 100 keys per ``TransactWriteItems`` instead, and fall back to
-    single writes for the keys a transaction cannot settle. Throttling and 5xx answers are
-    retried with jittered exponential backoff; when retries run out, only the keys
-    concerned get an ``ERROR`` result.
+    key answers everything. Bulk methods run up to ``max_workers`` of them at a time;
+    with ``batch_mode="transact"`` they send the same conditional writes up to 100 keys
+    per ``TransactWriteItems`` instead, and fall back to single writes for the keys a
+    transaction cannot settle. Throttling and 5xx answers are retried with jittered
+    exponential backoff; when retries run out, only the keys concerned get an ``ERROR``
+    result.
 
     Args:
         table_name: The table; defaults to ``$IDEMPOTENCY_TABLE_NAME``.

@@ -311,17 +311,16 @@ class IdempotencyStore(ABC):
                 results[key] = self._refused_claim(key, outcome.record)
             else:
                 previous = outcome.record
-                in_progress = previous is not None and previous.status is RecordStatus.IN_PROGRESS
-                previous_owner = (
-                    previous.owner
-                    if previous is not None and in_progress and previous.owner != owner
-                    else None
-                )
-                # A pending announcement is checked even under our own name: a retried
-                # takeover whose first answer was lost finds our lease, with the crashed
-                # holder's announcement still in it.
-                if previous is not None and in_progress and previous.pending_bundle_key:
+                pending: str | None = None
+                previous_owner: str | None = None
+                if previous is not None and previous.status is RecordStatus.IN_PROGRESS:
+                    # A pending announcement is checked even under our own name: a retried
+                    # takeover whose first answer was lost finds our lease, with the
+                    # crashed holder's announcement still in it.
                     pending = previous.pending_bundle_key
+                    if previous.owner != owner:
+                        previous_owner = previous.owner
+                if pending:
                     to_check.setdefault(pending, []).append((key, previous_owner))
                     continue
                 results[key] = ClaimResult(
@@ -457,13 +456,14 @@ class IdempotencyStore(ABC):
         owner: str,
         lease_expires_at: float,
     ) -> dict[str, ClaimResult]:
-        """Resolve takeovers of leases whose holder announced a pending bundle.
+        """Resolve claims of records announced as pending in a bundle.
 
-        Each pending bundle is asked once. Records it holds are completed in it
-        (``RECOVERED``); records it does not hold stay claimed (``CLAIMED``). When the
-        answer is unknown, or completing fails, the record is an ``ERROR`` and the lease
-        just taken is released again (best effort), so that the next claim, whoever
-        makes it, checks the bundle again.
+        ``to_check`` maps each pending bundle to its ``(key, previous owner)`` pairs (the
+        previous owner is ``None`` when it was the claimer). Each bundle is asked once.
+        Records it holds are completed in it (``RECOVERED``); records it does not hold
+        stay claimed (``CLAIMED``). When the answer is unknown, or completing fails, the
+        record is an ``ERROR`` and the lease just taken is released again (best effort),
+        so that the next claim, whoever makes it, checks the bundle again.
         """
         results: dict[str, ClaimResult] = {}
         unresolved: list[str] = []
@@ -476,27 +476,27 @@ class IdempotencyStore(ABC):
                     )
                     unresolved.append(key)
                 continue
-            found = [(key, previous) for key, previous in items if key in contained]
-            for key, previous in items:
+            found = [(key, previous_owner) for key, previous_owner in items if key in contained]
+            for key, previous_owner in items:
                 if key not in contained:
                     results[key] = ClaimResult(
                         key,
                         ClaimStatus.CLAIMED,
                         lease_expires_at=lease_expires_at,
                         pending_bundle_key=bundle_key,
-                        previous_owner=previous,
+                        previous_owner=previous_owner,
                     )
             if not found:
                 continue
             completed = self.complete([key for key, _ in found], owner=owner, bundle_key=bundle_key)
-            for key, previous in found:
+            for key, previous_owner in found:
                 done = completed[key]
                 if done.ok:
                     results[key] = ClaimResult(
                         key,
                         ClaimStatus.RECOVERED,
                         bundle_key=bundle_key,
-                        previous_owner=previous,
+                        previous_owner=previous_owner,
                     )
                 else:
                     results[key] = ClaimResult(

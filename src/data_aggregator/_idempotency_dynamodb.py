@@ -264,6 +264,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         self._sleep = sleep
         self._random = random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self._schema_verified = False
+        self._schema_check_failed = False  # tried once after a rejection, and could not tell
         self._schema_lock = threading.Lock()
 
     @classmethod
@@ -651,16 +652,19 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
 
         Only a schema mismatch is raised (it fails every key alike). When the check itself
         fails (no ``dynamodb:DescribeTable`` permission, DynamoDB unreachable), the cause
-        stays unknown and the rejected key keeps its own error.
+        stays unknown and the rejected key keeps its own error; the check is then not
+        tried again by this store, so that a batch of rejected keys costs one
+        ``DescribeTable``, not one each (:meth:`verify_table` can still be called).
         """
         with self._schema_lock:
-            if self._schema_verified:
+            if self._schema_verified or self._schema_check_failed:
                 return
             try:
                 self.verify_table()
             except IdempotencyError as error:
                 if error.error_code == "IDEMPOTENCY_KEY_SCHEMA_MISMATCH":
                     raise
+                self._schema_check_failed = True
                 logger.warning(
                     "cannot check the idempotency table's key schema",
                     extra={"table_name": self.table_name, "error": error.to_dict()},

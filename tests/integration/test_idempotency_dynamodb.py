@@ -646,24 +646,29 @@ def test_a_validation_error_without_describe_table_permission_fails_only_its_key
     client: DynamoDBClient, table: str
 ) -> None:
     """The schema check after a rejected request needs ``dynamodb:DescribeTable``; a role
-    without it leaves the cause unknown, and only the rejected key fails."""
+    without it leaves the cause unknown, only the rejected keys fail, and the check is
+    tried once, not once per rejected key."""
+    denied: list[str] = []
 
     def deny(**_: Any) -> Any:
+        denied.append("DescribeTable")
         error = {"Code": "AccessDeniedException", "Message": "not authorized: DescribeTable"}
         return SimpleNamespace(status_code=400), {"Error": error}
 
     client.meta.events.register("before-call.dynamodb.DescribeTable", deny)
-    store = DynamoDBIdempotencyStore(table, client=client, max_workers=1)
-    store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
-    results = store.mark_pending(["k", "j"], owner=A, bundle_key="b" * 500_000)
-    if results["k"].status is UpdateStatus.OK:  # pragma: no cover - moto may not enforce it
+    store = DynamoDBIdempotencyStore(table, client=client, max_workers=4)
+    batch = keys(6)
+    store.claim(batch, owner=A, lease_expires_at=time.time() + 60)
+    results = store.mark_pending(batch, owner=A, bundle_key="b" * 500_000)
+    if results[batch[0]].status is UpdateStatus.OK:  # pragma: no cover - moto may not enforce it
         pytest.skip("this moto version accepts oversized items")
-    for key in ("k", "j"):
+    for key in batch:
         error = results[key].error
         assert results[key].status is UpdateStatus.ERROR
         assert isinstance(error, IdempotencyError)
         assert error.error_code == "IDEMPOTENCY_INVALID_REQUEST"
-    assert store.mark_pending(["j"], owner=A, bundle_key="small")["j"].ok
+    assert denied == ["DescribeTable"]
+    assert store.mark_pending(batch[:1], owner=A, bundle_key="small")[batch[0]].ok
 
 
 def test_default_pool_is_at_least_the_concurrency(table: str) -> None:

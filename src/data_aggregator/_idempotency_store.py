@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from data_aggregator._idempotency_types import (
@@ -82,7 +84,14 @@ def held_by(record: IdempotencyRecord | None, owner: str) -> bool:
 
 
 def _unique(keys: Iterable[str]) -> list[str]:
-    ordered = list(dict.fromkeys(keys))
+    if isinstance(keys, str | bytes):  # one key given bare would claim its characters
+        msg = "keys must be an iterable of keys, not a single string"
+        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT")
+    try:
+        ordered = list(dict.fromkeys(keys))
+    except TypeError:  # not iterable, or an unhashable key
+        msg = "keys must be an iterable of non-empty strings"
+        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT") from None
     for key in ordered:
         given: object = key  # typed callers pass str; untyped ones may not
         if not isinstance(given, str) or not given:
@@ -100,30 +109,44 @@ def _check_token(name: str, value: str) -> None:
         raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": name})
 
 
-def _checked_lease(lease_expires_at: float) -> float:
-    """``lease_expires_at`` as a finite ``int``/``float`` (``Decimal``, NumPy numbers ...
-    are converted); ``inf``, ``NaN`` and non-numbers are argument errors."""
-    context = {"argument": "lease_expires_at"}
-    if isinstance(lease_expires_at, int) and not isinstance(lease_expires_at, bool):
-        return int(lease_expires_at)
+def _finite(given: object) -> int | float | None:
+    """``given`` as a finite ``int``/``float`` when it is a real number (``Decimal`` and
+    NumPy scalars converted to ``float``); ``None`` for ``bool``, ``inf``, ``NaN``,
+    strings and other non-numbers."""
+    if isinstance(given, bool):
+        return None
+    if isinstance(given, int):
+        return given
+    if not isinstance(given, numbers.Real | Decimal):
+        return None
     try:
-        value = float(lease_expires_at)
-    except (TypeError, ValueError):
-        msg = "lease_expires_at must be a number of epoch seconds"
-        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", context) from None
-    if isinstance(lease_expires_at, bool) or not math.isfinite(value):
+        value = float(given)
+    except (OverflowError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _checked_lease(lease_expires_at: float) -> float:
+    """``lease_expires_at`` as a finite number of epoch seconds (see :func:`_finite`)."""
+    value = _finite(lease_expires_at)
+    if value is None:
         msg = "lease_expires_at must be a finite number of epoch seconds"
-        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", context)
+        raise IdempotencyError(
+            msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": "lease_expires_at"}
+        )
     return value
 
 
 def _checked_ttl(ttl_seconds: int) -> int:
-    """``ttl_seconds`` as an int; a TTL of zero or less would forget a record at once."""
-    value = int(ttl_seconds)
-    if value <= 0:
+    """``ttl_seconds`` as a whole number of seconds; zero or less would forget a record at
+    once, so it is an argument error, as is anything :func:`_finite` refuses."""
+    value = _finite(ttl_seconds)
+    if value is None or int(value) <= 0:
         msg = "ttl_seconds must be a positive number of seconds"
-        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"ttl_seconds": ttl_seconds})
-    return value
+        raise IdempotencyError(
+            msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"ttl_seconds": repr(ttl_seconds)[:50]}
+        )
+    return int(value)
 
 
 def _lease_lost(key: str, owner: str, current: IdempotencyRecord | None) -> LeaseLostError:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -255,8 +256,8 @@ def test_non_positive_ttl_is_rejected(ttl: int) -> None:
         InMemoryIdempotencyStore(ttl_seconds=ttl)
 
 
-@pytest.mark.parametrize("ttl", [0, -5, 0.5])
-def test_non_positive_ttl_override_on_complete_is_rejected(ttl: float) -> None:
+@pytest.mark.parametrize("ttl", [0, -5, 0.5, math.inf, math.nan, "60", True])
+def test_non_positive_ttl_override_on_complete_is_rejected(ttl: object) -> None:
     """``complete(ttl_seconds=...)`` is checked like the store's TTL: a record completed
     with a TTL under one second would be claimable, and bundled, again at once."""
     store = InMemoryIdempotencyStore()
@@ -269,7 +270,10 @@ def test_non_positive_ttl_override_on_complete_is_rejected(ttl: float) -> None:
     assert record.status is RecordStatus.IN_PROGRESS
 
 
-@pytest.mark.parametrize("lease", [math.inf, -math.inf, math.nan, "soon", None, True])
+@pytest.mark.parametrize(
+    "lease",
+    [math.inf, -math.inf, math.nan, "soon", "9999999999", b"1", None, True, Fraction(10**400)],
+)
 def test_a_lease_that_is_not_a_finite_number_is_an_argument_error(lease: object) -> None:
     """``inf``, ``NaN`` and non-numbers cannot be stored as a lease: a typed argument
     error, before anything is written."""
@@ -290,14 +294,24 @@ def test_a_decimal_lease_is_taken_as_its_float() -> None:
     assert result.lease_expires_at == ends
 
 
-@pytest.mark.parametrize("bad", [7, b"k", None])
+@pytest.mark.parametrize("bad", [7, b"k", None, ["k"]])
 def test_keys_and_owners_that_are_not_strings_are_argument_errors(bad: object) -> None:
-    """A key or owner of another type is a typed argument error, not a crash later."""
+    """A key or owner of another type (unhashable ones too) is a typed argument error,
+    not a crash later."""
     store = InMemoryIdempotencyStore()
     with pytest.raises(IdempotencyError):
         store.claim([bad], owner=A, lease_expires_at=time.time() + 60)  # type: ignore[list-item]
     with pytest.raises(IdempotencyError):
         store.claim(["k"], owner=bad, lease_expires_at=time.time() + 60)  # type: ignore[arg-type]
+    assert store.get("k") is None
+
+
+def test_a_bare_string_of_keys_is_an_argument_error() -> None:
+    """``claim("key")`` would otherwise claim each character as a key."""
+    store = InMemoryIdempotencyStore()
+    with pytest.raises(IdempotencyError):
+        store.claim("abc", owner=A, lease_expires_at=time.time() + 60)
+    assert store.get("a") is None
 
 
 def test_empty_keys_and_bundle_keys_are_rejected() -> None:

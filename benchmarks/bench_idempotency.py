@@ -12,7 +12,8 @@ Runs moto's DynamoDB in a subprocess and injects a fixed round-trip latency per 
 
 The sequential pattern is measured on ``--sample`` keys and, for larger sizes, extrapolated
 linearly from that measurement; such rows are labelled ``extrapolated``. Every ratio is
-against the sequential pattern on the same emulator.
+against the sequential pattern measured on the same emulator (the moto variants' rows
+against the plain moto server's); rows run without the injected latency have none.
 
 Two diagnostics per emulator show what limits the bulk run there: the same run with no
 injected latency (as long as with latency: the server's CPU, not the latency, is the
@@ -465,9 +466,10 @@ def _print(report: Report) -> None:
     """Fill in each row's speed-up over its server's sequential pattern and print."""
     rows = []
     for cells in report.rows:
-        n, seconds, (reference, note) = cells[0], cells[4], cells[-1]
+        n, latency_ms, seconds, (reference, note) = cells[0], cells[3], cells[4], cells[-1]
         sequential_seconds = report.sequential.get((reference, n))
-        speedup = f"{sequential_seconds / seconds:.1f}x" if sequential_seconds else "-"
+        comparable = sequential_seconds and latency_ms == report.latency_ms
+        speedup = f"{sequential_seconds / seconds:.1f}x" if comparable else "-"
         rows.append([f"{n:,}", *cells[1:-1], f"{speedup} ({note})" if note else speedup])
     print_table(
         "Idempotency claim + complete over HTTP (sequential / this: against the same emulator)",

@@ -307,6 +307,11 @@ class IdempotencyStore(ABC):
     ) -> dict[str, ClaimResult]:
         """Take a lease ending at ``lease_expires_at`` on each key.
 
+        Claim each key once per invocation. A repeated claim by the same owner succeeds
+        (it is how a retried request finds its own write), but a record announced as
+        pending in a bundle is then checked like a takeover: if that bundle holds it, the
+        answer is ``RECOVERED`` and the record is completed in it.
+
         Args:
             keys: Idempotency keys.
             owner: A token unique to this invocation (e.g. the request id plus a random

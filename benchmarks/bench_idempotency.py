@@ -65,8 +65,10 @@ if TYPE_CHECKING:
 
 from data_aggregator.idempotency import (
     BatchMode,
+    ClaimResult,
     ClaimStatus,
     DynamoDBIdempotencyStore,
+    UpdateResult,
     create_idempotency_table,
     make_idempotency_key,
 )
@@ -100,9 +102,20 @@ class Requests:
             self.count += 1
 
 
-#: Requests sent, and this process's CPU seconds, in the last ``bulk`` or ``sequential``.
+#: Requests sent, and this process's CPU seconds, in the last ``timed`` run.
 last_requests = [0]
 last_client_cpu = [0.0]
+
+
+def timed(requests: Requests, run: Callable[[], None]) -> float:
+    """Seconds ``run()`` takes; records its requests and this process's CPU seconds."""
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - started
+    last_client_cpu[0] = time.process_time() - cpu_started
+    last_requests[0] = requests.count
+    return elapsed
 
 
 def bulk(
@@ -126,16 +139,17 @@ def bulk(
     )
     keys = keys_for(n, "bulk")
     owner = f"bench-{uuid.uuid4().hex[:8]}"
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    claimed = store.claim(keys, owner=owner, lease_expires_at=time.time() + 900)
-    done = store.complete(keys, owner=owner, bundle_key="bundle-1.tar.gz")
-    elapsed = time.perf_counter() - started
-    last_client_cpu[0] = time.process_time() - cpu_started
+    claimed: dict[str, ClaimResult] = {}
+    done: dict[str, UpdateResult] = {}
+
+    def claim_then_complete() -> None:
+        claimed.update(store.claim(keys, owner=owner, lease_expires_at=time.time() + 900))
+        done.update(store.complete(keys, owner=owner, bundle_key="bundle-1.tar.gz"))
+
+    elapsed = timed(requests, claim_then_complete)
     store.close()
     assert all(r.status is ClaimStatus.CLAIMED for r in claimed.values()), "claims failed"
     assert all(r.ok for r in done.values()), "completes failed"
-    last_requests[0] = requests.count
     return elapsed
 
 
@@ -146,34 +160,32 @@ def sequential(endpoint: str, n: int, *, latency: float, ttl: bool = True) -> fl
     requests = Requests(ddb)
     keys = keys_for(n, "sequential")
     now = int(time.time())
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    for key in keys:
-        ddb.put_item(
-            TableName=table,
-            Item={
-                "object_key": {"S": key},
-                "status": {"S": "IN_PROGRESS"},
-                "expiration": {"N": str(now + 900)},
-            },
-            ConditionExpression="attribute_not_exists(object_key) OR expiration < :now",
-            ExpressionAttributeValues={":now": {"N": str(now)}},
-        )
-        ddb.update_item(
-            TableName=table,
-            Key={"object_key": {"S": key}},
-            UpdateExpression="SET #s = :done, bundle_key = :b, expiration = :e",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
-                ":done": {"S": "COMPLETED"},
-                ":b": {"S": "bundle-1.tar.gz"},
-                ":e": {"N": str(now + 86_400)},
-            },
-        )
-    elapsed = time.perf_counter() - started
-    last_client_cpu[0] = time.process_time() - cpu_started
-    last_requests[0] = requests.count
-    return elapsed
+
+    def one_by_one() -> None:
+        for key in keys:
+            ddb.put_item(
+                TableName=table,
+                Item={
+                    "object_key": {"S": key},
+                    "status": {"S": "IN_PROGRESS"},
+                    "expiration": {"N": str(now + 900)},
+                },
+                ConditionExpression="attribute_not_exists(object_key) OR expiration < :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+            ddb.update_item(
+                TableName=table,
+                Key={"object_key": {"S": key}},
+                UpdateExpression="SET #s = :done, bundle_key = :b, expiration = :e",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":done": {"S": "COMPLETED"},
+                    ":b": {"S": "bundle-1.tar.gz"},
+                    ":e": {"N": str(now + 86_400)},
+                },
+            )
+
+    return timed(requests, one_by_one)
 
 
 # moto's server as ``python -m moto.server`` runs it (same app, request handler and
@@ -411,14 +423,12 @@ def floor(endpoint: str, n: int, *, latency: float, workers: int, ttl: bool = Tr
             ddb.get_item(TableName=table, Key={"object_key": {"S": key}})
 
     keys = keys_for(n, "floor")
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(two_reads, keys))
-    elapsed = time.perf_counter() - started
-    last_client_cpu[0] = time.process_time() - cpu_started
-    last_requests[0] = requests.count
-    return elapsed
+
+    def read_all() -> None:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(two_reads, keys))
+
+    return timed(requests, read_all)
 
 
 @contextlib.contextmanager

@@ -93,8 +93,7 @@ def _unique(keys: Iterable[str]) -> list[str]:
         msg = "keys must be an iterable of non-empty strings"
         raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT") from None
     for key in ordered:
-        given: object = key  # typed callers pass str; untyped ones may not
-        if not isinstance(given, str) or not given:
+        if not _is_token(key):
             msg = "idempotency keys must be non-empty strings"
             raise IdempotencyError(
                 msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"key_type": type(key).__name__}
@@ -102,9 +101,13 @@ def _unique(keys: Iterable[str]) -> list[str]:
     return ordered
 
 
+def _is_token(value: object) -> bool:
+    """A non-empty string (typed callers pass ``str``; untyped ones may not)."""
+    return isinstance(value, str) and bool(value)
+
+
 def _check_token(name: str, value: str) -> None:
-    given: object = value  # typed callers pass str; untyped ones may not
-    if not isinstance(given, str) or not given:
+    if not _is_token(value):
         msg = f"{name} must be a non-empty string"
         raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": name})
 

@@ -6,8 +6,9 @@ Run (prints one table; takes a few minutes)::
     .venv/bin/python benchmarks/bench_bundle.py --quick    # small cases only, 50 ms
 
 Cases: (a) 300 and 2,000 objects of 1-6 KB of log-like text; (b) 8 objects of 64 MiB
-(base64 of random bytes, about 75 % compressible). Each at 20 ms and 50 ms of latency per
-request. Rows:
+(base64 of random bytes, about 75 % compressible), each at 20 ms and 50 ms of latency per
+request; (c) 5,000 objects of 0-4 bytes with no injected latency (the engine's own cost
+per object). Rows:
 
 * ``engine``: :class:`data_aggregator.bundle.BundleEngine` with its defaults (32 fetch
   workers, 64 MiB in-flight budget, gzip level 6) into :class:`MultipartSink` (16 MiB
@@ -106,6 +107,17 @@ def _seed(endpoint: str, large: bool) -> dict[str, list[tuple[str, int]]]:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(put, objects.items()))
         cases[bucket] = [(key, len(data)) for key, data in objects.items()]
+    # The 5,000 tiny objects (0-4 bytes) an integration test once timed: no latency, so the
+    # row shows the engine's own per-object cost against the server's.
+    s3.create_bucket(Bucket="tiny-5000")
+    tiny = {f"d{i % 7}/obj-{i:05d}.txt": b"x" * (i % 5) for i in range(5000)}
+
+    def put_tiny(item: tuple[str, bytes]) -> None:
+        s3.put_object(Bucket="tiny-5000", Key=item[0], Body=item[1])
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put_tiny, tiny.items()))
+    cases["tiny-5000"] = [(key, len(data)) for key, data in tiny.items()]
     if large:
         s3.create_bucket(Bucket="large-8")
         big = []
@@ -300,7 +312,7 @@ def main() -> None:
             objects_file = str(Path(work) / f"{name}.json")
             Path(objects_file).write_text(json.dumps(cases[name]))
             total_mb = sum(size for _, size in cases[name]) / MIB
-            for latency in latencies:
+            for latency in [0.0] if name.startswith("tiny") else latencies:
                 results = {}
                 for row in ("engine", "baseline"):
                     result = _run_row(endpoint, row, name, latency, objects_file)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ SEED_IMPORTS = [
 
 def test_version_comes_from_package_metadata() -> None:
     """__version__ is the installed distribution's version, not a second hard-coded copy."""
-    assert data_aggregator.__version__ == importlib.metadata.version("data-aggregator")
+    assert data_aggregator.__version__ == importlib.metadata.version("s3-data-aggregator")
 
 
 def test_py_typed_marker_ships() -> None:
@@ -60,3 +61,59 @@ def test_unknown_attribute_raises_attribute_error() -> None:
 def test_ci_runs_against_the_installed_wheel() -> None:
     """In CI the package under test is the installed wheel, not the src/ tree."""
     assert "site-packages" in Path(data_aggregator.__file__).parts
+
+
+#: An install hint or metadata lookup that names the wrong distribution: the public index's
+#: ``data-aggregator`` is an unrelated project with the same import name.
+_WRONG_DISTRIBUTION = re.compile(
+    r"pip install[^\n]*?(?<![\w.-])data-aggregator\b"
+    r"|(?<![\w.-])data-aggregator\["
+    r"|(?:version|distribution|metadata)\(\s*[\"']data-aggregator[\"']"
+)
+
+
+def test_distribution_name_is_s3_data_aggregator() -> None:
+    """The installed metadata names the distribution ``s3-data-aggregator``."""
+    meta = importlib.metadata.metadata("s3-data-aggregator")
+    assert meta["Name"] == "s3-data-aggregator"
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.distribution("data-aggregator")  # the unrelated namesake
+
+
+def test_no_string_in_the_package_names_the_wrong_distribution() -> None:
+    """No install hint or metadata lookup in the installed package says ``data-aggregator``."""
+    package = Path(data_aggregator.__file__).parent
+    offenders = [
+        f"{path.relative_to(package)}:{line_no}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _WRONG_DISTRIBUTION.search(line)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "pip install data-aggregator",
+        "pip install 'data-aggregator[demo]'",
+        'msg = "needs data-aggregator[zstd]"',
+        'version("data-aggregator")',
+    ],
+)
+def test_wrong_distribution_pattern_catches_old_hints(line: str) -> None:
+    """The scan above recognises each form the old name took in install hints."""
+    assert _WRONG_DISTRIBUTION.search(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "pip install 's3-data-aggregator[demo]'",
+        "data-aggregator demo --keep ./bundles",
+        'PROG = "data-aggregator"',
+    ],
+)
+def test_wrong_distribution_pattern_spares_the_command_name(line: str) -> None:
+    """The command is still called ``data-aggregator``; only distribution names are flagged."""
+    assert not _WRONG_DISTRIBUTION.search(line)

@@ -77,7 +77,7 @@ def _read_version() -> str:
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
     try:
-        return version("data-aggregator")
+        return version("s3-data-aggregator")
     except PackageNotFoundError:  # pragma: no cover - only when run from a bare source tree
         return "0.0.0+unknown"
 

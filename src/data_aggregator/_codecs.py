@@ -80,9 +80,9 @@ def _zstandard() -> ModuleType:
         return importlib.import_module("zstandard")
     except ImportError as exc:
         raise ConfigurationError(
-            "the zstd codec needs the 'zstandard' package: pip install 'data-aggregator[zstd]'",
+            "the zstd codec needs the 'zstandard' package: pip install 's3-data-aggregator[zstd]'",
             "ZSTD_NOT_INSTALLED",
-            {"variable": "BUNDLE_CODEC", "extra": "data-aggregator[zstd]"},
+            {"variable": "BUNDLE_CODEC", "extra": "s3-data-aggregator[zstd]"},
         ) from exc
 
 

@@ -123,7 +123,7 @@ def preflight(options: DemoOptions) -> Callable[[], contextlib.AbstractContextMa
     try:
         moto = importlib.import_module("moto")
     except ImportError:
-        msg = "the demo needs moto, which is not installed: pip install 'data-aggregator[demo]'"
+        msg = "the demo needs moto, which is not installed: pip install 's3-data-aggregator[demo]'"
         raise DemoError(msg) from None
     mock: Callable[[], contextlib.AbstractContextManager[Any]] = moto.mock_aws
     return mock

@@ -155,7 +155,7 @@ class BundleEngine:
         source: Opens objects; :class:`data_aggregator.clients.S3Client` fits. Must be
             thread-safe (called from the fetch workers).
         sink: Opens one upload per bundle (the multipart writer adapter).
-        codec: ``gzip`` (default), ``zstd`` (needs ``data-aggregator[zstd]``) or ``none``.
+        codec: ``gzip`` (default), ``zstd`` (needs ``s3-data-aggregator[zstd]``) or ``none``.
         compression_level: gzip 1-9 (default 6), zstd 1-22 (default 3); ``None`` for the
             codec's default.
         fetch_concurrency: Worker threads fetching bodies ahead of the writer.

@@ -5,7 +5,7 @@ Subcommands:
 * ``demo``: the whole production path (S3 notifications through SQS into
   :class:`~data_aggregator.processor.ReusableProcessor`, a DynamoDB idempotency table,
   bundles written to S3 and verified) on a local S3 from moto, in this process, with no
-  AWS account and no network. Install it with ``pip install "data-aggregator[demo]"``.
+  AWS account and no network. Install it with ``pip install "s3-data-aggregator[demo]"``.
 * ``inspect BUNDLE``: list a bundle's members (local file or ``s3://bucket/key``), verify
   every checksum while streaming it, optionally extract it (``docs/cli.md``).
 * ``create-table NAME``: create the DynamoDB idempotency table.
@@ -106,7 +106,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "table in moto's in-process mock, upload small objects with awkward keys, feed "
             "the SQS batches S3 would send to ReusableProcessor, deliver one batch again, "
             "then read every bundle back and verify it. Needs the 'demo' extra: "
-            "pip install 'data-aggregator[demo]'."
+            "pip install 's3-data-aggregator[demo]'."
         ),
     )
     demo.add_argument(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
-import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -140,15 +139,12 @@ def test_five_thousand_small_objects(
     src, dest = make_bucket("src"), make_bucket("dest")
     objects = {f"d{i % 7}/obj-{i:05d}.txt": b"x" * (i % 5) for i in range(5000)}
     _seed(src, objects)
-    started = time.monotonic()
     run = _engine(s3_client, dest, fetch_concurrency=32).run(_sources(src, objects))
-    elapsed = time.monotonic() - started
     assert run.counts()[OutcomeStatus.BUNDLED] == 5000
     (data,) = _bundles(s3_client, dest, run).values()
     manifest = verify_bundle(io.BytesIO(data))
     assert [m.key for m in manifest.members] == list(objects)
     assert _members(data) == {**objects, "manifest.json": _members(data)["manifest.json"]}
-    assert elapsed < 60
 
 
 def test_collisions_of_every_kind(
@@ -193,7 +189,7 @@ def test_codec_round_trip(
 ) -> None:
     """Each codec's bundle reads back to the original bytes and carries its extension."""
     if codec == "zstd":
-        pytest.importorskip("zstandard", reason="needs the data-aggregator[zstd] extra")
+        pytest.importorskip("zstandard", reason="needs the s3-data-aggregator[zstd] extra")
     src, dest = make_bucket("src"), make_bucket("dest")
     objects = {f"k{i}.bin": bytes([i]) * (i * 100) for i in range(20)}
     _put_many(s3_client, src, objects)

@@ -198,7 +198,7 @@ def test_missing_moto_is_one_line_naming_the_extra(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1
-    assert "pip install 'data-aggregator[demo]'" in captured.err
+    assert "pip install 's3-data-aggregator[demo]'" in captured.err
 
 
 def test_missing_zstandard_fails_before_anything_runs(

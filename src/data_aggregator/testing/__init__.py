@@ -1,7 +1,7 @@
 """Helpers to test code built on data_aggregator, without AWS.
 
 Standard library only (plus the package itself); the hypothesis strategies are in
-:mod:`data_aggregator.testing.strategies` (``pip install 'data-aggregator[testing]'``).
+:mod:`data_aggregator.testing.strategies` (``pip install 's3-data-aggregator[testing]'``).
 
 * Event builders that encode keys exactly as AWS does: :func:`s3_record`,
   :func:`s3_notification`, :func:`s3_test_event`, :func:`sqs_message`, :func:`sqs_event`,

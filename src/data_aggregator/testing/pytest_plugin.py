@@ -4,7 +4,7 @@ Enable them in your top-level ``conftest.py``::
 
     pytest_plugins = ["data_aggregator.testing.pytest_plugin"]
 
-Needs moto's server (``pip install 'data-aggregator[testing]'``). Fixtures:
+Needs moto's server (``pip install 's3-data-aggregator[testing]'``). Fixtures:
 
 * ``moto_server`` (session): starts moto's ``ThreadedMotoServer`` on 127.0.0.1 on a free
   port and yields its endpoint URL (``http://127.0.0.1:<port>``);
@@ -41,7 +41,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - depends on the installed extras
     _msg = (
         "data_aggregator.testing.pytest_plugin needs moto's server: "
-        "pip install 'data-aggregator[testing]'"
+        "pip install 's3-data-aggregator[testing]'"
     )
     raise ImportError(_msg) from _exc
 

@@ -1,6 +1,6 @@
 """Hypothesis strategies for S3 keys and S3 notification records.
 
-Needs hypothesis: ``pip install 'data-aggregator[testing]'``.
+Needs hypothesis: ``pip install 's3-data-aggregator[testing]'``.
 
 * Keys S3 accepts (:func:`s3_keys`, :func:`event_keys`): non-empty valid UTF-8 of at most
   1024 bytes, stressing form encoding, NFC/NFD twins, emoji.
@@ -24,7 +24,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     msg = (
         "data_aggregator.testing.strategies needs hypothesis: "
-        "pip install 'data-aggregator[testing]'"
+        "pip install 's3-data-aggregator[testing]'"
     )
     raise ImportError(msg, name=exc.name) from exc
 

@@ -143,9 +143,11 @@ def sanitize_s3_key(key: object) -> str:
             ``INVALID_S3_KEY_LENGTH`` (too long, whole or one segment),
             ``INVALID_S3_KEY_CHARACTER`` (control, format, surrogate or line-separator
             characters, or percent-escapes that are not UTF-8),
-            ``INVALID_S3_KEY_FORMAT`` (empty, resolves to nothing, a segment padded with
+            ``INVALID_S3_KEY_FORMAT`` (the empty string, a segment padded with
             whitespace, or still changing after :data:`MAX_ROUNDS` rounds) or
-            ``UNSAFE_S3_KEY_PATH`` (a ``..`` or dots-only segment, a Windows device name).
+            ``UNSAFE_S3_KEY_PATH`` (a non-empty key that resolves to nothing, such as ``.``,
+            ``/``, ``//``, ``C:`` or ``%2F``; a ``..`` or dots-only segment; a Windows
+            device name).
             ``context`` holds only ``key_hint`` (the repr of the first 64 characters) and,
             when one segment is at fault, its ``segment_index``.
     """
@@ -183,9 +185,14 @@ def sanitize_s3_key(key: object) -> str:
             key,
         ) from None
 
+    if not key:
+        raise _refuse("S3 key is empty", ValidationErrorCode.INVALID_S3_KEY_FORMAT, key)
     if not current:
+        # The seed's code for ".", "/" and "//": a path that names no file is an unsafe path.
         raise _refuse(
-            "S3 key is empty or resolves to nothing", ValidationErrorCode.INVALID_S3_KEY_FORMAT, key
+            "S3 key resolves to nothing (only separators, dots and prefixes)",
+            ValidationErrorCode.UNSAFE_S3_KEY_PATH,
+            key,
         )
     segments = current.split("/")
     bad = _bad_character(current)

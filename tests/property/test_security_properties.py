@@ -135,7 +135,7 @@ def test_windows_prefixes_are_stripped(prefix: str, key: str) -> None:
     first, _, rest = key.partition("/")
     if prefix == "\\\\?\\" and first.upper() == "UNC":
         # "\\?\UNC\" is the long UNC prefix: its "UNC" segment goes with it.
-        assert _outcome(prefix + key) == (rest or "!INVALID_S3_KEY_FORMAT")
+        assert _outcome(prefix + key) == (rest or "!UNSAFE_S3_KEY_PATH")
     else:
         assert sanitize_s3_key(prefix + key) == key
 

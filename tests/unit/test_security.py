@@ -167,10 +167,17 @@ def test_non_string_is_refused(key: object) -> None:
     assert error.context == {"key_type": type(key).__name__}
 
 
-@pytest.mark.parametrize("key", ["", "/", "//", "./.", "\\", "C:", "C:/./", "%2F", "\\\\?\\"])
-def test_key_resolving_to_nothing_is_refused(key: str) -> None:
-    """Empty keys and keys made only of separators, dots and prefixes are INVALID_S3_KEY_FORMAT."""
-    assert refusal(key).error_code == FORMAT
+def test_empty_key_is_invalid_format() -> None:
+    """The empty string alone is INVALID_S3_KEY_FORMAT (the seed's code for it)."""
+    assert refusal("").error_code == FORMAT
+
+
+@pytest.mark.parametrize(
+    "key", [".", "/", "//", "./.", "\\", "C:", "C:/./", "%2F", "%2F%2F", "\\\\?\\"]
+)
+def test_key_resolving_to_nothing_is_an_unsafe_path(key: str) -> None:
+    """A non-empty key of only separators, dots and prefixes is UNSAFE_S3_KEY_PATH, as in the seed."""
+    assert refusal(key).error_code == UNSAFE
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from data_aggregator import ReusableProcessor, S3EventNotificationRecord, get_config
+from data_aggregator import (
+    PartialBatchResponse,
+    ReusableProcessor,
+    S3EventNotificationRecord,
+    get_config,
+)
 
 
 class LandingBundler(ReusableProcessor):
@@ -24,6 +29,6 @@ class LandingBundler(ReusableProcessor):
 processor = LandingBundler(get_config())  # once per container (cold start)
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
     """SQS-triggered entry point: returns ``{"batchItemFailures": [...]}``."""
     return processor.handle(event, context)

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from data_aggregator import ReusableProcessor, S3EventNotificationRecord, get_config
+from data_aggregator import (
+    PartialBatchResponse,
+    ReusableProcessor,
+    S3EventNotificationRecord,
+    get_config,
+)
 
 
 class LogBundler(ReusableProcessor):
     def accept(self, record: S3EventNotificationRecord) -> bool:
-        return record.s3.object.original_key.endswith(".log")  # others: skipped, acknowledged
+        # Objects not ending in .log are skipped and acknowledged, never retried.
+        return record.s3.object.original_key.endswith(".log")
 
 
-processor = LogBundler(get_config())  # once per container: settings, S3 client, DynamoDB store
+# Once per container (cold start): settings, S3 client, DynamoDB store.
+processor = LogBundler(get_config())
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return processor.handle(event, context)  # {"batchItemFailures": [{"itemIdentifier": ...}]}
+def handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
+    # SQS retries only the messages listed in "batchItemFailures".
+    return processor.handle(event, context)

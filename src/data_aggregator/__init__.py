@@ -20,10 +20,10 @@ from data_aggregator.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from data_aggregator.bundle import BundleEngine
+    from data_aggregator.bundle import BundleEngine, BundleSummary
     from data_aggregator.clients import S3Client
     from data_aggregator.config import AppConfig, Codec, get_config
-    from data_aggregator.context import LocalContext
+    from data_aggregator.context import InvocationContext, LocalContext
     from data_aggregator.idempotency import (
         DynamoDBIdempotencyStore,
         InMemoryIdempotencyStore,
@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     )
     from data_aggregator.processor import (
         BatchFailedError,
+        BatchItemFailure,
         BatchResult,
         Outcome,
+        PartialBatchResponse,
         Reason,
         RecordResult,
         ReusableProcessor,
@@ -51,14 +53,18 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "AppConfig": "data_aggregator.config",
     "BatchFailedError": "data_aggregator.processor",
+    "BatchItemFailure": "data_aggregator.processor",
     "BatchResult": "data_aggregator.processor",
     "BundleEngine": "data_aggregator.bundle",
+    "BundleSummary": "data_aggregator.bundle",
     "Codec": "data_aggregator.config",
     "DynamoDBIdempotencyStore": "data_aggregator.idempotency",
     "InMemoryIdempotencyStore": "data_aggregator.idempotency",
+    "InvocationContext": "data_aggregator.context",
     "LocalContext": "data_aggregator.context",
     "Outcome": "data_aggregator.processor",
     "ParsedMessage": "data_aggregator.schemas",
+    "PartialBatchResponse": "data_aggregator.processor",
     "Reason": "data_aggregator.processor",
     "RecordResult": "data_aggregator.processor",
     "ReusableProcessor": "data_aggregator.processor",
@@ -104,16 +110,20 @@ def __dir__() -> list[str]:
 __all__ = [
     "AppConfig",
     "BatchFailedError",
+    "BatchItemFailure",
     "BatchResult",
     "BundleEngine",
+    "BundleSummary",
     "Codec",
     "ConfigurationError",
     "DataAggregatorError",
     "DynamoDBIdempotencyStore",
     "InMemoryIdempotencyStore",
+    "InvocationContext",
     "LocalContext",
     "Outcome",
     "ParsedMessage",
+    "PartialBatchResponse",
     "Reason",
     "RecordResult",
     "ReusableProcessor",

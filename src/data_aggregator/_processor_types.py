@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from data_aggregator.exceptions import DataAggregatorError
 
@@ -12,7 +12,31 @@ if TYPE_CHECKING:
     from data_aggregator.bundle import BundleSummary
     from data_aggregator.schemas import S3EventNotificationRecord
 
-__all__ = ["BatchFailedError", "BatchResult", "Outcome", "Reason", "RecordResult"]
+__all__ = [
+    "BatchFailedError",
+    "BatchItemFailure",
+    "BatchResult",
+    "Outcome",
+    "PartialBatchResponse",
+    "Reason",
+    "RecordResult",
+]
+
+
+class BatchItemFailure(TypedDict):
+    """One message SQS must deliver again: its ``messageId`` as ``itemIdentifier``."""
+
+    itemIdentifier: str
+
+
+class PartialBatchResponse(TypedDict):
+    """What an SQS-triggered handler returns (``ReportBatchItemFailures``).
+
+    ``{"batchItemFailures": [{"itemIdentifier": "<messageId>"}, ...]}``; an empty list
+    means every message of the batch is done.
+    """
+
+    batchItemFailures: list[BatchItemFailure]
 
 
 class Outcome(str, Enum):
@@ -129,7 +153,7 @@ class BatchResult:
     from_sqs: bool = True
 
     @property
-    def response(self) -> dict[str, list[dict[str, str]]]:
+    def response(self) -> PartialBatchResponse:
         """The Lambda response for SQS partial batch failures."""
         return {
             "batchItemFailures": [

@@ -32,7 +32,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
 
-from data_aggregator._bundle_run import BundleRunner, RunSettings
+from data_aggregator import _bundle_run
 from data_aggregator._bundle_types import (
     BundleRun,
     BundleSink,
@@ -47,7 +47,8 @@ from data_aggregator._bundle_types import (
     StopReason,
     UploadReceipt,
 )
-from data_aggregator._codecs import CodecSpec, resolve_codec
+from data_aggregator._codecs import CodecSpec
+from data_aggregator._codecs import resolve_codec as _resolve_codec
 from data_aggregator._manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "MIB",
     "BundleEngine",
     "BundleManifest",
     "BundleRun",
@@ -77,7 +79,6 @@ __all__ = [
     "BundleSource",
     "BundleSummary",
     "BundleUpload",
-    "Codec",
     "CodecSpec",
     "ManifestMember",
     "MultipartSink",
@@ -196,7 +197,7 @@ class BundleEngine:
                 raise ConfigurationError(
                     f"{name} must be at least 1", "INVALID_BUNDLE_SETTING", {"variable": name}
                 )
-        self.codec = resolve_codec(codec, compression_level)
+        self.codec = _resolve_codec(codec, compression_level)
         self._source = source
         self._sink = sink
         self.fetch_concurrency = fetch_concurrency
@@ -261,7 +262,7 @@ class BundleEngine:
         Per-object and upload failures are reported as outcomes. Only unexpected errors
         (bugs, ``KeyboardInterrupt``) propagate, after the open upload has been aborted.
         """
-        settings = RunSettings(
+        settings = _bundle_run.RunSettings(
             source=self._source,
             sink=self._sink,
             codec=self.codec,
@@ -273,7 +274,9 @@ class BundleEngine:
             clock=self._clock,
         )
         keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._clock())
-        runner = BundleRunner(settings, sources, keys, should_continue or _always, before_commit)
+        runner = _bundle_run.BundleRunner(
+            settings, sources, keys, should_continue or _always, before_commit
+        )
         return runner.execute()
 
 

@@ -37,7 +37,12 @@ if TYPE_CHECKING:
     from data_aggregator.clients import S3Client
     from data_aggregator.idempotency import IdempotencyStore
 
-__all__ = ["build_parser", "main"]
+__all__ = [
+    "PROG",
+    "CommandError",
+    "build_parser",
+    "main",
+]
 
 PROG = "data-aggregator"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 
     from pydantic import ModelWrapValidatorHandler
 
-__all__ = ["MIB", "AppConfig", "Codec", "LogLevel", "get_config"]
+__all__ = [
+    "MIB",
+    "S3_MAX_PARTS",
+    "AppConfig",
+    "Codec",
+    "LogLevel",
+    "get_config",
+]
 
 #: One mebibyte: every ``*_MB`` setting is a number of MiB.
 MIB = 1024 * 1024

@@ -45,6 +45,12 @@ from enum import Enum
 from typing import Any, ClassVar
 
 __all__ = [
+    "MAX_CONTEXT_ITEMS",
+    "MAX_DEPTH",
+    "MAX_MESSAGE_CHARS",
+    "MAX_SEQUENCE_ITEMS",
+    "MAX_STRING_CHARS",
+    "REDACTED",
     "BundleError",
     "BundleUploadError",
     "ConfigurationError",

@@ -79,6 +79,7 @@ __all__ = [
     "held_by",
     "lease_expiry",
     "lease_expiry_from_context",
+    "main",
     "make_idempotency_key",
 ]
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = [
+    "MAX_METRICS_PER_DOCUMENT",
     "CallbackMetrics",
     "EmfMetrics",
     "MetricPoint",

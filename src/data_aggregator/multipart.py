@@ -37,25 +37,19 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from data_aggregator import _part_uploads, _s3_types
 from data_aggregator._part_uploads import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
     MIN_PART_SIZE,
     PARTS_PER_DOUBLING,
-    PartBuffer,
-    PartUploader,
     WriterStats,
     clamp_part_size,
     part_size_for,
 )
 from data_aggregator._s3_types import (
-    CONTENT_SHA256,
-    MAX_TAGS,
-    CompletedPart,
     UploadResult,
-    parse_tagging,
-    validate_upload_args,
 )
 from data_aggregator.exceptions import (
     DataAggregatorError,
@@ -143,11 +137,12 @@ class MultipartWriter(io.BufferedIOBase):
         self._s3 = s3
         self.bucket = bucket
         self.key = key
-        self._extra_args = validate_upload_args(extra_args)
-        self._tags = parse_tagging(self._extra_args.get("Tagging"))
-        if tag_sha256 and len(self._tags) >= MAX_TAGS:
-            msg = f"Tagging has {len(self._tags)} tags; at most {MAX_TAGS - 1} leave room for"
-            msg += f" the {CONTENT_SHA256!r} tag (or pass tag_sha256=False)"
+        self._extra_args = _s3_types.validate_upload_args(extra_args)
+        self._tags = _s3_types.parse_tagging(self._extra_args.get("Tagging"))
+        if tag_sha256 and len(self._tags) >= _s3_types.MAX_TAGS:
+            room = _s3_types.MAX_TAGS - 1
+            msg = f"Tagging has {len(self._tags)} tags; at most {room} leave room for"
+            msg += f" the {_s3_types.CONTENT_SHA256!r} tag (or pass tag_sha256=False)"
             raise ValidationError(
                 msg, ValidationErrorCode.INVALID_UPLOAD_ARGUMENT, {"argument": "Tagging"}
             )
@@ -159,11 +154,11 @@ class MultipartWriter(io.BufferedIOBase):
 
         self._sha256 = hashlib.sha256()
         self._size = 0
-        self._current: PartBuffer | None = None
+        self._current: _part_uploads.PartBuffer | None = None
         self._upload_id: str | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._futures: list[Future[CompletedPart | None]] = []
-        self._uploads = PartUploader(s3, bucket, key, self._max_concurrency)
+        self._futures: list[Future[_s3_types.CompletedPart | None]] = []
+        self._uploads = _part_uploads.PartUploader(s3, bucket, key, self._max_concurrency)
         self._result: UploadResult | None = None
         self._state = WriterState.OPEN
 
@@ -337,13 +332,13 @@ class MultipartWriter(io.BufferedIOBase):
     def _context(self, **extra: Any) -> dict[str, Any]:
         return {"bucket": self.bucket, "key": self.key, "upload_id": self._upload_id, **extra}
 
-    def _new_part(self) -> PartBuffer:
+    def _new_part(self) -> _part_uploads.PartBuffer:
         if self._uploads.parts_started >= MAX_PARTS:  # unreachable below 5 TiB: a guard
             msg = f"s3://{self.bucket}/{self.key} would need more than {MAX_PARTS} parts"
             raise S3Error(msg, "S3_TOO_MANY_PARTS", self._context())
         number = self._uploads.buffer_opened()
         try:
-            part = PartBuffer(
+            part = _part_uploads.PartBuffer(
                 number,
                 part_size_for(number, self._part_size),
                 self._spool_max_size,
@@ -436,7 +431,7 @@ class MultipartWriter(io.BufferedIOBase):
 
     def _tag(self, sha256: str, version_id: str | None) -> bool:
         """Best effort: the object is complete and durable whether or not this succeeds."""
-        tags = {**self._tags, CONTENT_SHA256: sha256}
+        tags = {**self._tags, _s3_types.CONTENT_SHA256: sha256}
         try:
             self._s3.put_object_tags(self.bucket, self.key, tags, version_id=version_id)
         except S3Error as exc:

@@ -31,12 +31,13 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from data_aggregator._processor_parts import GuardedSink
-from data_aggregator._processor_run import Invocation
+from data_aggregator import _processor_parts, _processor_run
 from data_aggregator._processor_types import (
     BatchFailedError,
+    BatchItemFailure,
     BatchResult,
     Outcome,
+    PartialBatchResponse,
     Reason,
     RecordResult,
 )
@@ -58,8 +59,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchFailedError",
+    "BatchItemFailure",
     "BatchResult",
     "Outcome",
+    "PartialBatchResponse",
     "Reason",
     "RecordResult",
     "ReusableProcessor",
@@ -115,7 +118,7 @@ class ReusableProcessor:
             spool_max_size=config.spool_file_max_size_bytes,
         )
         self.engine = BundleEngine.from_config(
-            config, s3_client, GuardedSink(sink), clock=self._now
+            config, s3_client, _processor_parts.GuardedSink(sink), clock=self._now
         )
         #: The result of the latest :meth:`process` / :meth:`handle` call.
         self.last_result: BatchResult | None = None
@@ -180,7 +183,7 @@ class ReusableProcessor:
 
     # ------------------------------------------------------------------ entry points
 
-    def handle(self, event: Mapping[str, Any], context: InvocationContext) -> dict[str, Any]:
+    def handle(self, event: Mapping[str, Any], context: InvocationContext) -> PartialBatchResponse:
         """Process one Lambda event; return ``{"batchItemFailures": [...]}``.
 
         Raises:
@@ -208,7 +211,7 @@ class ReusableProcessor:
             # Lambda retries a failed asynchronous invocation with the same request id:
             # keep its bundle keys distinct from the first attempt's.
             naming_id = f"{request_id}-{uuid.uuid4().hex[:8]}"
-        run = Invocation(
+        run = _processor_run.Invocation(
             self,
             context,
             messages,

@@ -18,7 +18,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from data_aggregator import LocalContext, ReusableProcessor
+from data_aggregator import LocalContext, PartialBatchResponse, ReusableProcessor
 from data_aggregator.clients import S3Client
 from data_aggregator.config import AppConfig
 from data_aggregator.idempotency import (
@@ -82,7 +82,7 @@ class ProcessorEnv:
         """A context whose deadline is ``seconds`` away on the fake clock."""
         return LocalContext.from_timeout(seconds, clock=self.clock, **kwargs)
 
-    def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> PartialBatchResponse:
         """``processor.handle`` with a fresh context; keeps the typed result."""
         response = self.processor.handle(event, context or self.context())
         assert self.processor.last_result is not None

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import assert_type
 
 from data_aggregator import (
+    BatchItemFailure,
     BatchResult,
+    BundleSummary,
     LocalContext,
     Outcome,
+    PartialBatchResponse,
     Reason,
     RecordResult,
     ReusableProcessor,
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
-    from data_aggregator.bundle import BundleSummary
     from data_aggregator.config import AppConfig
     from data_aggregator.context import InvocationContext
 
@@ -70,7 +72,7 @@ def build() -> PartnerDropBundler:
 
 def handler(
     processor: ReusableProcessor, event: Mapping[str, Any], context: InvocationContext
-) -> dict[str, Any]:
+) -> PartialBatchResponse:
     """The Lambda handler: SQS partial batch response."""
     return processor.handle(event, context)
 
@@ -81,7 +83,8 @@ def inspect(processor: ReusableProcessor, event: Mapping[str, Any]) -> list[str]
     assert_type(result, BatchResult)
     assert_type(result.records, tuple[RecordResult, ...])
     assert_type(result.failed_message_ids, tuple[str, ...])
-    assert_type(result.response, dict[str, list[dict[str, str]]])
+    assert_type(result.response, PartialBatchResponse)
+    assert_type(result.response["batchItemFailures"], list[BatchItemFailure])
     assert_type(processor.last_result, BatchResult | None)
     notes: list[str] = []
     for entry in result.records:

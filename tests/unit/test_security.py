@@ -176,7 +176,7 @@ def test_empty_key_is_invalid_format() -> None:
     "key", [".", "/", "//", "./.", "\\", "C:", "C:/./", "%2F", "%2F%2F", "\\\\?\\"]
 )
 def test_key_resolving_to_nothing_is_an_unsafe_path(key: str) -> None:
-    """A non-empty key of only separators, dots and prefixes is UNSAFE_S3_KEY_PATH, as in the seed."""
+    """A non-empty key of only separators, dots and prefixes is UNSAFE_S3_KEY_PATH (the seed)."""
     assert refusal(key).error_code == UNSAFE
 
 

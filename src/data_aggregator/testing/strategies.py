@@ -46,6 +46,7 @@ __all__ = [
     "s3_event_records",
     "s3_keys",
     "s3_keys_near_limit",
+    "s3_record",
     "safe_s3_keys",
     "safe_s3_segments",
     "text_with_surrogates",

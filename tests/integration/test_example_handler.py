@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import tarfile
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from data_aggregator import LocalContext, get_config
-from data_aggregator.testing import s3_notification, s3_record, sqs_event, sqs_message
+from data_aggregator import LocalContext
+from data_aggregator.testing import (
+    import_handler,
+    s3_notification,
+    s3_record,
+    sqs_event,
+    sqs_message,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from types import ModuleType
 
     from data_aggregator.schemas import S3EventRecord
@@ -25,24 +28,9 @@ HANDLER_PATH = Path(__file__).resolve().parents[2] / "examples" / "handler.py"
 
 
 @pytest.fixture
-def example_handler(
-    aggregator_env: AggregatorEnv, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ModuleType]:
+def example_handler(handler_env: AggregatorEnv) -> ModuleType:
     """``examples/handler.py``, imported fresh with its environment pointing at moto."""
-    for name, value in aggregator_env.environ.items():
-        monkeypatch.setenv(name, value)
-    get_config.cache_clear()
-    spec = importlib.util.spec_from_file_location(
-        f"example_handler_{uuid.uuid4().hex}", HANDLER_PATH
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        yield module
-    finally:
-        get_config.cache_clear()
+    return import_handler(HANDLER_PATH)
 
 
 def _put(env: AggregatorEnv, key: str, body: bytes) -> S3EventRecord:
@@ -68,30 +56,30 @@ def _bundles(env: AggregatorEnv) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("aggregator_env", [{"versioned_source": True}], indirect=True)
 def test_example_handler_bundles_a_batch(
-    aggregator_env: AggregatorEnv, example_handler: ModuleType
+    handler_env: AggregatorEnv, example_handler: ModuleType
 ) -> None:
     """An SQS batch of S3 notifications becomes one bundle and no failed message."""
-    records = [_put(aggregator_env, f"logs/{n} a+b.log", b"line %d\n" % n) for n in range(3)]
+    records = [_put(handler_env, f"logs/{n} a+b.log", b"line %d\n" % n) for n in range(3)]
     event = sqs_event(sqs_message(s3_notification([record])) for record in records)
 
     response = example_handler.handler(event, LocalContext.from_timeout(300))
 
     assert response == {"batchItemFailures": []}
-    (names,) = _bundles(aggregator_env).values()
+    (names,) = _bundles(handler_env).values()
     assert names == ["logs/0 a+b.log", "logs/1 a+b.log", "logs/2 a+b.log", "manifest.json"]
 
 
 def test_example_handler_skips_folder_markers(
-    aggregator_env: AggregatorEnv, example_handler: ModuleType
+    handler_env: AggregatorEnv, example_handler: ModuleType
 ) -> None:
     """The example's ``accept`` hook acknowledges a "folder" marker without bundling it."""
-    folder = _put(aggregator_env, "logs/", b"")
+    folder = _put(handler_env, "logs/", b"")
     event = sqs_event([sqs_message(s3_notification([folder]))])
 
     response = example_handler.handler(event, LocalContext.from_timeout(300))
 
     assert response == {"batchItemFailures": []}
-    assert _bundles(aggregator_env) == {}
+    assert _bundles(handler_env) == {}
 
 
 def test_aggregator_env_resources_exist(aggregator_env: AggregatorEnv) -> None:

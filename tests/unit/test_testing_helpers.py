@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import unicodedata
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import given
 
-from data_aggregator import testing
+from data_aggregator import get_config, testing
 from data_aggregator.schemas import Envelope, S3EventRecord, parse_event
 from data_aggregator.testing import (
     FakeClock,
@@ -19,6 +20,7 @@ from data_aggregator.testing import (
     LocalContext,
     encode_event_key,
     eventbridge_object_created,
+    import_handler,
     local_context,
     s3_notification,
     s3_record,
@@ -26,6 +28,7 @@ from data_aggregator.testing import (
     sns_notification,
     sqs_event,
     sqs_message,
+    use_environment,
 )
 from data_aggregator.testing.strategies import (
     is_valid_s3_key,
@@ -36,6 +39,7 @@ from data_aggregator.testing.strategies import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 AWKWARD = ["a b+c.txt", "100%/x", "%2B already", "e\u0301/\u00e9", "\U0001f600+/x y+z"]
 
@@ -174,3 +178,43 @@ def test_fake_clock_moves_only_forward_and_drives_a_context() -> None:
     assert context.get_remaining_time_in_millis() == 0
     with pytest.raises(ValueError, match="forward"):
         clock.advance(-1)
+
+
+def test_use_environment_applies_then_restores_and_clears_the_config_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside, get_config() reads the applied variables; after, the old ones, and no profile."""
+    monkeypatch.setenv("DISTRIBUTION_BUCKET_NAME", "before")
+    monkeypatch.setenv("AWS_PROFILE", "someones-real-profile")
+    monkeypatch.delenv("IDEMPOTENCY_TABLE_NAME", raising=False)
+    get_config.cache_clear()
+    assert get_config().distribution_bucket_name == "before"
+    with use_environment({"DISTRIBUTION_BUCKET_NAME": "inside", "IDEMPOTENCY_TABLE_NAME": "tbl"}):
+        assert get_config().distribution_bucket_name == "inside"
+        assert "AWS_PROFILE" not in os.environ
+    assert get_config().distribution_bucket_name == "before"
+    assert os.environ["AWS_PROFILE"] == "someones-real-profile"
+    assert "IDEMPOTENCY_TABLE_NAME" not in os.environ
+    get_config.cache_clear()
+
+
+def test_import_handler_runs_module_level_code_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By name or by path, each import executes the module afresh."""
+    (tmp_path / "counting_handler.py").write_text(
+        "import os\nBUILT_FOR = os.environ['WHICH']\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("WHICH", "first")
+    assert import_handler("counting_handler").BUILT_FOR == "first"
+    monkeypatch.setenv("WHICH", "second")
+    assert import_handler("counting_handler").BUILT_FOR == "second"
+    assert import_handler(tmp_path / "counting_handler.py").BUILT_FOR == "second"
+    monkeypatch.delitem(sys.modules, "counting_handler")
+
+
+def test_import_handler_of_a_missing_file_raises() -> None:
+    """A path that is not a file is a ModuleNotFoundError naming it."""
+    with pytest.raises(ModuleNotFoundError, match="no handler module"):
+        import_handler("/nonexistent/handler.py")

@@ -9,6 +9,8 @@ Standard library only (plus the package itself); the hypothesis strategies are i
   on its own);
 * time: :class:`FakeClock`, :func:`local_context` and :class:`LocalContext`;
 * :class:`InMemoryIdempotencyStore`, the store to hand a processor in tests;
+* a handler module under test: :func:`use_environment` applies an environment and clears
+  ``get_config()``'s cache, :func:`import_handler` imports the module afresh;
 * pytest fixtures on moto's server (buckets, idempotency table, ``AppConfig``):
   ``pytest_plugins = ["data_aggregator.testing.pytest_plugin"]`` (needs the ``[testing]``
   extra).
@@ -41,6 +43,7 @@ from data_aggregator.testing._events import (
     sqs_event,
     sqs_message,
 )
+from data_aggregator.testing._handler import import_handler, use_environment
 
 __all__ = [
     "DEFAULT_ETAG",
@@ -53,6 +56,7 @@ __all__ = [
     "LocalContext",
     "encode_event_key",
     "eventbridge_object_created",
+    "import_handler",
     "local_context",
     "s3_notification",
     "s3_record",
@@ -60,4 +64,5 @@ __all__ = [
     "sns_notification",
     "sqs_event",
     "sqs_message",
+    "use_environment",
 ]

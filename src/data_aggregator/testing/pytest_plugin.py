@@ -13,6 +13,8 @@ Needs moto's server (``pip install 's3-data-aggregator[testing]'``). Fixtures:
 * ``make_aggregator_env``: a factory building an :class:`AggregatorEnv` (a source bucket,
   versioned or not, a destination bucket, an idempotency table made with
   ``create_idempotency_table``, boto3 clients and an ``AppConfig``), with unique names;
+* ``handler_env``: ``aggregator_env`` applied to ``os.environ`` with ``get_config()``'s
+  cache cleared, for testing a handler module (import it with ``import_handler``);
 * ``aggregator_env``: ``make_aggregator_env()`` with the defaults, or with the keyword
   arguments given by indirect parametrization::
 
@@ -35,6 +37,7 @@ from botocore.config import Config
 
 from data_aggregator.config import AppConfig
 from data_aggregator.idempotency import create_idempotency_table
+from data_aggregator.testing._handler import use_environment as _use_environment
 
 try:
     from moto.server import ThreadedMotoServer
@@ -57,6 +60,7 @@ __all__ = [
     "AggregatorEnv",
     "aggregator_env",
     "aws_test_env",
+    "handler_env",
     "make_aggregator_env",
     "make_aws_client",
     "moto_server",
@@ -199,3 +203,15 @@ def aggregator_env(
     """Source and destination buckets, an idempotency table, clients and an ``AppConfig``."""
     options: dict[str, Any] = dict(getattr(request, "param", None) or {})
     return make_aggregator_env(**options)
+
+
+@pytest.fixture
+def handler_env(aggregator_env: AggregatorEnv) -> Iterator[AggregatorEnv]:
+    """``aggregator_env``, applied to ``os.environ`` for a handler module to read.
+
+    Sets ``aggregator_env.environ`` (configuration, endpoint, region, fake credentials),
+    removes ``AWS_PROFILE`` and clears ``get_config()``'s cache; undoes all of it after the
+    test. Import your handler inside the test with ``import_handler``.
+    """
+    with _use_environment(aggregator_env.environ):
+        yield aggregator_env

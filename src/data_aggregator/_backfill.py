@@ -28,7 +28,7 @@ from urllib.parse import quote_plus
 from data_aggregator.processor import Outcome, ReusableProcessor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from data_aggregator.clients import S3Client
     from data_aggregator.config import AppConfig
@@ -83,6 +83,14 @@ class ListedObject:
     version_id: str | None = None
 
 
+@dataclass(frozen=True)
+class RefusedObject:
+    """An object the processor refused for good: the same input fails the same way."""
+
+    key: str
+    error_code: str
+
+
 @dataclass
 class BackfillTotals:
     """Running counts over every chunk."""
@@ -91,17 +99,24 @@ class BackfillTotals:
     bundled: int = 0
     duplicates: int = 0
     bundles: list[str] = field(default_factory=list)
-    #: ``"<outcome> <reason>"`` (e.g. ``"failed upload_failed"``) -> records.
+    #: ``"<outcome> <reason>"`` (e.g. ``"failed upload_failed"``) -> records that a later
+    #: run may still bundle (transient failures, skips).
     problems: Counter[str] = field(default_factory=Counter)
+    #: Objects refused with a non-retryable error (an unsafe key, say), in listing order:
+    #: running the command again will not bundle them.
+    refused: list[RefusedObject] = field(default_factory=list)
 
-    def add(self, result: BatchResult) -> None:
-        """Count one chunk's records and bundles."""
+    def add(self, result: BatchResult, keys: Mapping[str, str]) -> None:
+        """Count one chunk's records and bundles; ``keys`` maps message ids to S3 keys."""
         self.listed += len(result.records)
         for entry in result.records:
             if entry.outcome is Outcome.BUNDLED:
                 self.bundled += 1
             elif entry.outcome is Outcome.DUPLICATE:
                 self.duplicates += 1
+            elif entry.failed and entry.error is not None and not entry.error.retryable:
+                key = keys.get(entry.message_id, entry.message_id)
+                self.refused.append(RefusedObject(key, str(entry.error.error_code)))
             else:
                 reason = entry.reason.value if entry.reason is not None else "unknown"
                 self.problems[f"{entry.outcome.value} {reason}"] += 1
@@ -110,7 +125,7 @@ class BackfillTotals:
     @property
     def not_bundled(self) -> int:
         """Records neither bundled now nor already in a bundle."""
-        return sum(self.problems.values())
+        return sum(self.problems.values()) + len(self.refused)
 
     def line(self) -> str:
         """``listed N, bundled N, duplicates N, failed N, bundles N``."""
@@ -256,13 +271,14 @@ def run_backfill(
     run_id = uuid.uuid4().hex[:12]
     for number, chunk in enumerate(iter_chunks(listed, options.batch_size), start=1):
         request_id = f"backfill-{run_id}-{number}"
+        keys = {f"{request_id}-{i}": obj.key for i, obj in enumerate(chunk)}
         event = {
             "Records": [
-                synthetic_message(options.source_bucket, obj, f"{request_id}-{i}")
-                for i, obj in enumerate(chunk)
+                synthetic_message(options.source_bucket, obj, message_id)
+                for (message_id, obj) in zip(keys, chunk, strict=True)
             ]
         }
         context = LocalContext.from_timeout(options.chunk_seconds, aws_request_id=request_id)
-        totals.add(processor.process(event, context))
+        totals.add(processor.process(event, context), keys)
         progress(f"chunk {number}: {totals.line()}")
     return totals

@@ -32,6 +32,7 @@ import io
 import os
 import random
 from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -172,8 +173,11 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] = lambda _: N
         progress(f"uploaded {len(uploaded)} object versions ({len(AWKWARD)} with awkward keys)")
         messages = [_test_event_message()] + [_message(obj) for obj in uploaded]
         invocations = _invoke(processor, messages, options.batch_size, progress)
-        bundles = _read_back(raw_s3, s3, invocations, config.bundle_codec)
-    report = DemoReport(options, tuple(uploaded), len(messages), invocations, bundles, ())
+        bundles, richest = _read_back(raw_s3, s3, invocations, config.bundle_codec)
+    kept = _keep(richest, options.keep_dir) if options.keep_dir is not None else None
+    report = DemoReport(
+        options, tuple(uploaded), len(messages), invocations, bundles, (), kept=kept
+    )
     return dataclasses.replace(report, problems=check_report(report))
 
 
@@ -287,10 +291,29 @@ def _invoke(
     return tuple(invocations)
 
 
+def _keep(bundle: tuple[str, bytes] | None, directory: str) -> str | None:
+    """Write ``bundle`` (key, bytes) into ``directory`` under its file name; return the path."""
+    if bundle is None:
+        return None
+    key, body = bundle
+    target = Path(directory)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / PurePosixPath(key).name
+        path.write_bytes(body)
+    except OSError as exc:
+        msg = f"--keep {directory}: cannot write the bundle there ({exc.strerror or exc})"
+        raise DemoError(msg) from None
+    return str(path)
+
+
 def _read_back(
     raw_s3: Boto3S3Client, s3: S3Client, invocations: Sequence[Invocation], codec: Codec
-) -> tuple[VerifiedBundle, ...]:
+) -> tuple[tuple[VerifiedBundle, ...], tuple[str, bytes] | None]:
+    """Every bundle, read back and verified; and the one with the most members, with its bytes."""
     verified: list[VerifiedBundle] = []
+    richest: tuple[str, bytes] | None = None
+    most = -1
     for invocation in invocations:
         for bundle in invocation.result.bundles:
             body = raw_s3.get_object(Bucket=DESTINATION_BUCKET, Key=bundle.key)["Body"].read()
@@ -305,4 +328,6 @@ def _read_back(
                 msg = f"bundle {bundle.key} does not verify: {exc}"
                 raise DemoError(msg) from exc
             verified.append(VerifiedBundle(bundle.key, len(body), digest, manifest))
-    return tuple(verified)
+            if len(manifest.members) > most:
+                most, richest = len(manifest.members), (bundle.key, body)
+    return tuple(verified), richest

@@ -79,6 +79,8 @@ class DemoOptions:
     objects: int = 300
     codec: str = "gzip"
     batch_size: int = 100
+    #: ``--keep DIR``: write the bundle with the most members there, to try ``inspect`` on.
+    keep_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ class DemoReport:
     invocations: tuple[Invocation, ...]
     bundles: tuple[VerifiedBundle, ...]
     problems: tuple[str, ...]
+    #: Where ``--keep`` wrote a bundle, when it was asked to.
+    kept: str | None = None
 
     def totals(self) -> dict[str, int]:
         """Outcome counts over every invocation, and the messages reported to SQS."""
@@ -157,6 +161,7 @@ class DemoReport:
             "batch_size": self.options.batch_size,
             "messages": self.messages,
             "totals": self.totals(),
+            "kept": self.kept,
             "invocations": [
                 {
                     "label": inv.label,

@@ -7,7 +7,8 @@ Subcommands:
   bundles written to S3 and verified) on a local S3 from moto, in this process, with no
   AWS account and no network. Install it with ``pip install "s3-data-aggregator[demo]"``.
 * ``inspect BUNDLE``: list a bundle's members (local file or ``s3://bucket/key``), verify
-  every checksum while streaming it, optionally extract it (``docs/cli.md``).
+  every checksum while streaming it, optionally extract it (documentation page "Command
+  line").
 * ``create-table NAME``: create the DynamoDB idempotency table.
 * ``bundle s3://bucket/prefix --to s3://dest/prefix --table NAME``: bundle objects that
   already exist (a backfill, a replay) through the processor and its idempotency table.
@@ -25,6 +26,8 @@ import argparse
 import contextlib
 import json
 import logging
+import os
+import shlex
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from data_aggregator.idempotency import IdempotencyStore
 
 __all__ = [
+    "DISTRIBUTION",
     "PROG",
     "CommandError",
     "build_parser",
@@ -45,6 +49,11 @@ __all__ = [
 ]
 
 PROG = "data-aggregator"
+#: The distribution users install (the import name is ``data_aggregator``).
+DISTRIBUTION = "s3-data-aggregator"
+#: Documentation pages, named by title: a wheel's user has no ``docs/`` folder.
+_DOCS_PAGE = '"Command line"'
+_DELIVERY_PAGE = '"Delivery semantics"'
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -82,9 +91,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Bundle floods of small S3 objects from an SQS-triggered Lambda.",
+        epilog=f"Documentation: the {_DOCS_PAGE} page of the {DISTRIBUTION} documentation.",
     )
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {_version()}", help="show the version"
+        "--version", action="version", version=f"{PROG} {_version()}", help="show the version"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -134,6 +144,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--json", action="store_true", help="print only a machine-readable JSON summary"
+    )
+    demo.add_argument(
+        "--keep",
+        metavar="DIR",
+        default=None,
+        help="write one bundle the demo produced (the one with the most members) into DIR, "
+        "created if missing, and print the inspect command to try on it",
     )
     demo.add_argument(
         "--quiet",
@@ -216,7 +233,7 @@ def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
         help="create the DynamoDB idempotency table",
         description=(
             "Create the idempotency table: a string partition key, no sort key, on-demand "
-            "billing, TTL on 'expiration' (docs/delivery-semantics.md). Waits until it is "
+            f"billing, TTL on 'expiration' (documentation: {_DELIVERY_PAGE}). Waits until it is "
             "active. Credentials come from the usual AWS configuration."
         ),
     )
@@ -235,8 +252,9 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
             "notification it would have sent and feed them, --batch-size at a time, to "
             "ReusableProcessor with the DynamoDB idempotency table --table: the same claim, "
             "bundle and complete as the Lambda, so a second run bundles nothing twice and an "
-            "interrupted run is resumed by running it again (docs/cli.md). Exit status 1 "
-            "with one line per failure class when an object was not bundled."
+            f"interrupted run is resumed by running it again (documentation: {_DOCS_PAGE}). "
+            "Exit status 1 when an object was not bundled: one line per object refused for "
+            "good (by key, with its error code), one per class of retryable failure."
         ),
     )
     bundle.add_argument("source", metavar="SOURCE", help="s3://bucket[/prefix] to bundle")
@@ -290,7 +308,15 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         with _library_logging(args.log_level):
-            return run(args)
+            status = run(args)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+            return status
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly. Python's documented recipe:
+        # point stdout at devnull so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         _error(prog, "interrupted")
         return 130
@@ -362,7 +388,9 @@ def _error(prog: str, message: str) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from data_aggregator._demo import DemoOptions, preflight, run_demo  # noqa: PLC0415
 
-    options = DemoOptions(objects=args.objects, codec=args.codec, batch_size=args.batch_size)
+    options = DemoOptions(
+        objects=args.objects, codec=args.codec, batch_size=args.batch_size, keep_dir=args.keep
+    )
     preflight(options)
     chatty = not (args.json or args.quiet)
     out = sys.stdout
@@ -384,6 +412,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         out.write("\n")
     elif chatty:
         _render(report, out)
+    if report.kept is not None and not args.json:
+        out.write(
+            f"\nKept a bundle: {report.kept}\nTry: {PROG} inspect {shlex.quote(report.kept)}\n"
+        )
     if report.problems:
         raise CommandError(f"check failed: {report.problems[0]}")
     return 0
@@ -527,10 +559,13 @@ def _run_bundle(args: argparse.Namespace) -> int:
             f"{totals.bundled} bundled into {_plural(len(totals.bundles), 'bundle')}, "
             f"{totals.duplicates} already bundled, {totals.not_bundled} not bundled\n"
         )
+    for refused in totals.refused:
+        where = f"s3://{options.source_bucket}/{refused.key}"
+        _error(PROG, f"refused {where!r} ({refused.error_code}); running again will not help")
     for problem, count in sorted(totals.problems.items()):
         outcome, _, reason = problem.partition(" ")
         _error(PROG, f"{_plural(count, 'object')} {outcome} ({reason}); run again to retry")
-    return 0 if not totals.problems else 1
+    return 0 if not totals.not_bundled else 1
 
 
 def _backfill_clients(

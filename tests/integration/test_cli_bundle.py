@@ -221,3 +221,21 @@ def test_bad_destination_or_table_is_one_line(
     assert len(err) == 1
     assert needle in err[0]
     assert env.bundle_keys() == []
+
+
+@pytest.mark.parametrize("bad_key", ["in/../../etc/passwd", "in/logs/CON"])
+def test_permanently_refused_object_is_named_and_not_retried(
+    env: Env, bad_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key refused for good is reported by key and code, every run, with no "run again"."""
+    env.s3.put_object(Bucket=env.src, Key=bad_key, Body=b"root:x:0:0")
+    listed = [item["Key"] for item in env.s3.list_objects_v2(Bucket=env.src)["Contents"]]
+    assert bad_key in listed  # the server kept the key as given
+    for _ in range(2):
+        assert main(env.args()) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert err == [
+            f"data-aggregator: error: refused 's3://{env.src}/{bad_key}' "
+            "(UNSAFE_S3_KEY_PATH); running again will not help"
+        ]
+    assert env.members() == Counter(env.data.keys())

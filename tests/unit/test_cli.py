@@ -21,8 +21,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
+import data_aggregator
 from data_aggregator._demo import AWKWARD, MIN_OBJECTS, TRAVERSAL_KEY
 from data_aggregator.cli import build_parser, main
+from tests.unit.test_cli_inspect import write_many_member_bundle
 
 if TYPE_CHECKING:
     import argparse
@@ -282,3 +284,73 @@ def test_log_level_shows_structured_library_logs_on_stderr(
     lines = [line for line in captured.err.splitlines() if "UNSAFE_S3_KEY_PATH" in line]
     assert lines
     assert all(line.startswith("WARNING data_aggregator.") for line in lines)
+
+
+@pytest.mark.parametrize("prog", ["data-aggregator", "python -m data_aggregator"])
+def test_version_names_the_command(prog: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--version`` prints ``data-aggregator <version>`` however the command was started."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"], prog=prog)
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"data-aggregator {data_aggregator.__version__}\n"
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["inspect"], ["create-table"], ["bundle"]])
+def test_help_names_documentation_pages_not_repository_paths(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--help`` points at documentation pages by title; a wheel's user has no docs/ folder."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = capsys.readouterr().out
+    assert "docs/" not in text
+    assert ".md" not in text
+
+
+def test_top_level_help_names_the_documentation() -> None:
+    """The top-level help ends with the documentation's name and the page to read."""
+    epilog = build_parser().epilog or ""
+    assert '"Command line"' in epilog
+    assert "s3-data-aggregator" in epilog
+
+
+def test_demo_keep_writes_a_bundle_that_inspect_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``demo --keep DIR`` leaves one bundle in DIR and prints the inspect command for it."""
+    keep = tmp_path / "kept"
+    assert main(["demo", "--objects", str(MIN_OBJECTS), "--keep", str(keep)]) == 0
+    out = capsys.readouterr().out
+    (bundle,) = keep.iterdir()
+    assert bundle.name.endswith(".tar.gz")
+    assert f"Try: data-aggregator inspect {bundle}\n" in out
+    assert main(["inspect", str(bundle)]) == 0
+    assert "manifest.json" not in capsys.readouterr().err
+
+
+def test_demo_keep_in_json_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``--json`` the kept bundle's path is in the summary instead of a printed hint."""
+    summary = run_json(capsys, "--objects", str(MIN_OBJECTS), "--keep", str(tmp_path))
+    assert summary["kept"] is not None
+    assert Path(summary["kept"]).parent == tmp_path
+    assert Path(summary["kept"]).is_file()
+
+
+def test_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    """Piped into a reader that stops early (``| head``), the command prints no error line."""
+    bundle = write_many_member_bundle(tmp_path, members=3000)
+    with subprocess.Popen(  # noqa: S603 - our own interpreter and package
+        [sys.executable, "-m", "data_aggregator", "inspect", str(bundle)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.readline()
+        proc.stdout.close()  # as `head -n 1` does
+        err = proc.stderr.read()
+        status = proc.wait(timeout=120)
+    assert err == b""
+    assert status == 1

@@ -36,6 +36,22 @@ def write_bundle(directory: Path, codec: str = "gzip") -> Path:
     return path
 
 
+def write_many_member_bundle(directory: Path, members: int) -> Path:
+    """A real gzip bundle of ``members`` small objects (a long ``inspect`` listing)."""
+    source, sink = MemorySource(), MemorySink()
+    sources = []
+    for number in range(members):
+        key = f"many/object-{number:06d}.txt"
+        etag = source.put("src", key, b"x")
+        sources.append(BundleSource("src", key, 1, etag=etag, token=key))
+    engine = BundleEngine(source, sink, clock=lambda: FIXED_TIME)
+    run = engine.run(sources, bundle_key=lambda n: f"many-{n}{engine.extension}")
+    (summary,) = run.bundles
+    path = directory / summary.key
+    path.write_bytes(sink.objects[summary.key])
+    return path
+
+
 def test_inspect_lists_members_and_exits_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -142,7 +142,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
 
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's lock; a SQLite failure becomes
-    the retryable :class:`IdempotencyStoreError` that fails this key only."""
+    the retryable `IdempotencyStoreError` that fails this key only."""
 
     def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
         self._db = db

@@ -1,4 +1,4 @@
-"""A complete bundling Lambda, as ``docs/getting-started.md`` shows it (type-checked in CI)."""
+"""The bundling Lambda of ``docs/getting-started.md``, complete (type-checked in CI)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from data_aggregator import ReusableProcessor, S3EventNotificationRecord, get_co
 
 class LogBundler(ReusableProcessor):
     def accept(self, record: S3EventNotificationRecord) -> bool:
-        return record.s3.object.original_key.endswith(".log")  # others: skipped, acknowledged
+        # Other keys are skipped, and acknowledged.
+        return record.s3.object.original_key.endswith(".log")
 
 
-processor = LogBundler(get_config())  # once per container: settings, S3 client, DynamoDB store
+# Once per container: settings, S3 client, DynamoDB store.
+processor = LogBundler(get_config())
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return processor.handle(event, context)  # {"batchItemFailures": [{"itemIdentifier": ...}]}
+    # Returns {"batchItemFailures": [{"itemIdentifier": ...}]}.
+    return processor.handle(event, context)

@@ -1,4 +1,4 @@
-"""A complete bundling Lambda, as ``docs/getting-started.md`` shows it (type-checked in CI)."""
+"""The bundling Lambda of ``docs/getting-started.md``, complete (type-checked in CI)."""
 
 from __future__ import annotations
 

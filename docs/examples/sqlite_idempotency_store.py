@@ -1,13 +1,15 @@
 """Bring your own store: an idempotency store over SQLite (standard library only).
 
-A worked example for ``docs/delivery-semantics.md``. It passes the same contract test suite
-as the built-in stores (``tests/integration/test_idempotency_contract.py``). SQLite is a
-good fit for a single host (a container, a CLI run, an ECS task with a volume); several
-processes may share the file, since every primitive runs in an ``IMMEDIATE`` transaction.
+A worked example for ``docs/delivery-semantics.md``. It passes the same contract test
+suite as the built-in stores (``tests/integration/test_idempotency_contract.py``).
+SQLite is a good fit for a single host (a container, a CLI run, an ECS task with a
+volume); several processes may share the file, since every primitive runs in an
+``IMMEDIATE`` transaction.
 
 A store implements five primitives, each one atomic operation on one key. The base class
-does everything else: bulk calls, de-duplication, per-key results, crash recovery through
-the bundle locator, and the conversion of per-key failures into ``ERROR`` results.
+does everything else: bulk calls, de-duplication, per-key results, crash recovery
+through the bundle locator, and the conversion of per-key failures into ``ERROR``
+results.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from data_aggregator.exceptions import IdempotencyConfigurationError, IdempotencyStoreError
+from data_aggregator.exceptions import (
+    IdempotencyConfigurationError,
+    IdempotencyStoreError,
+)
 from data_aggregator.idempotency import (
     DEFAULT_TTL_SECONDS,
     IdempotencyRecord,
@@ -60,9 +65,13 @@ class SQLiteIdempotencyStore(IdempotencyStore):
     ) -> None:
         # One connection, one lock: SQLite serialises writers anyway, so the base class
         # runs the primitives inline (max_workers=1).
-        super().__init__(ttl_seconds=ttl_seconds, bundle_locator=bundle_locator, clock=clock)
+        super().__init__(
+            ttl_seconds=ttl_seconds, bundle_locator=bundle_locator, clock=clock
+        )
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None
+            )
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             msg = f"cannot open the idempotency database {path!r}"
@@ -73,17 +82,31 @@ class SQLiteIdempotencyStore(IdempotencyStore):
     # claim_allowed / held_by helpers), write, all inside one IMMEDIATE transaction.
 
     def _claim_record(
-        self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
+        self,
+        key: str,
+        *,
+        owner: str,
+        now: float,
+        lease_expires_at: float,
+        expiration: int,
     ) -> WriteOutcome:
         with self._transaction() as db:
             current = self._read(db, key)
             if not claim_allowed(current, owner, now):
                 return WriteOutcome(applied=False, record=current)
-            pending = current.pending_bundle_key if current else None  # survives takeover
+            # The announced bundle survives a takeover.
+            pending = current.pending_bundle_key if current else None
             db.execute(
-                f"INSERT OR REPLACE INTO idempotency (object_key, {_COLUMNS})"  # noqa: S608
-                " VALUES (?, ?, ?, ?, ?, NULL, ?)",
-                (key, RecordStatus.IN_PROGRESS.value, owner, lease_expires_at, pending, expiration),
+                "INSERT OR REPLACE INTO idempotency "  # noqa: S608
+                f"(object_key, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    key,
+                    RecordStatus.IN_PROGRESS.value,
+                    owner,
+                    lease_expires_at,
+                    pending,
+                    expiration,
+                ),
             )
             return WriteOutcome(applied=True, record=current)
 
@@ -118,7 +141,8 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             if not held_by(current, owner):
                 return WriteOutcome(applied=False, record=current)
             db.execute(
-                f"UPDATE idempotency SET {assignments} WHERE object_key = ?",  # noqa: S608
+                f"UPDATE idempotency SET {assignments}"  # noqa: S608
+                " WHERE object_key = ?",
                 (*params, key),
             )
             return WriteOutcome(applied=True, record=current)
@@ -141,8 +165,8 @@ class SQLiteIdempotencyStore(IdempotencyStore):
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's lock; a SQLite failure becomes
-    the retryable :class:`IdempotencyStoreError` that fails this key only."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's lock; a SQLite failure
+    becomes the retryable `IdempotencyStoreError` that fails this key only."""
 
     def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
         self._db = db

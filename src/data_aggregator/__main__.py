@@ -1,4 +1,4 @@
-"""``python -m data_aggregator``: the command line (see :mod:`data_aggregator.cli`)."""
+"""``python -m data_aggregator``: the command line (see `data_aggregator.cli`)."""
 
 from __future__ import annotations
 

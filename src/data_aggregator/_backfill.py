@@ -3,8 +3,8 @@
 The source prefix is listed page by page; each listed object becomes a synthetic S3
 ``ObjectCreated`` notification (one per SQS-shaped message, so that a record that fails
 fails alone) and the records are fed, ``batch_size`` at a time, to a
-:class:`~data_aggregator.processor.ReusableProcessor` with a DynamoDB idempotency table
-and a fresh :class:`~data_aggregator.context.LocalContext` per chunk (so leases stay
+`ReusableProcessor` with a DynamoDB idempotency table
+and a fresh `LocalContext` per chunk (so leases stay
 bounded). Claim, bundle, ``mark_pending`` before commit, complete or release: the same
 code and the same guarantees as the Lambda. A re-run finds completed objects in the table
 and bundles nothing twice; an interrupted run is resumed by running it again.
@@ -136,7 +136,7 @@ class BackfillTotals:
 
 
 def parse_s3_url(url: str, what: str) -> tuple[str, str]:
-    """``s3://bucket[/prefix]`` -> ``(bucket, prefix)``; :class:`BackfillError` if not."""
+    """``s3://bucket[/prefix]`` -> ``(bucket, prefix)``; `BackfillError` if not."""
     if not url.startswith("s3://"):
         msg = f"{what} must be s3://bucket[/prefix], got {url!r}"
         raise BackfillError(msg)

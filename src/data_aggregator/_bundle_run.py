@@ -1,6 +1,6 @@
 """One run of the bundle engine: the prefetch window, the single writer, rollover, outcomes.
 
-Private; :class:`data_aggregator.bundle.BundleEngine` builds a :class:`BundleRunner` per
+Private; `data_aggregator.bundle.BundleEngine` builds a `BundleRunner` per
 call of ``run``. Threads: the caller's thread is the only writer (tar, compressor, sink);
 a pool of ``fetch_concurrency`` workers only opens, reads and hashes object bodies.
 
@@ -92,7 +92,7 @@ class _Item:
 
 
 class BundleRunner:
-    """Bundle ``sources`` once; :meth:`execute` returns the :class:`BundleRun`."""
+    """Bundle ``sources`` once; `execute` returns the `BundleRun`."""
 
     def __init__(
         self,

@@ -101,7 +101,7 @@ class ObjectOutcome:
     """The outcome of one input, at ``index`` in the ``sources`` given to ``run``.
 
     ``bundle_key``, ``member_name``, ``sha256`` and ``size`` are set only for
-    :attr:`OutcomeStatus.BUNDLED`; ``etag`` whenever the object was opened; ``error``
+    `OutcomeStatus.BUNDLED`; ``etag`` whenever the object was opened; ``error``
     for every status but ``BUNDLED`` and ``NOT_ATTEMPTED``.
     """
 
@@ -157,7 +157,8 @@ class BundleSummary:
 
 @dataclass(frozen=True, slots=True)
 class BundleRun:
-    """The result of :meth:`BundleEngine.run`: one outcome per input, in input order."""
+    """The result of [`BundleEngine.run`][data_aggregator.bundle.BundleEngine.run]: one outcome
+    per input, in input order."""
 
     outcomes: tuple[ObjectOutcome, ...]
     bundles: tuple[BundleSummary, ...]

@@ -1,8 +1,8 @@
 """One bundle being written: a tar stream into an upload, its manifest, commit or abort.
 
-Private; used by :mod:`data_aggregator._bundle_run`. Any failure of the sink (or of the
+Private; used by `data_aggregator._bundle_run`. Any failure of the sink (or of the
 compressor in front of it, or of the ``before_commit`` hook) surfaces as
-:class:`SinkFailure`, so the run can tell it from a failure of a source object.
+`SinkFailure`, so the run can tell it from a failure of a source object.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Compression codecs for bundle tar streams: gzip, zstd (optional extra) and none.
 
-Private: :mod:`data_aggregator.bundle` is the public face. A codec is resolved once into a
-:class:`CodecSpec` (name, level, file extension, content type); each bundle then gets a
-fresh incremental compressor from :func:`new_compressor`, and :func:`open_decompressed`
-reads a bundle back (used by :func:`data_aggregator.bundle.verify_bundle`).
+Private: `data_aggregator.bundle` is the public face. A codec is resolved once into a
+`CodecSpec` (name, level, file extension, content type); each bundle then gets a
+fresh incremental compressor from `new_compressor`, and `open_decompressed`
+reads a bundle back (used by `data_aggregator.bundle.verify_bundle`).
 
 ``zstandard`` is imported lazily, so the zstd extra costs nothing unless it is used, and a
-missing package is reported as a :class:`ConfigurationError` that names the extra.
+missing package is reported as a `ConfigurationError` that names the extra.
 """
 
 from __future__ import annotations

@@ -1,21 +1,21 @@
 """``data-aggregator demo``: the whole production path against a local S3 from moto.
 
-Private; :mod:`data_aggregator.cli` runs it and renders its
-:class:`~data_aggregator._demo_report.DemoReport`. Everything
+Private; `data_aggregator.cli` runs it and renders its
+`DemoReport`. Everything
 happens in this process, inside ``moto.mock_aws()``: no AWS account, no network, no
 server. The run
 
 1. creates a versioned source bucket, a destination bucket and the idempotency table
-   (:func:`~data_aggregator.idempotency.create_idempotency_table`, so the processor uses a
-   real :class:`~data_aggregator.idempotency.DynamoDBIdempotencyStore` over moto's
+   (`create_idempotency_table`, so the processor uses a
+   real `DynamoDBIdempotencyStore` over moto's
    DynamoDB, not the in-memory store);
-2. uploads ``objects`` small objects, a dozen of them with awkward keys (:data:`AWKWARD`);
-3. builds the SQS messages S3 would send with :mod:`data_aggregator.testing` (one classic
+2. uploads ``objects`` small objects, a dozen of them with awkward keys (`AWKWARD`);
+3. builds the SQS messages S3 would send with `data_aggregator.testing` (one classic
    notification per message, the key form-encoded, an ``s3:TestEvent`` first) and feeds them to a
-   :class:`~data_aggregator.processor.ReusableProcessor` in batches, one invocation each;
+   `ReusableProcessor` in batches, one invocation each;
 4. delivers the acknowledged messages of the first batch again (SQS delivers at least
    once): each must come back a duplicate;
-5. reads every bundle back and checks it with :func:`~data_aggregator.bundle.verify_bundle`
+5. reads every bundle back and checks it with `verify_bundle`
    and its recorded SHA-256, and checks that every uploaded object is in exactly one bundle
    but the traversal attempt, which must be refused and reported to SQS.
 
@@ -134,7 +134,7 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] = lambda _: N
     """Run the demo end to end inside ``moto.mock_aws()``; see the module docstring.
 
     Raises:
-        DemoError: see :func:`preflight`; or a bundle read back does not verify.
+        DemoError: see `preflight`; or a bundle read back does not verify.
         DataAggregatorError: the library refused the set-up.
     """
     mock_aws = preflight(options)

@@ -1,7 +1,7 @@
 """What ``data-aggregator demo`` uploads, and the report of what it found (private).
 
-:mod:`data_aggregator._demo` runs the demo and fills a :class:`DemoReport`;
-:func:`check_report` states the demo's promises over it; :mod:`data_aggregator.cli`
+`data_aggregator._demo` runs the demo and fills a `DemoReport`;
+`check_report` states the demo's promises over it; `data_aggregator.cli`
 renders it as text or JSON.
 """
 

@@ -1,8 +1,8 @@
-"""Unwrap Lambda events into S3 records (private; import from :mod:`data_aggregator.schemas`).
+"""Unwrap Lambda events into S3 records (private; import from `data_aggregator.schemas`).
 
-:func:`parse_event` never raises for one bad SQS message: the message comes back with
+`parse_event` never raises for one bad SQS message: the message comes back with
 ``error`` set and the rest of the batch parses. Only a top-level event it cannot read at
-all (so that no message could even be named) raises :class:`EventParseError`.
+all (so that no message could even be named) raises `EventParseError`.
 """
 
 from __future__ import annotations
@@ -296,9 +296,9 @@ def parse_event(event: Mapping[str, Any]) -> list[ParsedMessage]:
     ``record.event_name``.
 
     Returns:
-        One :class:`ParsedMessage` per SQS message, per SNS record, or one for a direct
-        S3 or EventBridge event. A message that cannot be parsed has ``error`` set; the
-        others are unaffected.
+        One [`ParsedMessage`][data_aggregator.schemas.ParsedMessage] per SQS message, per SNS
+        record, or one for a direct S3 or EventBridge event. A message that cannot be
+        parsed has ``error`` set; the others are unaffected.
 
     Raises:
         EventParseError: The event itself has an unknown shape (not a mapping, no

@@ -2,9 +2,9 @@
 
 These types describe events *as AWS sends them*: camelCase or hyphenated keys, keys
 form-URL-encoded in classic S3 notifications, optional fields that really are optional.
-They carry no runtime validation; use :class:`data_aggregator.schemas.S3EventNotificationRecord`
-or :func:`data_aggregator.schemas.parse_event` for that. Public names are re-exported from
-:mod:`data_aggregator.schemas`.
+They carry no runtime validation; use `data_aggregator.schemas.S3EventNotificationRecord`
+or `data_aggregator.schemas.parse_event` for that. Public names are re-exported from
+`data_aggregator.schemas`.
 
 Sources: Amazon S3 "Event message structure" and "EventBridge event message structure",
 Amazon SNS "HTTP/S notification JSON", AWS Lambda "Using Lambda with Amazon SQS".

@@ -1,8 +1,8 @@
-"""S3 events delivered by EventBridge, as records (private; see :mod:`data_aggregator.schemas`).
+"""S3 events delivered by EventBridge, as records (private; see `data_aggregator.schemas`).
 
 EventBridge events carry the bucket and object in ``detail`` with their own spelling
 (``etag``, ``version-id``) and an event type split over ``detail-type`` and ``reason``.
-:func:`record_from_eventbridge` maps them onto the classic record so that one model and one
+`record_from_eventbridge` maps them onto the classic record so that one model and one
 event-name filter serve both. The key's encoding is undocumented: see docs/schemas.md.
 """
 

@@ -1,9 +1,9 @@
 """Opening, checking and reading source objects for the bundle engine.
 
 Private. Every deterministic check (existence, ETag, size) happens when the object is
-opened, before a single byte reaches a bundle: :func:`open_checked` raises
-:class:`Rejected` carrying the outcome status. Reading then only has transport failures
-left, plus a body that ends early or runs long, which :func:`read_exact` detects.
+opened, before a single byte reaches a bundle: `open_checked` raises
+`Rejected` carrying the outcome status. Reading then only has transport failures
+left, plus a body that ends early or runs long, which `read_exact` detects.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The DynamoDB idempotency store: conditional writes, one per key or up to 100 per request.
 
-The table's schema and its management are in :mod:`._idempotency_dynamodb_table`.
+The table's schema and its management are in `_idempotency_dynamodb_table`.
 
 Two batch modes, with the same conditions and the same per-key results:
 
@@ -159,7 +159,9 @@ class _ChunkReport:
 
 
 class DynamoDBStoreSettings(Protocol):
-    """What :meth:`DynamoDBIdempotencyStore.from_config` reads (``AppConfig`` has it)."""
+    """What the store's
+    [`from_config`][data_aggregator.idempotency.DynamoDBIdempotencyStore.from_config] reads
+    (``AppConfig`` has it)."""
 
     @property
     def idempotency_table_name(self) -> str | None: ...
@@ -192,9 +194,9 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             of at least ``max_workers`` and short timeouts; boto3 itself honours
             ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_DYNAMODB``. Give your own client a
             pool of ``max_workers`` connections too (``Config(max_pool_connections=...)``).
-        ttl_seconds: See :class:`IdempotencyStore`.
-        bundle_locator: See :class:`IdempotencyStore`.
-        clock: See :class:`IdempotencyStore`.
+        ttl_seconds: See [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore].
+        bundle_locator: See [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore].
+        clock: See [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore].
         max_workers: Concurrent requests per bulk call.
         max_retries: Extra attempts on throttling/5xx, on top of botocore's own retries.
         backoff_base_seconds: First backoff ceiling; doubles per attempt (full jitter).
@@ -654,7 +656,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         fails (no ``dynamodb:DescribeTable`` permission, DynamoDB unreachable), the cause
         stays unknown and the rejected key keeps its own error; the check is then not
         tried again by this store, so that a batch of rejected keys costs one
-        ``DescribeTable``, not one each (:meth:`verify_table` can still be called).
+        ``DescribeTable``, not one each (`verify_table` can still be called).
         """
         with self._schema_lock:
             if self._schema_verified or self._schema_check_failed:

@@ -1,14 +1,16 @@
 """The DynamoDB idempotency table: its schema, creation, verification and command line.
 
-Schema (``docs/delivery-semantics.md`` has the full description)::
+Schema (``docs/delivery-semantics.md`` has the full description):
 
-    object_key          S   partition key (name configurable), no sort key
-    status              S   IN_PROGRESS | COMPLETED
-    owner               S   lease holder's token (kept once completed)
-    lease_expires_at    N   epoch seconds, 0 once released
-    pending_bundle_key  S   bundle announced by the holder (in progress)
-    bundle_key          S   bundle holding the record (completed)
-    expiration          N   TTL, epoch seconds (enable DynamoDB TTL on it)
+```text
+object_key          S   partition key (name configurable), no sort key
+status              S   IN_PROGRESS | COMPLETED
+owner               S   lease holder's token (kept once completed)
+lease_expires_at    N   epoch seconds, 0 once released
+pending_bundle_key  S   bundle announced by the holder (in progress)
+bundle_key          S   bundle holding the record (completed)
+expiration          N   TTL, epoch seconds (enable DynamoDB TTL on it)
+```
 """
 
 from __future__ import annotations

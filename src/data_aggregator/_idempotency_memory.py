@@ -26,16 +26,18 @@ __all__ = ["InMemoryIdempotencyStore"]
 class InMemoryIdempotencyStore(IdempotencyStore):
     """Idempotency records in a dictionary, for tests and local runs.
 
-    Same conditions, same results as :class:`DynamoDBIdempotencyStore` (a shared contract
-    test suite runs against both). Every primitive runs under one lock, so the store is
-    safe to share between threads; records live as long as the object. As in DynamoDB, a
-    record past its TTL is claimable again and :meth:`get` reports it absent; a pending
+    Same conditions, same results as
+    [`DynamoDBIdempotencyStore`][data_aggregator.idempotency.DynamoDBIdempotencyStore] (a shared
+    contract test suite runs against both). Every primitive runs under one lock, so the store is
+    safe to share between threads; records live as long as the object. As in DynamoDB, a record
+    past its TTL is claimable again and
+    [`get`][data_aggregator.idempotency.IdempotencyStore.get] reports it absent; a pending
     announcement it carries is still checked before the record is bundled again.
 
     Args:
-        ttl_seconds: See :class:`IdempotencyStore`.
-        bundle_locator: See :class:`IdempotencyStore`.
-        clock: See :class:`IdempotencyStore`.
+        ttl_seconds: See [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore].
+        bundle_locator: See [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore].
+        clock: See [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore].
         max_workers: Threads per bulk call (default 1: inline, which is fastest here;
             more only to exercise concurrency, e.g. in a subclass that injects latency).
     """

@@ -1,4 +1,4 @@
-"""A :class:`BundleLocator` that reads a bundle's ``manifest.json`` from S3.
+"""A `BundleLocator` that reads a bundle's ``manifest.json`` from S3.
 
 Bundles are tar streams (gzip, zstd or uncompressed) whose last member is
 ``manifest.json``. A compressed stream has no index, so finding the manifest means reading
@@ -59,8 +59,9 @@ class S3ManifestBundleLocator:
         bucket: The bucket bundles are written to (``DISTRIBUTION_BUCKET_NAME``).
         client: A boto3 S3 client (default: ``boto3.client("s3")``).
         key_function: Turns a manifest member's ``key``, ``version_id`` and ``sequencer``
-            into its idempotency key (default :func:`make_idempotency_key`); a member's own
-            ``idempotency_key`` field, when present, is used as is.
+            into its idempotency key (default
+            [`make_idempotency_key`][data_aggregator.idempotency.make_idempotency_key]); a
+            member's own ``idempotency_key`` field, when present, is used as is.
         expected_bucket_owner: Passed to ``GetObject`` as ``ExpectedBucketOwner``.
 
     ``bundled_keys`` returns an empty set when the bundle does not exist (``NoSuchKey``:

@@ -3,7 +3,7 @@
 The base class is the orchestrator: it de-duplicates keys, runs a store's per-key
 primitives (concurrently when the store allows it), turns their outcomes into per-key
 results, turns per-key store failures into ``ERROR`` results, and runs crash recovery
-through a :class:`BundleLocator`. A store implements five small primitives, each one
+through a `BundleLocator`. A store implements five small primitives, each one
 conditional write (or read) on one key; a store with a native multi-key write may also
 override the bulk hooks (``_claim_records`` ...), which by default run the primitives.
 """
@@ -130,7 +130,7 @@ def _finite(given: object) -> int | float | None:
 
 
 def _checked_lease(lease_expires_at: float) -> float:
-    """``lease_expires_at`` as a finite number of epoch seconds (see :func:`_finite`)."""
+    """``lease_expires_at`` as a finite number of epoch seconds (see `_finite`)."""
     value = _finite(lease_expires_at)
     if value is None:
         msg = "lease_expires_at must be a finite number of epoch seconds"
@@ -142,7 +142,7 @@ def _checked_lease(lease_expires_at: float) -> float:
 
 def _checked_ttl(ttl_seconds: int) -> int:
     """``ttl_seconds`` as a whole number of seconds; zero or less would forget a record at
-    once, so it is an argument error, as is anything :func:`_finite` refuses."""
+    once, so it is an argument error, as is anything `_finite` refuses."""
     value = _finite(ttl_seconds)
     if value is None or int(value) <= 0:
         msg = "ttl_seconds must be a positive number of seconds"
@@ -167,33 +167,39 @@ def _lease_lost(key: str, owner: str, current: IdempotencyRecord | None) -> Leas
 class IdempotencyStore(ABC):
     """Bulk, lossless idempotency over a store of per-key leases.
 
-    The life of a record, driven by the caller (the processor)::
+    The life of a record, driven by the caller (the processor):
 
-        claim ──► mark_pending(K) ──► upload bundle K ──► complete(K)
-          │              │                   │
-          └── could not bundle it ───────────┴──► release
+    ```text
+    claim ──► mark_pending(K) ──► upload bundle K ──► complete(K)
+      │              │                   │
+      └── could not bundle it ───────────┴──► release
+    ```
 
-    * :meth:`claim` takes a lease ending at ``lease_expires_at`` on each key, or tells that
-      the key is completed, or held by another live lease.
-    * :meth:`mark_pending` announces, before bundle ``K``'s upload completes, that the
-      records are in ``K``; after a crash, the next claimer asks the
-      :class:`BundleLocator` whether ``K`` holds them (``RECOVERED``) instead of bundling
-      them a second time.
-    * :meth:`complete` marks them completed in ``K`` once ``K`` is durably in S3.
-    * :meth:`release` drops the lease on records that could not be bundled.
+    * [`claim`][data_aggregator.idempotency.IdempotencyStore.claim] takes a lease ending at
+      ``lease_expires_at`` on each key, or tells that the key is completed, or held by another
+      live lease.
+    * [`mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending] announces,
+      before bundle ``K``'s upload completes, that the records are in ``K``; after a crash, the
+      next claimer asks the [`BundleLocator`][data_aggregator.idempotency.BundleLocator] whether
+      ``K`` holds them (``RECOVERED``) instead of bundling them a second time.
+    * [`complete`][data_aggregator.idempotency.IdempotencyStore.complete] marks them completed
+      in ``K`` once ``K`` is durably in S3.
+    * [`release`][data_aggregator.idempotency.IdempotencyStore.release] drops the lease on
+      records that could not be bundled.
 
     Every bulk method takes many keys and returns ``{key: result}`` in first-seen order
     (duplicates are merged). A store failure on one key becomes that key's ``ERROR``
-    result; only :class:`~data_aggregator.exceptions.IdempotencyConfigurationError`
+    result; only
+    [`IdempotencyConfigurationError`][data_aggregator.exceptions.IdempotencyConfigurationError]
     (missing table, wrong key schema, access denied) is raised, for the whole call.
 
-    Subclasses implement the primitives :meth:`_claim_record`, :meth:`_set_pending`,
-    :meth:`_complete_record`, :meth:`_release_record` and :meth:`_get_record`. Each is one
+    Subclasses implement the primitives `_claim_record`, `_set_pending`,
+    `_complete_record`, `_release_record` and `_get_record`. Each is one
     atomic conditional operation on one key; each raises ``IdempotencyStoreError`` for a
     transient failure (it fails that key only), ``IdempotencyConfigurationError`` for a
     misconfiguration, and may raise another ``IdempotencyError`` for a permanent failure
-    of that key. The bulk hooks :meth:`_claim_records`, :meth:`_set_pending_records`,
-    :meth:`_complete_records` and :meth:`_release_records` run the primitives over many
+    of that key. The bulk hooks `_claim_records`, `_set_pending_records`,
+    `_complete_records` and `_release_records` run the primitives over many
     keys (concurrently); a store may override them to write several keys per request, as
     long as each key's outcome is one the primitive could have given.
 
@@ -229,26 +235,26 @@ class IdempotencyStore(ABC):
     def _claim_record(
         self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
     ) -> WriteOutcome:
-        """Atomically, if :func:`claim_allowed` (record, owner, now): set status in
+        """Atomically, if `claim_allowed` (record, owner, now): set status in
         progress, owner, ``lease_expires_at`` and ``expiration``, drop ``bundle_key`` and
         keep ``pending_bundle_key``. Report the record as it was before (applied) or as it
         refused (not applied)."""
 
     @abstractmethod
     def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:
-        """Atomically, if :func:`held_by` (record, owner): set ``pending_bundle_key``."""
+        """Atomically, if `held_by` (record, owner): set ``pending_bundle_key``."""
 
     @abstractmethod
     def _complete_record(
         self, key: str, *, owner: str, bundle_key: str, expiration: int
     ) -> WriteOutcome:
-        """Atomically, if :func:`held_by` (record, owner): set status completed,
+        """Atomically, if `held_by` (record, owner): set status completed,
         ``bundle_key`` and ``expiration``; drop the lease and ``pending_bundle_key``; keep
         ``owner``."""
 
     @abstractmethod
     def _release_record(self, key: str, *, owner: str) -> WriteOutcome:
-        """Atomically, if :func:`held_by` (record, owner): drop ``owner`` and set
+        """Atomically, if `held_by` (record, owner): drop ``owner`` and set
         ``lease_expires_at`` to 0 (claimable at once); keep ``pending_bundle_key``."""
 
     @abstractmethod
@@ -274,7 +280,7 @@ class IdempotencyStore(ABC):
         lease_expires_at: float,
         expiration: int,
     ) -> Outcomes:
-        """:meth:`_claim_record` on every key."""
+        """`_claim_record` on every key."""
         return self._map(
             keys,
             lambda key: self._claim_record(
@@ -283,7 +289,7 @@ class IdempotencyStore(ABC):
         )
 
     def _set_pending_records(self, keys: list[str], *, owner: str, bundle_key: str) -> Outcomes:
-        """:meth:`_set_pending` on every key."""
+        """`_set_pending` on every key."""
         return self._map(
             keys, lambda key: self._set_pending(key, owner=owner, bundle_key=bundle_key)
         )
@@ -291,7 +297,7 @@ class IdempotencyStore(ABC):
     def _complete_records(
         self, keys: list[str], *, owner: str, bundle_key: str, expiration: int
     ) -> Outcomes:
-        """:meth:`_complete_record` on every key."""
+        """`_complete_record` on every key."""
         return self._map(
             keys,
             lambda key: self._complete_record(
@@ -300,7 +306,7 @@ class IdempotencyStore(ABC):
         )
 
     def _release_records(self, keys: list[str], *, owner: str) -> Outcomes:
-        """:meth:`_release_record` on every key."""
+        """`_release_record` on every key."""
         return self._map(keys, lambda key: self._release_record(key, owner=owner))
 
     # ------------------------------------------------------------------ public API
@@ -319,10 +325,12 @@ class IdempotencyStore(ABC):
             keys: Idempotency keys.
             owner: A token unique to this invocation (e.g. the request id plus a random
                 suffix); the lease holder's identity for the later calls.
-            lease_expires_at: Epoch seconds; see :func:`lease_expiry`.
+            lease_expires_at: Epoch seconds; see
+                [`lease_expiry`][data_aggregator.idempotency.lease_expiry].
 
         Returns:
-            ``{key: ClaimResult}``. See :class:`ClaimStatus` for what to do with each.
+            ``{key: ClaimResult}``. See [`ClaimStatus`][data_aggregator.idempotency.ClaimStatus]
+            for what to do with each.
         """
         _check_token("owner", owner)
         lease_expires_at = _checked_lease(lease_expires_at)

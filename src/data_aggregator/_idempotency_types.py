@@ -1,6 +1,6 @@
 """Value types of the idempotency layer: statuses, records, per-key results, protocols.
 
-Everything here is small and dependency-free; :mod:`data_aggregator.idempotency` re-exports
+Everything here is small and dependency-free; `data_aggregator.idempotency` re-exports
 the public names.
 """
 
@@ -41,7 +41,7 @@ DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 #: requests the runtime could not cancel).
 DEFAULT_LEASE_MARGIN_SECONDS = 10.0
 
-#: How :class:`DynamoDBIdempotencyStore` sends its conditional writes: ``"single"``, one
+#: How `DynamoDBIdempotencyStore` sends its conditional writes: ``"single"``, one
 #: request per key, or ``"transact"``, up to 100 keys per ``TransactWriteItems``.
 BatchMode = Literal["single", "transact"]
 
@@ -56,7 +56,8 @@ class RecordStatus(str, Enum):
 
 
 class ClaimStatus(Enum):
-    """Outcome of :meth:`IdempotencyStore.claim` for one key, and what the caller does."""
+    """Outcome of [`IdempotencyStore.claim`][data_aggregator.idempotency.IdempotencyStore.claim]
+    for one key, and what the caller does."""
 
     #: You hold the lease until ``lease_expires_at``: bundle the record.
     CLAIMED = "CLAIMED"
@@ -79,7 +80,7 @@ class UpdateStatus(Enum):
     #: Done (also when a retried request finds its own earlier write already applied).
     OK = "OK"
     #: You do not hold the record's lease (any more): nothing was changed. ``error`` is a
-    #: :class:`~data_aggregator.exceptions.LeaseLostError`.
+    #: `LeaseLostError`.
     LEASE_LOST = "LEASE_LOST"
     #: The store failed for this key; ``error`` says why. The outcome is unknown.
     ERROR = "ERROR"
@@ -90,15 +91,17 @@ class IdempotencyRecord:
     """One key's state as a store holds it.
 
     Attributes:
-        key: The idempotency key (:func:`make_idempotency_key`).
+        key: The idempotency key
+            ([`make_idempotency_key`][data_aggregator.idempotency.make_idempotency_key]).
         status: In progress or completed.
         owner: The lease holder's token while in progress; ``None`` once released. Kept on
             completed records (it tells a retried ``complete`` that it was its own).
         lease_expires_at: Epoch seconds at which an in-progress lease ends (``0`` once
             released); ``None`` on completed records.
         pending_bundle_key: In progress only: the bundle the holder announced it is
-            putting the record in (:meth:`IdempotencyStore.mark_pending`). Survives lease
-            takeover and release, so a later claimer can check that bundle.
+            putting the record in
+            ([`mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending]).
+            Survives lease takeover and release, so a later claimer can check that bundle.
         bundle_key: Completed only: the bundle that holds the record.
         expiration: TTL, epoch seconds; past it the record counts as absent.
     """
@@ -148,14 +151,15 @@ class ClaimResult:
 
     Attributes:
         key: The idempotency key.
-        status: See :class:`ClaimStatus`.
+        status: See [`ClaimStatus`][data_aggregator.idempotency.ClaimStatus].
         lease_expires_at: ``CLAIMED``: the end of your lease. ``IN_PROGRESS_ELSEWHERE``:
             the end of the other lease (retry after it).
         bundle_key: ``ALREADY_COMPLETED``/``RECOVERED``: the bundle holding the record.
         pending_bundle_key: ``CLAIMED`` after a takeover: the bundle a previous holder
             announced and that was checked (or, with no locator configured, could not be).
         previous_owner: ``CLAIMED``/``RECOVERED`` after a takeover: whose lease expired.
-        error: ``ERROR``: the failure (an :class:`IdempotencyError`).
+        error: ``ERROR``: the failure (an
+            [`IdempotencyError`][data_aggregator.exceptions.IdempotencyError]).
     """
 
     key: str
@@ -193,7 +197,9 @@ class BundleLocator(Protocol):
     """Tells which records an uploaded bundle holds (crash recovery).
 
     A store consults it when it takes over an expired lease whose holder had announced a
-    pending bundle (:meth:`IdempotencyStore.mark_pending`) and then died.
+    pending bundle
+    ([`IdempotencyStore.mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending])
+    and then died.
     """
 
     def bundled_keys(self, bundle_key: str) -> AbstractSet[str] | None:
@@ -209,7 +215,8 @@ class BundleLocator(Protocol):
 
 
 class InMemoryBundleLocator:
-    """A :class:`BundleLocator` over a dictionary, for tests and local runs."""
+    """A [`BundleLocator`][data_aggregator.idempotency.BundleLocator] over a dictionary, for
+    tests and local runs."""
 
     def __init__(self, bundles: Mapping[str, Iterable[str]] | None = None) -> None:
         self._bundles: dict[str, frozenset[str]] = {
@@ -261,8 +268,8 @@ def lease_expiry_from_context(
     margin_seconds: float = DEFAULT_LEASE_MARGIN_SECONDS,
     clock: Callable[[], float] = time.time,
 ) -> float:
-    """:func:`lease_expiry` for a Lambda context, a ``LocalContext``, or anything with
-    ``get_remaining_time_in_millis()``."""
+    """[`lease_expiry`][data_aggregator.idempotency.lease_expiry] for a Lambda context, a
+    ``LocalContext``, or anything with ``get_remaining_time_in_millis()``."""
     return lease_expiry(
         context.get_remaining_time_in_millis(), margin_seconds=margin_seconds, clock=clock
     )

@@ -1,7 +1,7 @@
 """``data-aggregator inspect``: read a bundle once, as a stream, and report every problem.
 
-Private; used by :mod:`data_aggregator.cli`. Unlike :func:`data_aggregator.bundle.verify_bundle`
-(which stops at the first failed check with one :class:`BundleError`), :func:`inspect_bundle`
+Private; used by `data_aggregator.cli`. Unlike `data_aggregator.bundle.verify_bundle`
+(which stops at the first failed check with one `BundleError`), `inspect_bundle`
 keeps going and collects one line per problem, hashes the compressed bytes as they pass
 (the bundle's own SHA-256, compared with ``content-sha256`` for S3 objects) and can extract
 the members while it reads. Nothing is ever held whole in memory but ``manifest.json``.

@@ -1,6 +1,6 @@
 """The bundle manifest (``manifest.json``, always the last member) and bundle verification.
 
-Private; re-exported by :mod:`data_aggregator.bundle`. The format is documented in
+Private; re-exported by `data_aggregator.bundle`. The format is documented in
 ``docs/bundle-format.md``.
 """
 

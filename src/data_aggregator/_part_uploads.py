@@ -1,6 +1,6 @@
-"""Part sizing and the part buffers / upload threads behind :class:`MultipartWriter`.
+"""Part sizing and the part buffers / upload threads behind `MultipartWriter`.
 
-Private: the public names are re-exported by :mod:`data_aggregator.multipart`.
+Private: the public names are re-exported by `data_aggregator.multipart`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ MIN_PART_SIZE: Final = 5 * MIB
 MAX_PART_SIZE: Final = 5 * 1024 * MIB
 MAX_PARTS: Final = 10_000
 MAX_OBJECT_SIZE: Final = 5 * 1024 * 1024 * MIB
-#: Part size doubles after every this many parts (see :func:`part_size_for`).
+#: Part size doubles after every this many parts (see `part_size_for`).
 PARTS_PER_DOUBLING: Final = 500
 _HASH_CHUNK: Final = MIB
 

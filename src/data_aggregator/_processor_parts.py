@@ -18,7 +18,7 @@ __all__ = ["HOOK_FAILED", "REFUSED_KEY_PREFIX", "GuardedSink", "Slot", "hook_err
 #: Error code of a hook that raised or returned something unusable.
 HOOK_FAILED = "HOOK_FAILED"
 #: Prefix of the stand-in key returned to the engine when ``bundle_key()`` failed; no S3
-#: key starts with a NUL character, and :class:`GuardedSink` refuses to open it.
+#: key starts with a NUL character, and `GuardedSink` refuses to open it.
 REFUSED_KEY_PREFIX = "\x00bundle-key-refused/"
 
 

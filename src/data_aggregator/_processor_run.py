@@ -1,6 +1,6 @@
-"""One :meth:`ReusableProcessor.process` call, stage by stage (private).
+"""One `ReusableProcessor.process` call, stage by stage (private).
 
-:class:`Invocation` holds one slot per S3 record (or per message that carries none) and
+`Invocation` holds one slot per S3 record (or per message that carries none) and
 decides each slot exactly once. The stages, in order:
 
 1. filter: parse errors, test events, event types, the bucket allowlist;
@@ -66,7 +66,7 @@ _MAX_RESOLVE_WORKERS = 16
 
 
 class Invocation:
-    """The state of one :meth:`ReusableProcessor.process` call."""
+    """The state of one `ReusableProcessor.process` call."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Result types of :class:`~data_aggregator.processor.ReusableProcessor` (re-exported there)."""
+"""Result types of `ReusableProcessor` (re-exported there)."""
 
 from __future__ import annotations
 
@@ -134,7 +134,8 @@ class RecordResult:
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
-    """What :meth:`ReusableProcessor.process` did with one Lambda event.
+    """What [`ReusableProcessor.process`][data_aggregator.processor.ReusableProcessor.process]
+    did with one Lambda event.
 
     Attributes:
         records: One result per record, plus one per message that failed as a whole or
@@ -171,7 +172,8 @@ class BatchResult:
 
 
 class BatchFailedError(DataAggregatorError):
-    """Raised by :meth:`ReusableProcessor.handle` when a direct invocation has failures.
+    """Raised by [`ReusableProcessor.handle`][data_aggregator.processor.ReusableProcessor.handle]
+    when a direct invocation has failures.
 
     S3, SNS and EventBridge invoke a function asynchronously and ignore what it returns:
     the only way to get a retry (and, after Lambda's retries, the on-failure destination)
@@ -180,7 +182,7 @@ class BatchFailedError(DataAggregatorError):
     first, so the retry finds those records already done.
 
     Attributes:
-        result: The :class:`BatchResult` of the invocation.
+        result: The [`BatchResult`][data_aggregator.processor.BatchResult] of the invocation.
     """
 
     default_code = "BATCH_FAILED"

@@ -1,8 +1,8 @@
-"""Runtime models of one S3 event record (private; import from :mod:`data_aggregator.schemas`).
+"""Runtime models of one S3 event record (private; import from `data_aggregator.schemas`).
 
 The one rule that matters most here: a classic S3 notification carries the object key
-form-URL-encoded, and :attr:`S3EventObject.original_key` is that key decoded **exactly once**
-with :func:`urllib.parse.unquote_plus`. Nothing else in the library decodes it again.
+form-URL-encoded, and `S3EventObject.original_key` is that key decoded **exactly once**
+with `urllib.parse.unquote_plus`. Nothing else in the library decodes it again.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ __all__ = [
 
 #: Largest object S3 stores: 5 TiB. A larger ``size`` in an event is refused.
 MAX_OBJECT_SIZE = 5 * 1024**4
-#: Validation-context key selecting how ``s3.object.key`` is encoded (a :class:`KeyEncoding`).
+#: Validation-context key selecting how ``s3.object.key`` is encoded (a `KeyEncoding`).
 KEY_ENCODING_CONTEXT = "data_aggregator.key_encoding"
-#: Pydantic error ``type`` of a key refused by decoding or :func:`sanitize_s3_key`; its
+#: Pydantic error ``type`` of a key refused by decoding or `sanitize_s3_key`; its
 #: ``ctx["error_code"]`` is the seed error code.
 KEY_ERROR_TYPE = "s3_key_rejected"
 
@@ -169,7 +169,7 @@ class S3EventObject(BaseModel):
         key_candidates: Exact keys the object may have, most likely first. One entry for
             classic notifications; two when the encoding is unknown and both readings differ
             (EventBridge): confirm against S3 (size / ETag) and call
-            :meth:`S3EventNotificationRecord.confirm_key`.
+            [`confirm_key`][data_aggregator.schemas.S3EventNotificationRecord.confirm_key].
         size: Size in bytes (0 to 5 TiB); ``None`` when the event has none (deletes).
         e_tag: The ETag without surrounding quotes; ``None`` when absent or empty.
         version_id: The version id; ``None`` when the bucket is not versioned.
@@ -253,9 +253,11 @@ class S3EventNotificationRecord(BaseModel):
 
     Build it from the raw AWS record with ``S3EventNotificationRecord.model_validate(raw)``
     (a pydantic ``ValidationError`` on bad input, whose message carries the seed code for
-    key problems) or :meth:`from_aws` (our :class:`~data_aggregator.exceptions.ValidationError`).
+    key problems) or [`from_aws`][data_aggregator.schemas.S3EventNotificationRecord.from_aws]
+    (our [`ValidationError`][data_aggregator.exceptions.ValidationError]).
 
-    Two records are equal, and hash alike, when their :attr:`identity` is equal:
+    Two records are equal, and hash alike, when their
+    [`identity`][data_aggregator.schemas.S3EventNotificationRecord.identity] is equal:
     ``(bucket, original key, version id, sequencer)``.
     """
 
@@ -334,7 +336,7 @@ class S3EventNotificationRecord(BaseModel):
         Args:
             raw: The record as AWS sends it (camelCase keys).
             key_encoding: How ``s3.object.key`` is encoded; classic notifications use the
-                default, :attr:`KeyEncoding.NONE` takes the key as the exact key.
+                default, `KeyEncoding.NONE` takes the key as the exact key.
 
         Raises:
             ValidationError: ``error_code`` is the seed code when the key is refused,
@@ -346,14 +348,15 @@ class S3EventNotificationRecord(BaseModel):
             raise validation_error_from_pydantic(exc) from None
 
     def confirm_key(self, candidate: str) -> Self:
-        """Return a copy whose exact key is ``candidate``, one of :attr:`key_candidates`.
+        """Return a copy whose exact key is ``candidate``, one of `key_candidates`.
 
         Used once S3 confirmed which reading of an ambiguously encoded key exists (by size
         and ETag); the archive name is recomputed from it.
 
         Raises:
             ValidationError: ``INVALID_EVENT`` when ``candidate`` is not a candidate; the
-                seed code when :func:`sanitize_s3_key` refuses it.
+                seed code when [`sanitize_s3_key`][data_aggregator.security.sanitize_s3_key]
+                refuses it.
         """
         obj = self.s3.object
         if candidate not in obj.key_candidates:
@@ -375,7 +378,8 @@ def validation_error_from_pydantic(
     message: str = "invalid S3 event record",
     context: Mapping[str, Any] | None = None,
 ) -> ValidationError:
-    """Convert a pydantic error into our :class:`ValidationError`.
+    """Convert a pydantic error into our
+    [`ValidationError`][data_aggregator.exceptions.ValidationError].
 
     ``error_code`` is the seed code of the first refused key if any, else ``INVALID_EVENT``.
     ``context["errors"]`` lists each problem's location, type and message (never the input);

@@ -1,6 +1,6 @@
 """Turn botocore / urllib3 failures into the library's typed S3 errors.
 
-Public names are re-exported by :mod:`data_aggregator.clients`. botocore and urllib3 are
+Public names are re-exported by `data_aggregator.clients`. botocore and urllib3 are
 imported inside the functions (they are already loaded by the time an S3 call fails), so
 importing this module costs nothing on a cold start.
 """
@@ -89,7 +89,7 @@ def translate_s3_error(
     read_timeout: float | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> S3Error | None:
-    """Return the typed :class:`~data_aggregator.exceptions.S3Error` for ``exc``.
+    """Return the typed [`S3Error`][data_aggregator.exceptions.S3Error] for ``exc``.
 
     ``exc`` may be a botocore ``ClientError``, a botocore transport error, an urllib3 error
     or a socket-level ``OSError`` raised while calling S3 or reading a response body.
@@ -230,10 +230,10 @@ class S3BodyStream(io.RawIOBase):
 
     Wraps botocore's ``StreamingBody``: a read timeout, a connection reset, a truncated
     body (``IncompleteReadError``) or a broken chunked stream become retryable
-    :class:`~data_aggregator.exceptions.S3TimeoutError` /
-    :class:`~data_aggregator.exceptions.S3ServiceError`; a checksum mismatch detected by
-    botocore becomes :class:`~data_aggregator.exceptions.S3IntegrityError`. Wrap it in
-    :class:`io.BufferedReader` if you need ``peek`` or small reads; ``read(n)`` goes
+    [`S3TimeoutError`][data_aggregator.exceptions.S3TimeoutError] /
+    [`S3ServiceError`][data_aggregator.exceptions.S3ServiceError]; a checksum mismatch detected by
+    botocore becomes [`S3IntegrityError`][data_aggregator.exceptions.S3IntegrityError]. Wrap it in
+    `io.BufferedReader` if you need ``peek`` or small reads; ``read(n)`` goes
     straight to the socket.
     """
 

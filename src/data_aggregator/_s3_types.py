@@ -1,6 +1,6 @@
 """Types shared by the S3 client and the multipart writer: results, settings, allowlist.
 
-Private: the public names are re-exported by :mod:`data_aggregator.clients`.
+Private: the public names are re-exported by `data_aggregator.clients`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ ALLOWED_UPLOAD_ARGS: Final = frozenset(
 
 
 def validate_upload_args(extra_args: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check ``extra_args`` against :data:`ALLOWED_UPLOAD_ARGS` and return a copy.
+    """Check ``extra_args`` against `ALLOWED_UPLOAD_ARGS` and return a copy.
 
     Raises:
         ValidationError: (``error_code="INVALID_UPLOAD_ARGUMENT"``) naming the unknown
@@ -120,7 +120,8 @@ class S3ObjectInfo:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class S3Object:
-    """An open object: its :class:`S3BodyStream` plus what ``GetObject`` returned.
+    """An open object: its [`S3BodyStream`][data_aggregator.clients.S3BodyStream] plus what
+    ``GetObject`` returned.
 
     Use it as a context manager (or call ``body.close()``) to release the connection.
     """
@@ -191,7 +192,8 @@ class UploadResult:
 
 
 class S3ClientSettings(Protocol):
-    """The settings :meth:`S3Client.from_config` reads (``AppConfig`` provides them)."""
+    """The settings [`S3Client.from_config`][data_aggregator.clients.S3Client.from_config] reads
+    (``AppConfig`` provides them)."""
 
     @property
     def expected_bucket_owner(self) -> str | None: ...

@@ -1,11 +1,11 @@
 """A forward-only POSIX (PAX) tar stream writer with deterministic headers.
 
-Private. :class:`TarStream` writes member headers, member bytes and the end-of-archive
-marker through a :class:`~data_aggregator._codecs.Compressor` into a ``write`` callable
+Private. `TarStream` writes member headers, member bytes and the end-of-archive
+marker through a `Compressor` into a ``write`` callable
 (the bundle sink), coalescing small outputs. It never seeks and never reads back, so the
 bundle can stream into a multipart upload. It is not thread-safe: one writer per bundle.
 
-Headers are produced by :meth:`tarfile.TarInfo.tobuf` in PAX format, with fixed fields:
+Headers are produced by `tarfile.TarInfo.tobuf` in PAX format, with fixed fields:
 mode ``0o644``, uid/gid ``0``, empty uname/gname, type "regular file", integer mtime.
 Long or non-ASCII names get a PAX ``path`` record; sizes of 8 GiB and more a PAX ``size``.
 """
@@ -103,7 +103,7 @@ class TarStream:
     # ------------------------------------------------------------------ members
 
     def begin_member(self, header: bytes, size: int) -> None:
-        """Start a member: ``header`` from :func:`member_header` announcing ``size`` bytes."""
+        """Start a member: ``header`` from `member_header` announcing ``size`` bytes."""
         if self._member_left or self.finished:
             msg = "previous member incomplete or archive finished"
             raise RuntimeError(msg)

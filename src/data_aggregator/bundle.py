@@ -1,15 +1,19 @@
 """Bundle S3 objects into compressed tar archives: fetch concurrently, write in order.
 
-:class:`BundleEngine` takes a sequence of :class:`BundleSource` (bucket, exact key, the
-event's size / ETag / version / sequencer, and an opaque ``token``) and writes them into
-one or more bundles: a POSIX (PAX) tar stream, compressed with gzip, zstd or nothing,
-streamed into a :class:`BundleSink` (the multipart writer), ``manifest.json`` last. It
-returns a :class:`BundleRun` with exactly one :class:`ObjectOutcome` per input::
+[`BundleEngine`][data_aggregator.bundle.BundleEngine] takes a sequence of
+[`BundleSource`][data_aggregator.bundle.BundleSource] (bucket, exact key, the event's size /
+ETag / version / sequencer, and an opaque ``token``) and writes them into one or more bundles: a
+POSIX (PAX) tar stream, compressed with gzip, zstd or nothing, streamed into a
+[`BundleSink`][data_aggregator.bundle.BundleSink] (the multipart writer), ``manifest.json``
+last. It returns a [`BundleRun`][data_aggregator.bundle.BundleRun] with exactly one
+[`ObjectOutcome`][data_aggregator.bundle.ObjectOutcome] per input:
 
-    engine = BundleEngine.from_config(config, S3Client.from_config(config), sink)
-    run = engine.run(sources, bundle_key=keys, should_continue=lambda: guard(context))
-    for outcome in run.outcomes:
-        if outcome.status is OutcomeStatus.BUNDLED: ...
+```python
+engine = BundleEngine.from_config(config, S3Client.from_config(config), sink)
+run = engine.run(sources, bundle_key=keys, should_continue=lambda: guard(context))
+for outcome in run.outcomes:
+    if outcome.status is OutcomeStatus.BUNDLED: ...
+```
 
 Guarantees (``docs/bundle-format.md`` has the details):
 
@@ -97,7 +101,8 @@ MIB = 1024 * 1024
 
 
 class BundleSettings(Protocol):
-    """The settings :meth:`BundleEngine.from_config` reads (``AppConfig`` provides them)."""
+    """The settings [`BundleEngine.from_config`][data_aggregator.bundle.BundleEngine.from_config]
+    reads (``AppConfig`` provides them)."""
 
     @property
     def bundle_codec(self) -> Codec: ...
@@ -150,10 +155,11 @@ def _always() -> bool:
 
 
 class BundleEngine:
-    """Reusable bundler: build once (per container), call :meth:`run` per batch.
+    """Reusable bundler: build once (per container), call
+    [`run`][data_aggregator.bundle.BundleEngine.run] per batch.
 
     Args:
-        source: Opens objects; :class:`data_aggregator.clients.S3Client` fits. Must be
+        source: Opens objects; [`S3Client`][data_aggregator.clients.S3Client] fits. Must be
             thread-safe (called from the fetch workers).
         sink: Opens one upload per bundle (the multipart writer adapter).
         codec: ``gzip`` (default), ``zstd`` (needs ``s3-data-aggregator[zstd]``) or ``none``.
@@ -248,7 +254,8 @@ class BundleEngine:
         Args:
             sources: Objects to bundle, in the order their members should appear.
             bundle_key: Key of bundle ``n`` (1, 2, ...); default
-                :func:`make_bundle_key_factory` with a random request id.
+                [`make_bundle_key_factory`][data_aggregator.bundle.make_bundle_key_factory] with
+                a random request id.
             should_continue: Asked (on the caller's thread) before each object; ``False``
                 finishes and uploads the open bundle and leaves the rest ``NOT_ATTEMPTED``.
             before_commit: Called as ``before_commit(bundle_key, tokens)`` once a bundle's
@@ -281,7 +288,7 @@ class BundleEngine:
 
 
 class _MultipartUpload:
-    """:class:`BundleUpload` over a :class:`~data_aggregator.multipart.MultipartWriter`."""
+    """`BundleUpload` over a `MultipartWriter`."""
 
     def __init__(self, writer: MultipartWriter) -> None:
         self._writer = writer
@@ -305,7 +312,8 @@ class _MultipartUpload:
 
 
 class MultipartSink:
-    """Bundles go to ``s3://bucket/<bundle key>`` through :class:`MultipartWriter`.
+    """Bundles go to ``s3://bucket/<bundle key>`` through
+    [`MultipartWriter`][data_aggregator.multipart.MultipartWriter].
 
     Each bundle streams into its own writer: parts upload in parallel while the engine
     keeps writing, the whole-object SHA-256 is recorded (``content-sha256``) and S3
@@ -315,7 +323,8 @@ class MultipartSink:
         s3: The destination client (owner check, KMS key, part size, concurrency).
         bucket: Destination bucket.
         extra_args: More upload arguments (``Metadata``, ``Tagging``, ``StorageClass``
-            ...), checked by :func:`data_aggregator.clients.validate_upload_args`.
+            ...), checked by
+            [`validate_upload_args`][data_aggregator.clients.validate_upload_args].
             ``ContentType`` defaults to the codec's.
         part_size: Passed to each writer.
         max_concurrency: Passed to each writer.

@@ -3,7 +3,7 @@
 Subcommands:
 
 * ``demo``: the whole production path (S3 notifications through SQS into
-  :class:`~data_aggregator.processor.ReusableProcessor`, a DynamoDB idempotency table,
+  `ReusableProcessor`, a DynamoDB idempotency table,
   bundles written to S3 and verified) on a local S3 from moto, in this process, with no
   AWS account and no network. Install it with ``pip install "s3-data-aggregator[demo]"``.
 * ``inspect BUNDLE``: list a bundle's members (local file or ``s3://bucket/key``), verify

@@ -1,18 +1,22 @@
 """Reusable S3 operations over a caller-supplied or default boto3 client (seed path).
 
-:class:`S3Client` is built once per Lambda container and shared by threads (boto3 clients
-are thread-safe). Every call
+[`S3Client`][data_aggregator.clients.S3Client] is built once per Lambda container and shared by
+threads (boto3 clients are thread-safe). Every call
 
 * adds ``ExpectedBucketOwner`` when one is configured,
 * turns botocore/urllib3 failures into the typed errors of
-  :mod:`data_aggregator.exceptions` (see :func:`translate_s3_error`), with ``bucket``,
-  ``key`` and ``operation`` in ``context`` and never a body,
+  [`data_aggregator.exceptions`][data_aggregator.exceptions] (see
+  [`translate_s3_error`][data_aggregator.clients.translate_s3_error]), with ``bucket``, ``key``
+  and ``operation`` in ``context`` and never a body,
 * and, for writes, adds SSE-KMS (``ServerSideEncryption="aws:kms"`` + ``SSEKMSKeyId``)
   when a KMS key is configured, plus a SHA-256 checksum S3 verifies on receipt.
 
-Reads return typed results (:class:`S3Object`, :class:`S3ObjectInfo`, :class:`S3ListEntry`);
-the body of :meth:`S3Client.open_object` is an :class:`S3BodyStream` whose read errors are
-typed too. Streaming uploads live in :mod:`data_aggregator.multipart`.
+Reads return typed results ([`S3Object`][data_aggregator.clients.S3Object],
+[`S3ObjectInfo`][data_aggregator.clients.S3ObjectInfo],
+[`S3ListEntry`][data_aggregator.clients.S3ListEntry]); the body of
+[`S3Client.open_object`][data_aggregator.clients.S3Client.open_object] is an
+[`S3BodyStream`][data_aggregator.clients.S3BodyStream] whose read errors are typed too.
+Streaming uploads live in [`data_aggregator.multipart`][data_aggregator.multipart].
 
 boto3 is imported only when a default client is built, so importing this module is cheap.
 """
@@ -134,8 +138,8 @@ class S3Client:
 
     Args:
         client: A boto3 S3 client to use as is. When omitted, one is built by
-            :func:`build_boto3_s3_client` (adaptive retries, a pool of
-            ``fetch_concurrency + upload_concurrency + 4`` connections).
+            [`build_boto3_s3_client`][data_aggregator.clients.build_boto3_s3_client] (adaptive
+            retries, a pool of ``fetch_concurrency + upload_concurrency + 4`` connections).
         session: The boto3 session to build the default client from.
         expected_bucket_owner: Account id sent as ``ExpectedBucketOwner`` on every call.
         kms_key_id: KMS key for SSE-KMS on uploads; ``None`` leaves the bucket default.
@@ -148,10 +152,10 @@ class S3Client:
             (botocore's ``total_max_attempts``).
         connect_timeout: Connect timeout of the default client, in seconds; an injected
             client's own value is read instead. Reported by
-            :class:`~data_aggregator.exceptions.S3TimeoutError`.
+            [`S3TimeoutError`][data_aggregator.exceptions.S3TimeoutError].
         read_timeout: Read timeout of the default client, in seconds; an injected
             client's own value is read instead. Reported by
-            :class:`~data_aggregator.exceptions.S3TimeoutError`.
+            [`S3TimeoutError`][data_aggregator.exceptions.S3TimeoutError].
     """
 
     def __init__(
@@ -288,7 +292,7 @@ class S3Client:
         Args:
             version_id: Read this version (as announced by the event) rather than the latest.
             if_match: Expected ETag (quoted or not): a different current object raises
-                :class:`~data_aggregator.exceptions.S3ObjectSupersededError`.
+                [`S3ObjectSupersededError`][data_aggregator.exceptions.S3ObjectSupersededError].
 
         Raises:
             S3ObjectNotFoundError: the key or version does not exist (deleted).
@@ -322,7 +326,8 @@ class S3Client:
         if_match: str | None = None,
         checksum_mode: bool = False,
     ) -> S3ObjectInfo:
-        """Describe an object (``HeadObject``) with the same errors as :meth:`open_object`.
+        """Describe an object (``HeadObject``) with the same errors as
+        [`open_object`][data_aggregator.clients.S3Client.open_object].
 
         ``checksum_mode=True`` asks S3 for the stored checksum (``checksum_sha256``); for
         SSE-KMS objects that needs ``kms:Decrypt``.
@@ -406,7 +411,8 @@ class S3Client:
 
         Args:
             body: Bytes or a seekable binary file positioned at the start of the data.
-            extra_args: Checked by :func:`validate_upload_args`.
+            extra_args: Checked by
+                [`validate_upload_args`][data_aggregator.clients.validate_upload_args].
             sha256: The body's SHA-256 digest, if already known (else computed here).
             content_length: The body's size, if already known.
         """

@@ -1,14 +1,17 @@
 """Configuration: environment variables, validated once at start-up.
 
-:class:`AppConfig` is a frozen pydantic model. Build it from the environment with
-:meth:`AppConfig.from_env` (or the cached :func:`get_config`), or directly in code with
-snake_case field names::
+[`AppConfig`][data_aggregator.config.AppConfig] is a frozen pydantic model. Build it from the
+environment with [`AppConfig.from_env`][data_aggregator.config.AppConfig.from_env] (or the
+cached [`get_config`][data_aggregator.config.get_config]), or directly in code with snake_case
+field names:
 
-    config = get_config()                                   # reads os.environ once
-    config = AppConfig(distribution_bucket_name="dest")     # tests, scripts, other hosts
+```python
+config = get_config()                                   # reads os.environ once
+config = AppConfig(distribution_bucket_name="dest")     # tests, scripts, other hosts
+```
 
 Every value is checked before anything runs. All bad values are reported together in one
-:class:`~data_aggregator.exceptions.ConfigurationError` whose message names each bad
+[`ConfigurationError`][data_aggregator.exceptions.ConfigurationError] whose message names each bad
 environment variable (or field, when built in code) and what it accepts, and whose
 ``context["variables"]`` lists those names. Blank environment values count as unset.
 
@@ -115,7 +118,7 @@ def _parse_list(raw: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class _EnvInput:
-    """What :meth:`AppConfig.from_env` hands to validation besides the parsed values."""
+    """What `AppConfig.from_env` hands to validation besides the parsed values."""
 
     raw: Mapping[str, str]  # field -> the environment value as given
     parse_failures: tuple[str, ...]  # fields whose value could not even be parsed
@@ -246,9 +249,11 @@ def _is_name(value: str, max_len: int) -> bool:
 class AppConfig(BaseModel):
     """Validated settings of one data_aggregator deployment (immutable).
 
-    Build it with :meth:`from_env`, :func:`get_config` or the constructor; every field and
+    Build it with [`from_env`][data_aggregator.config.AppConfig.from_env],
+    [`get_config`][data_aggregator.config.get_config] or the constructor; every field and
     environment variable is described in ``docs/configuration.md``. Invalid values raise
-    :class:`~data_aggregator.exceptions.ConfigurationError` listing every problem at once.
+    [`ConfigurationError`][data_aggregator.exceptions.ConfigurationError] listing every problem
+    at once.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -313,7 +318,8 @@ class AppConfig(BaseModel):
         return cls.model_validate(data, context=context)
 
     def to_env(self) -> dict[str, str]:
-        """Return the environment variables that :meth:`from_env` turns back into ``self``.
+        """Return the environment variables that
+        [`from_env`][data_aggregator.config.AppConfig.from_env] turns back into ``self``.
 
         Settings whose value is ``None`` are left out (unset); every other setting is
         included, defaults too.
@@ -604,7 +610,7 @@ def _configuration_error(problems: list[_Problem], *, from_env: bool) -> Configu
 
 
 def _format(value: object) -> str:
-    """Render one setting the way :meth:`AppConfig.from_env` reads it back."""
+    """Render one setting the way `AppConfig.from_env` reads it back."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Enum):

@@ -2,7 +2,8 @@
 
 The processor accepts anything with ``get_remaining_time_in_millis()`` (and, optionally,
 ``aws_request_id``): the ``context`` AWS Lambda passes to a handler, a Powertools
-``LambdaContext``, or :class:`LocalContext` for runs outside Lambda (ECS, Batch, a CLI, tests).
+``LambdaContext``, or [`LocalContext`][data_aggregator.context.LocalContext] for runs outside
+Lambda (ECS, Batch, a CLI, tests).
 """
 
 from __future__ import annotations

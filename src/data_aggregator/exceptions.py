@@ -1,40 +1,44 @@
 """Structured exceptions for data_aggregator.
 
-Every error the library raises derives from :class:`DataAggregatorError`. Each carries
+Every error the library raises derives from
+[`DataAggregatorError`][data_aggregator.exceptions.DataAggregatorError]. Each carries
 
 * ``error_code``: a stable, machine-readable string (safe to alarm on),
 * ``retryable``: whether trying the same work again later may succeed,
 * ``context``: a small mapping of facts about the failure (bucket, key, operation ...),
 * ``correlation_id``: an optional request or message id,
 
-and :meth:`DataAggregatorError.to_dict` turns it into a JSON-ready mapping for structured
-logs. ``to_dict()`` never contains credentials, tokens or object bodies, and its size is
-bounded whatever was put into ``context``.
+and [`DataAggregatorError.to_dict`][data_aggregator.exceptions.DataAggregatorError.to_dict]
+turns it into a JSON-ready mapping for structured logs. ``to_dict()`` never contains
+credentials, tokens or object bodies, and its size is bounded whatever was put into ``context``.
 
-The tree::
+The tree:
 
-    DataAggregatorError
-    ├── ConfigurationError
-    ├── ValidationError               (seed codes: INVALID_S3_KEY_* / UNSAFE_S3_KEY_PATH)
-    │   └── EventParseError           (malformed or unknown event shapes)
-    ├── TransientError                (retryable = True)
-    ├── S3Error
-    │   ├── S3TimeoutError            (retryable)
-    │   ├── S3ThrottlingError         (retryable)
-    │   ├── S3ServiceError            (retryable: 5xx, connection errors)
-    │   ├── S3AccessDeniedError
-    │   ├── S3ObjectNotFoundError
-    │   ├── S3ObjectSupersededError
-    │   └── S3IntegrityError          (size / ETag mismatch)
-    ├── BundleError
-    │   └── BundleUploadError         (retryable)
-    └── IdempotencyError
-        ├── IdempotencyStoreError     (retryable)
-        ├── IdempotencyConfigurationError
-        └── LeaseLostError
+```text
+DataAggregatorError
+├── ConfigurationError
+├── ValidationError               (seed codes: INVALID_S3_KEY_* / UNSAFE_S3_KEY_PATH)
+│   └── EventParseError           (malformed or unknown event shapes)
+├── TransientError                (retryable = True)
+├── S3Error
+│   ├── S3TimeoutError            (retryable)
+│   ├── S3ThrottlingError         (retryable)
+│   ├── S3ServiceError            (retryable: 5xx, connection errors)
+│   ├── S3AccessDeniedError
+│   ├── S3ObjectNotFoundError
+│   ├── S3ObjectSupersededError
+│   └── S3IntegrityError          (size / ETag mismatch)
+├── BundleError
+│   └── BundleUploadError         (retryable)
+└── IdempotencyError
+    ├── IdempotencyStoreError     (retryable)
+    ├── IdempotencyConfigurationError
+    └── LeaseLostError
+```
 
-Retryable S3 and store errors also derive from :class:`TransientError`, so
-``except TransientError`` catches every error worth retrying.
+Retryable S3 and store errors also derive from
+[`TransientError`][data_aggregator.exceptions.TransientError], so ``except TransientError``
+catches every error worth retrying.
 """
 
 from __future__ import annotations
@@ -139,7 +143,8 @@ class DataAggregatorError(Exception):
             or object contents.
         error_code: A stable machine-readable code; defaults to the class's ``default_code``.
         context: Facts about the failure (bucket, key, operation ...). Stored as given;
-            :meth:`to_dict` redacts and bounds it.
+            [`to_dict`][data_aggregator.exceptions.DataAggregatorError.to_dict] redacts and
+            bounds it.
         correlation_id: A request or message id that ties the error to an invocation.
     """
 
@@ -208,7 +213,7 @@ class ConfigurationError(DataAggregatorError):
 
 
 class ValidationErrorCode(str, Enum):
-    """Stable codes carried by :class:`ValidationError`."""
+    """Stable codes carried by [`ValidationError`][data_aggregator.exceptions.ValidationError]."""
 
     INVALID_S3_KEY_TYPE = "INVALID_S3_KEY_TYPE"
     INVALID_S3_KEY_FORMAT = "INVALID_S3_KEY_FORMAT"
@@ -225,7 +230,7 @@ class ValidationError(DataAggregatorError):
     """Input that can never be processed as it is (a bad key, a malformed event ...).
 
     Not retryable: the same input fails the same way. ``error_code`` is one of
-    :class:`ValidationErrorCode`'s values.
+    [`ValidationErrorCode`][data_aggregator.exceptions.ValidationErrorCode]'s values.
     """
 
     default_code = "VALIDATION_ERROR"
@@ -272,10 +277,12 @@ class S3Error(DataAggregatorError):
 
 
 class S3TimeoutError(S3Error, TransientError):
-    """An S3 call did not answer in time (the seed's signature)::
+    """An S3 call did not answer in time (the seed's signature):
 
+    ```python
     raise S3TimeoutError(operation="GetObject", timeout_seconds=30.0,
                          context={"bucket": "landing-bucket", "key": "file.txt"})
+    ```
     """
 
     default_code = "S3_TIMEOUT"

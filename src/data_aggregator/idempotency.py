@@ -1,26 +1,37 @@
 """Idempotency: per-record leases so that nothing is lost and nothing is bundled twice.
 
 S3 and SQS both deliver at least once, so one object can reach the Lambda several times.
-Each record is identified by :func:`make_idempotency_key`, the user's own formula from the
-project conventions (kept exactly: it is what existing idempotency tables hold), and goes
-through a store::
+Each record is identified by
+[`make_idempotency_key`][data_aggregator.idempotency.make_idempotency_key], the user's own
+formula from the project conventions (kept exactly: it is what existing idempotency tables
+hold), and goes through a store:
 
-    claim ──► mark_pending(bundle) ──► upload bundle ──► complete(bundle)
-      └── could not bundle it ──► release
+```text
+claim ──► mark_pending(bundle) ──► upload bundle ──► complete(bundle)
+  └── could not bundle it ──► release
+```
 
-* :class:`IdempotencyStore`: the bulk API and the base class of every store;
-* :class:`InMemoryIdempotencyStore`: for tests and local runs;
-* :class:`DynamoDBIdempotencyStore` and :func:`create_idempotency_table`: production
+* [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore]: the bulk API and the base
+  class of every store;
+* [`InMemoryIdempotencyStore`][data_aggregator.idempotency.InMemoryIdempotencyStore]: for tests
+  and local runs;
+* [`DynamoDBIdempotencyStore`][data_aggregator.idempotency.DynamoDBIdempotencyStore] and
+  [`create_idempotency_table`][data_aggregator.idempotency.create_idempotency_table]: production
   (imported on first use, so that importing this module does not import boto3), with
-  ``batch_mode="single"`` (default) or ``"transact"`` (:data:`BatchMode`);
-* :class:`BundleLocator` (protocol), :class:`InMemoryBundleLocator` and
-  :class:`S3ManifestBundleLocator`: crash recovery, "is this record already in bundle K?";
-* :func:`lease_expiry` / :func:`lease_expiry_from_context`: a lease that ends when the
-  invocation can no longer finish.
+  ``batch_mode="single"`` (default) or ``"transact"`` (`BatchMode`);
+* [`BundleLocator`][data_aggregator.idempotency.BundleLocator] (protocol),
+  [`InMemoryBundleLocator`][data_aggregator.idempotency.InMemoryBundleLocator] and
+  [`S3ManifestBundleLocator`][data_aggregator.idempotency.S3ManifestBundleLocator]: crash
+  recovery, "is this record already in bundle K?";
+* [`lease_expiry`][data_aggregator.idempotency.lease_expiry] /
+  [`lease_expiry_from_context`][data_aggregator.idempotency.lease_expiry_from_context]: a lease
+  that ends when the invocation can no longer finish.
 
-``docs/delivery-semantics.md`` states what is guaranteed. Create a local table with::
+``docs/delivery-semantics.md`` states what is guaranteed. Create a local table with:
 
-    python -m data_aggregator.idempotency create-table --table-name my-table
+```bash
+python -m data_aggregator.idempotency create-table --table-name my-table
+```
 """
 
 from __future__ import annotations

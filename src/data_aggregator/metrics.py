@@ -1,9 +1,10 @@
 """Metrics as CloudWatch Embedded Metric Format (EMF) lines, or through a callback.
 
-No dependency on any metrics library: :class:`EmfMetrics` writes one JSON line per flush to a
-writer (stdout by default, which Lambda ships to CloudWatch Logs, where EMF lines become
-metrics). :class:`CallbackMetrics` hands each data point to a function of yours;
-:class:`NullMetrics` drops everything (``METRICS_ENABLED=false``).
+No dependency on any metrics library: [`EmfMetrics`][data_aggregator.metrics.EmfMetrics] writes
+one JSON line per flush to a writer (stdout by default, which Lambda ships to CloudWatch Logs,
+where EMF lines become metrics). [`CallbackMetrics`][data_aggregator.metrics.CallbackMetrics]
+hands each data point to a function of yours;
+[`NullMetrics`][data_aggregator.metrics.NullMetrics] drops everything (``METRICS_ENABLED=false``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class MetricUnit(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class MetricPoint:
-    """One data point: what a :class:`CallbackMetrics` callback receives."""
+    """One data point: what a [`CallbackMetrics`][data_aggregator.metrics.CallbackMetrics]
+    callback receives."""
 
     name: str
     value: float
@@ -95,7 +97,8 @@ class _Accumulator:
 
 
 class EmfMetrics:
-    """Accumulates metrics and writes them as CloudWatch EMF JSON lines on :meth:`flush`.
+    """Accumulates metrics and writes them as CloudWatch EMF JSON lines on
+    [`flush`][data_aggregator.metrics.EmfMetrics.flush].
 
     Args:
         namespace: The CloudWatch namespace (``METRICS_NAMESPACE``).

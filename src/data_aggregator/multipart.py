@@ -1,8 +1,8 @@
 """A streaming S3 upload as a binary file object, with parts uploaded in parallel.
 
-:class:`MultipartWriter` is an :class:`io.BufferedIOBase` you ``write()`` to (a tar or gzip
-stream, for instance). Bytes are cut into parts, each buffered in a
-:class:`~tempfile.SpooledTemporaryFile` (memory up to the spool threshold, then disk), and
+[`MultipartWriter`][data_aggregator.multipart.MultipartWriter] is an `io.BufferedIOBase` you
+``write()`` to (a tar or gzip stream, for instance). Bytes are cut into parts, each buffered in a
+`SpooledTemporaryFile` (memory up to the spool threshold, then disk), and
 uploaded by a small thread pool while the caller keeps writing. At most
 ``max_concurrency`` parts are in flight; a caller that gets ahead blocks in ``write()``,
 so memory plus disk stay within about ``max_concurrency + 1`` parts.
@@ -16,9 +16,9 @@ so memory plus disk stay within about ``max_concurrency + 1`` parts.
   raised by the next ``write()``/``close()``), a failed completion. In-flight parts are
   waited for first, so ``AbortMultipartUpload`` leaves nothing behind.
 
-Part sizes follow :func:`part_size_for`: the requested size, clamped to S3's 5 MiB-5 GiB,
-doubling every :data:`PARTS_PER_DOUBLING` parts, so an unknown-size stream of up to
-5 TiB never needs more than 10,000 parts.
+Part sizes follow [`part_size_for`][data_aggregator.multipart.part_size_for]: the requested
+size, clamped to S3's 5 MiB-5 GiB, doubling every `PARTS_PER_DOUBLING` parts, so an unknown-size
+stream of up to 5 TiB never needs more than 10,000 parts.
 
 Why not s3transfer's managed upload (``upload_fileobj``)? It returns neither the ETag nor
 the VersionId of what it wrote (boto/s3transfer#82, boto/boto3#2861), buffers parts of a
@@ -85,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 
 class WriterState(Enum):
-    """Life cycle of a :class:`MultipartWriter`."""
+    """Life cycle of a [`MultipartWriter`][data_aggregator.multipart.MultipartWriter]."""
 
     OPEN = "open"
     COMPLETED = "completed"
@@ -96,21 +96,24 @@ class MultipartWriter(io.BufferedIOBase):
     """Write a stream of unknown size to ``s3://bucket/key``, parts uploaded in parallel.
 
     Use it as a context manager: leaving the block normally completes the upload, leaving
-    it with an exception aborts it. The result is in :attr:`result` after :meth:`close`
-    (or returned by :meth:`finish`).
+    it with an exception aborts it. The result is in
+    [`result`][data_aggregator.multipart.MultipartWriter.result] after
+    [`close`][data_aggregator.multipart.MultipartWriter.close] (or returned by
+    [`finish`][data_aggregator.multipart.MultipartWriter.finish]).
 
     Args:
         s3: The client (its owner, KMS key and error mapping apply to every request).
         bucket: Destination bucket.
         key: Destination key.
         extra_args: Upload arguments (``ContentType``, ``Metadata``, ``Tagging`` ...),
-            checked against :data:`~data_aggregator.clients.ALLOWED_UPLOAD_ARGS`.
+            checked against `ALLOWED_UPLOAD_ARGS`.
         part_size: Base part size in bytes (default ``s3.multipart_part_size_bytes``),
-            clamped by :func:`clamp_part_size` and grown by :func:`part_size_for`.
+            clamped by [`clamp_part_size`][data_aggregator.multipart.clamp_part_size] and grown
+            by [`part_size_for`][data_aggregator.multipart.part_size_for].
         max_concurrency: Parts uploaded at once (default ``s3.upload_concurrency``).
         spool_max_size: In-memory size of a part buffer before it spills to disk
             (default ``s3.spool_max_size_bytes``, else the part size: memory only).
-        spool_dir: Directory of spilled buffers (default: :mod:`tempfile`'s, ``/tmp``).
+        spool_dir: Directory of spilled buffers (default: `tempfile`'s, ``/tmp``).
         tag_sha256: Tag multipart objects with ``content-sha256`` after completion.
 
     Raises:
@@ -278,7 +281,8 @@ class MultipartWriter(io.BufferedIOBase):
 
     @property
     def result(self) -> UploadResult | None:
-        """The finished upload, once :meth:`close` succeeded."""
+        """The finished upload, once [`close`][data_aggregator.multipart.MultipartWriter.close]
+        succeeded."""
         return self._result
 
     @property

@@ -1,18 +1,20 @@
-"""The Lambda entry point: :class:`ReusableProcessor`.
+"""The Lambda entry point: [`ReusableProcessor`][data_aggregator.processor.ReusableProcessor].
 
-Subclass it (or use it as it is), build it once per container, call :meth:`handle` per
-invocation::
+Subclass it (or use it as it is), build it once per container, call
+[`handle`][data_aggregator.processor.ReusableProcessor.handle] per invocation:
 
-    from data_aggregator import ReusableProcessor, get_config
+```python
+from data_aggregator import ReusableProcessor, get_config
 
-    class LogBundler(ReusableProcessor):
-        def accept(self, record):                 # optional hooks
-            return record.s3.object.original_key.endswith(".log")
+class LogBundler(ReusableProcessor):
+    def accept(self, record):                 # optional hooks
+        return record.s3.object.original_key.endswith(".log")
 
-    processor = LogBundler(get_config())          # cold start
+processor = LogBundler(get_config())          # cold start
 
-    def handler(event, context):
-        return processor.handle(event, context)   # {"batchItemFailures": [...]}
+def handler(event, context):
+    return processor.handle(event, context)   # {"batchItemFailures": [...]}
+```
 
 One invocation: parse every message → filter (event type, bucket allowlist) → resolve
 ambiguous EventBridge keys → hooks (``accept``, ``member_name``) → claim each record in the
@@ -75,18 +77,20 @@ class ReusableProcessor:
     """Base class for bundling Lambdas: owns the loop, the bookkeeping and the cleanup.
 
     Args:
-        config: The validated configuration (:func:`~data_aggregator.config.get_config`).
+        config: The validated configuration ([`get_config`][data_aggregator.config.get_config]).
         s3_client: S3 operations; default ``S3Client.from_config(config)``.
         store: Idempotency store; default a ``DynamoDBIdempotencyStore`` on
             ``IDEMPOTENCY_TABLE_NAME`` whose crash recovery reads bundle manifests from
             ``DISTRIBUTION_BUCKET_NAME``. Required when no table is configured.
         metrics: Metrics sink; default EMF lines on stdout when ``METRICS_ENABLED``,
-            else :class:`~data_aggregator.metrics.NullMetrics`.
+            else [`NullMetrics`][data_aggregator.metrics.NullMetrics].
         clock: Seconds since the epoch (leases, bundle times); tests pass a fake.
 
     Hooks a subclass may override (each has a default; a hook that raises fails only the
-    records it concerns): :meth:`accept`, :meth:`member_name`, :meth:`bundle_key`,
-    :meth:`on_bundle_written`.
+    records it concerns): [`accept`][data_aggregator.processor.ReusableProcessor.accept],
+    [`member_name`][data_aggregator.processor.ReusableProcessor.member_name],
+    [`bundle_key`][data_aggregator.processor.ReusableProcessor.bundle_key],
+    [`on_bundle_written`][data_aggregator.processor.ReusableProcessor.on_bundle_written].
 
     Raises:
         ConfigurationError: no store given and ``IDEMPOTENCY_TABLE_NAME`` unset.
@@ -120,7 +124,7 @@ class ReusableProcessor:
         self.engine = BundleEngine.from_config(
             config, s3_client, _processor_parts.GuardedSink(sink), clock=self._now
         )
-        #: The result of the latest :meth:`process` / :meth:`handle` call.
+        #: The result of the latest `process` / `handle` call.
         self.last_result: BatchResult | None = None
 
     # ------------------------------------------------------------------ seed API
@@ -143,7 +147,7 @@ class ReusableProcessor:
     def member_name(self, record: S3EventNotificationRecord) -> str:
         """The name of ``record``'s member in the bundle. Default: the sanitized key.
 
-        Must return a ``str`` that :func:`~data_aggregator.security.sanitize_s3_key`
+        Must return a ``str`` that [`sanitize_s3_key`][data_aggregator.security.sanitize_s3_key]
         accepts; the bundle applies the sanitizer and its collision rule to it, so a hook
         cannot produce an unsafe or duplicate name. If it raises or returns something
         unusable, the record fails (``HOOK_FAILED``).
@@ -197,7 +201,8 @@ class ReusableProcessor:
         return result.response
 
     def process(self, event: Mapping[str, Any], context: InvocationContext) -> BatchResult:
-        """Process one Lambda event; return the typed per-record :class:`BatchResult`.
+        """Process one Lambda event; return the typed per-record
+        [`BatchResult`][data_aggregator.processor.BatchResult].
 
         Raises:
             EventParseError: the event as a whole is of no known shape (no message can be

@@ -2,21 +2,24 @@
 
 Two views of the same event, as the conventions prescribe:
 
-* :class:`S3EventRecord` (and the other TypedDicts) type the raw JSON AWS sends, for
-  function signatures and IDEs. No runtime cost, no validation.
-* :class:`S3EventNotificationRecord` validates one record at runtime and is immutable::
+* [`S3EventRecord`][data_aggregator.schemas.S3EventRecord] (and the other TypedDicts) type the
+  raw JSON AWS sends, for function signatures and IDEs. No runtime cost, no validation.
+* [`S3EventNotificationRecord`][data_aggregator.schemas.S3EventNotificationRecord] validates one
+  record at runtime and is immutable:
 
-      parsed = S3EventNotificationRecord.model_validate(raw_s3_record)
-      parsed.s3.bucket.name          # validated bucket name
-      parsed.s3.object.original_key  # the exact key (decoded exactly once): for S3 calls
-      parsed.s3.object.key           # sanitize_s3_key(original_key): the archive name
-      parsed.s3.object.size          # int in [0, 5 TiB], or None (deletes)
-      parsed.version_id, parsed.sequencer, parsed.e_tag, parsed.event_name
+  ```python
+  parsed = S3EventNotificationRecord.model_validate(raw_s3_record)
+  parsed.s3.bucket.name          # validated bucket name
+  parsed.s3.object.original_key  # the exact key (decoded exactly once): for S3 calls
+  parsed.s3.object.key           # sanitize_s3_key(original_key): the archive name
+  parsed.s3.object.size          # int in [0, 5 TiB], or None (deletes)
+  parsed.version_id, parsed.sequencer, parsed.e_tag, parsed.event_name
+  ```
 
-:func:`parse_event` unwraps what a Lambda receives (SQS batches whose bodies are S3
-notifications, SNS notifications or EventBridge events; direct S3, SNS and EventBridge
-invocations) into :class:`ParsedMessage` objects, one per SQS message, failing single
-messages rather than the batch. See ``docs/schemas.md``.
+[`parse_event`][data_aggregator.schemas.parse_event] unwraps what a Lambda receives (SQS batches
+whose bodies are S3 notifications, SNS notifications or EventBridge events; direct S3, SNS and
+EventBridge invocations) into [`ParsedMessage`][data_aggregator.schemas.ParsedMessage] objects,
+one per SQS message, failing single messages rather than the batch. See ``docs/schemas.md``.
 """
 
 from __future__ import annotations

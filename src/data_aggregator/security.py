@@ -4,8 +4,9 @@ An S3 key is an arbitrary UTF-8 string of up to 1024 bytes chosen by whoever upl
 object. Used as it is for a tar member name, a crafted key (``../../etc/cron.d/x``,
 ``%2e%2e/x``, ``C:\\Windows\\x``, ``CON``, a key full of control characters ...) could make
 whoever extracts the bundle write outside the target directory, clobber another member,
-or break the consumer's tools. :func:`sanitize_s3_key` turns a key into a relative POSIX
-path that is safe to extract, or refuses it with a :class:`ValidationError`.
+or break the consumer's tools. [`sanitize_s3_key`][data_aggregator.security.sanitize_s3_key]
+turns a key into a relative POSIX path that is safe to extract, or refuses it with a
+[`ValidationError`][data_aggregator.exceptions.ValidationError].
 
 The sanitized name is only ever an archive member name: S3 calls must use the exact
 original key. See ``docs/security.md`` for the full rules and examples.
@@ -126,7 +127,7 @@ def sanitize_s3_key(key: object) -> str:
     NFKC normalisation; one percent-decoding pass (``%XX`` only, ``+`` stays ``+``);
     ``\\`` to ``/``; Windows prefixes stripped (``\\\\?\\``, ``\\\\?\\UNC\\``, ``\\\\.\\``,
     leading slashes, a drive ``C:`` at the start); empty and ``.`` segments dropped. Rounds
-    repeat until the key stops changing, at most :data:`MAX_ROUNDS` times. The fixed point
+    repeat until the key stops changing, at most `MAX_ROUNDS` times. The fixed point
     is then validated, so the function is idempotent:
     ``sanitize_s3_key(sanitize_s3_key(k)) == sanitize_s3_key(k)``.
 
@@ -135,8 +136,8 @@ def sanitize_s3_key(key: object) -> str:
 
     Returns:
         A non-empty relative path of ``/``-separated segments, none empty, ``.`` or made of
-        dots only, with no control or format characters, at most :data:`MAX_KEY_BYTES`
-        UTF-8 bytes in all and :data:`MAX_SEGMENT_BYTES` per segment.
+        dots only, with no control or format characters, at most `MAX_KEY_BYTES`
+        UTF-8 bytes in all and `MAX_SEGMENT_BYTES` per segment.
 
     Raises:
         ValidationError: ``error_code`` is ``INVALID_S3_KEY_TYPE`` (not a ``str``),
@@ -144,7 +145,7 @@ def sanitize_s3_key(key: object) -> str:
             ``INVALID_S3_KEY_CHARACTER`` (control, format, surrogate or line-separator
             characters, or percent-escapes that are not UTF-8),
             ``INVALID_S3_KEY_FORMAT`` (the empty string, a segment padded with
-            whitespace, or still changing after :data:`MAX_ROUNDS` rounds) or
+            whitespace, or still changing after `MAX_ROUNDS` rounds) or
             ``UNSAFE_S3_KEY_PATH`` (a non-empty key that resolves to nothing, such as ``.``,
             ``/``, ``//``, ``C:`` or ``%2F``; a ``..`` or dots-only segment; a Windows
             device name).

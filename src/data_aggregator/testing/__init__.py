@@ -1,16 +1,27 @@
 """Helpers to test code built on data_aggregator, without AWS.
 
 Standard library only (plus the package itself); the hypothesis strategies are in
-:mod:`data_aggregator.testing.strategies` (``pip install 's3-data-aggregator[testing]'``).
+[`data_aggregator.testing.strategies`][data_aggregator.testing.strategies]
+(``pip install 's3-data-aggregator[testing]'``).
 
-* Event builders that encode keys exactly as AWS does: :func:`s3_record`,
-  :func:`s3_notification`, :func:`s3_test_event`, :func:`sqs_message`, :func:`sqs_event`,
-  :func:`sns_notification`, :func:`eventbridge_object_created` (:func:`encode_event_key`
-  on its own);
-* time: :class:`FakeClock`, :func:`local_context` and :class:`LocalContext`;
-* :class:`InMemoryIdempotencyStore`, the store to hand a processor in tests;
-* a handler module under test: :func:`use_environment` applies an environment and clears
-  ``get_config()``'s cache, :func:`import_handler` imports the module afresh;
+* Event builders that encode keys exactly as AWS does:
+  [`s3_record`][data_aggregator.testing.s3_record],
+  [`s3_notification`][data_aggregator.testing.s3_notification],
+  [`s3_test_event`][data_aggregator.testing.s3_test_event],
+  [`sqs_message`][data_aggregator.testing.sqs_message],
+  [`sqs_event`][data_aggregator.testing.sqs_event],
+  [`sns_notification`][data_aggregator.testing.sns_notification],
+  [`eventbridge_object_created`][data_aggregator.testing.eventbridge_object_created]
+  ([`encode_event_key`][data_aggregator.testing.encode_event_key] on its own);
+* time: [`FakeClock`][data_aggregator.testing.FakeClock],
+  [`local_context`][data_aggregator.testing.local_context] and
+  [`LocalContext`][data_aggregator.testing.LocalContext];
+* [`InMemoryIdempotencyStore`][data_aggregator.testing.InMemoryIdempotencyStore], the store to
+  hand a processor in tests;
+* a handler module under test:
+  [`use_environment`][data_aggregator.testing.use_environment] applies an environment and
+  clears ``get_config()``'s cache,
+  [`import_handler`][data_aggregator.testing.import_handler] imports the module afresh;
 * pytest fixtures on moto's server (buckets, idempotency table, ``AppConfig``):
   ``pytest_plugins = ["data_aggregator.testing.pytest_plugin"]`` (needs the ``[testing]``
   extra).

@@ -1,4 +1,4 @@
-"""A clock tests move by hand, and a :class:`LocalContext` that reads it."""
+"""A clock tests move by hand, and a `LocalContext` that reads it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ __all__ = ["FakeClock", "local_context"]
 
 
 class FakeClock:
-    """A clock that stands still until :meth:`advance` moves it.
+    """A clock that stands still until [`advance`][data_aggregator.testing.FakeClock.advance]
+    moves it.
 
     Call it for the current time in seconds since the epoch, like ``time.time``; pass it
     wherever the library takes a ``clock``.
@@ -55,8 +56,8 @@ def local_context(
 ) -> LocalContext:
     """A context whose deadline is ``timeout_seconds`` after ``clock``'s present time.
 
-    ``clock`` defaults to ``time.time``; pass a :class:`FakeClock` to decide how much time
-    is left by advancing it.
+    ``clock`` defaults to ``time.time``; pass a [`FakeClock`][data_aggregator.testing.FakeClock]
+    to decide how much time is left by advancing it.
     """
     return LocalContext.from_timeout(
         timeout_seconds,

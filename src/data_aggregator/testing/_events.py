@@ -1,7 +1,7 @@
 """Builders of the Lambda events AWS sends about S3 objects, keys encoded as AWS does.
 
 Classic S3 notifications (direct, through SQS, through SNS) carry the key form-URL-encoded
-(:func:`encode_event_key`); EventBridge events carry it as it is. Everything else is fixed,
+(`encode_event_key`); EventBridge events carry it as it is. Everything else is fixed,
 realistic filler, so that two calls with the same arguments build the same event (but for
 SQS message ids and FIFO sequence numbers left to their defaults).
 """
@@ -154,7 +154,7 @@ def sqs_message(
     Args:
         body: The message body; a mapping is serialised as compact JSON.
         message_id: A random UUID by default.
-        queue_arn: The queue's ARN; by default :data:`DEFAULT_QUEUE_ARN` (with ``.fifo``
+        queue_arn: The queue's ARN; by default `DEFAULT_QUEUE_ARN` (with ``.fifo``
             appended when ``fifo``).
         fifo: Add the FIFO attributes (``MessageGroupId``, ``SequenceNumber``,
             ``MessageDeduplicationId``); the queue ARN must then end in ``.fifo``.

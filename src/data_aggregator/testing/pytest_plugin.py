@@ -1,8 +1,10 @@
 """pytest fixtures: moto's server over HTTP, and the AWS resources a bundling Lambda needs.
 
-Enable them in your top-level ``conftest.py``::
+Enable them in your top-level ``conftest.py``:
 
-    pytest_plugins = ["data_aggregator.testing.pytest_plugin"]
+```python
+pytest_plugins = ["data_aggregator.testing.pytest_plugin"]
+```
 
 Needs moto's server (``pip install 's3-data-aggregator[testing]'``). Fixtures:
 
@@ -10,16 +12,18 @@ Needs moto's server (``pip install 's3-data-aggregator[testing]'``). Fixtures:
   port and yields its endpoint URL (``http://127.0.0.1:<port>``);
 * ``aws_test_env``: fake credentials and a region in the environment (never a real
   account), ``AWS_PROFILE`` removed; returns the variables it set;
-* ``make_aggregator_env``: a factory building an :class:`AggregatorEnv` (a source bucket,
+* ``make_aggregator_env``: a factory building an `AggregatorEnv` (a source bucket,
   versioned or not, a destination bucket, an idempotency table made with
   ``create_idempotency_table``, boto3 clients and an ``AppConfig``), with unique names;
 * ``handler_env``: ``aggregator_env`` applied to ``os.environ`` with ``get_config()``'s
   cache cleared, for testing a handler module (import it with ``import_handler``);
 * ``aggregator_env``: ``make_aggregator_env()`` with the defaults, or with the keyword
-  arguments given by indirect parametrization::
+  arguments given by indirect parametrization:
 
-      @pytest.mark.parametrize("aggregator_env", [{"versioned_source": True}], indirect=True)
-      def test_versioned(aggregator_env): ...
+  ```python
+  @pytest.mark.parametrize("aggregator_env", [{"versioned_source": True}], indirect=True)
+  def test_versioned(aggregator_env): ...
+  ```
 
 Resources are isolated by unique names, not by resetting the server, so tests can share
 one server.
@@ -160,7 +164,7 @@ def make_aggregator_env(
     moto_server: str,
     aws_test_env: dict[str, str],
 ) -> Callable[..., AggregatorEnv]:
-    """A factory of :class:`AggregatorEnv`: fresh buckets and table on every call.
+    """A factory of `AggregatorEnv`: fresh buckets and table on every call.
 
     Keyword arguments: ``versioned_source`` (default ``False``), ``name_prefix`` (default
     ``"da"``), and any other ``AppConfig`` field for the config.

@@ -2,14 +2,17 @@
 
 Needs hypothesis: ``pip install 's3-data-aggregator[testing]'``.
 
-* Keys S3 accepts (:func:`s3_keys`, :func:`event_keys`): non-empty valid UTF-8 of at most
-  1024 bytes, stressing form encoding, NFC/NFD twins, emoji.
-* Adversarial key text for sanitizers (:func:`adversarial_s3_keys`,
-  :func:`any_s3_key_text`): traversal, percent-escapes (nested, invalid, overlong),
-  Windows prefixes and device names, control / format / surrogate characters, fullwidth
-  forms, keys a few bytes either side of the 1024-byte limit. Not all of it is a key S3
-  would store: that is the point.
-* Records (:func:`s3_event_records`) built with :func:`data_aggregator.testing.s3_record`.
+* Keys S3 accepts ([`s3_keys`][data_aggregator.testing.strategies.s3_keys],
+  [`event_keys`][data_aggregator.testing.strategies.event_keys]): non-empty valid UTF-8 of at
+  most 1024 bytes, stressing form encoding, NFC/NFD twins, emoji.
+* Adversarial key text for sanitizers
+  ([`adversarial_s3_keys`][data_aggregator.testing.strategies.adversarial_s3_keys],
+  [`any_s3_key_text`][data_aggregator.testing.strategies.any_s3_key_text]): traversal,
+  percent-escapes (nested, invalid, overlong), Windows prefixes and device names, control /
+  format / surrogate characters, fullwidth forms, keys a few bytes either side of the 1024-byte
+  limit. Not all of it is a key S3 would store: that is the point.
+* Records ([`s3_event_records`][data_aggregator.testing.strategies.s3_event_records]) built with
+  [`data_aggregator.testing.s3_record`][data_aggregator.testing.s3_record].
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ def text_with_surrogates() -> st.SearchStrategy[str]:
 
 
 def adversarial_s3_keys(max_atoms: int = 12) -> st.SearchStrategy[str]:
-    """Keys glued together from :data:`S3_KEY_ATOMS` and short arbitrary text."""
+    """Keys glued together from `S3_KEY_ATOMS` and short arbitrary text."""
     piece = st.one_of(
         st.sampled_from(S3_KEY_ATOMS),
         st.sampled_from(S3_KEY_ATOMS),
@@ -234,8 +237,9 @@ def s3_keys() -> st.SearchStrategy[str]:
 def s3_event_records(
     draw: st.DrawFn, key: str | None = None, event_name: str = "ObjectCreated:Put"
 ) -> S3EventRecord:
-    """Classic S3 notification records for ``key`` (drawn from :func:`s3_keys` by default),
-    with or without size, ETag (multipart too) and version id."""
+    """Classic S3 notification records for ``key`` (drawn from
+    [`s3_keys`][data_aggregator.testing.strategies.s3_keys] by default), with or without
+    size, ETag (multipart too) and version id."""
     if key is None:
         key = draw(s3_keys())
     with_size = draw(st.booleans())

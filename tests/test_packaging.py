@@ -66,8 +66,10 @@ def test_ci_runs_against_the_installed_wheel() -> None:
 #: An install hint or metadata lookup that names the wrong distribution: the public index's
 #: ``data-aggregator`` is an unrelated project with the same import name.
 _WRONG_DISTRIBUTION = re.compile(
-    r"pip install[^\n]*?(?<![\w.-])data-aggregator\b"
-    r"|(?<![\w.-])data-aggregator\["
+    r"(?:pip install|uv add|uv pip install|poetry add)\s+(?:-{1,2}\S+\s+)*[\"']?"
+    r"data-aggregator\b"
+    r"|(?<![\w.-])data-aggregator(?:\[|[<>=!~]=|>|<)"
+    r"|^data-aggregator\s*$"
     r"|(?:version|distribution|metadata)\(\s*[\"']data-aggregator[\"']"
 )
 
@@ -80,14 +82,46 @@ def test_distribution_name_is_s3_data_aggregator() -> None:
         importlib.metadata.distribution("data-aggregator")  # the unrelated namesake
 
 
+def _offenders(name: str, text: str) -> list[str]:
+    return [
+        f"{name}:{line_no}: {line.strip()}"
+        for line_no, line in enumerate(text.splitlines(), 1)
+        if _WRONG_DISTRIBUTION.search(line)
+    ]
+
+
 def test_no_string_in_the_package_names_the_wrong_distribution() -> None:
     """No install hint or metadata lookup in the installed package says ``data-aggregator``."""
     package = Path(data_aggregator.__file__).parent
     offenders = [
-        f"{path.relative_to(package)}:{line_no}: {line.strip()}"
+        offender
         for path in sorted(package.rglob("*.py"))
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if _WRONG_DISTRIBUTION.search(line)
+        for offender in _offenders(str(path.relative_to(package)), path.read_text("utf-8"))
+    ]
+    assert offenders == []
+
+
+def test_the_long_description_names_the_right_distribution() -> None:
+    """The README shipped in the metadata has no install hint for ``data-aggregator``."""
+    description = importlib.metadata.metadata("s3-data-aggregator")["Description"] or ""
+    if not description:  # the long description is METADATA's body, not a header
+        dist = importlib.metadata.distribution("s3-data-aggregator")
+        description = (dist.read_text("METADATA") or "").partition("\n\n")[2]
+    assert "pip install s3-data-aggregator" in description
+    assert _offenders("METADATA", description) == []
+
+
+@pytest.mark.parametrize("folder", ["docs", "examples"])
+def test_docs_and_examples_name_the_right_distribution(folder: str) -> None:
+    """The pages and examples of a checkout say ``s3-data-aggregator`` where they mean it."""
+    root = Path(__file__).resolve().parents[1] / folder
+    if not root.is_dir():
+        pytest.skip(f"{folder}/ is not in this tree (an sdist's tests, say)")
+    offenders = [
+        offender
+        for path in sorted(root.rglob("*"))
+        if path.suffix in {".md", ".py", ".txt", ".yaml", ".toml"}
+        for offender in _offenders(str(path.relative_to(root)), path.read_text("utf-8"))
     ]
     assert offenders == []
 
@@ -96,9 +130,12 @@ def test_no_string_in_the_package_names_the_wrong_distribution() -> None:
     "line",
     [
         "pip install data-aggregator",
+        "pip install -U 'data-aggregator'",
         "pip install 'data-aggregator[demo]'",
         'msg = "needs data-aggregator[zstd]"',
         'version("data-aggregator")',
+        "uv add data-aggregator",
+        "data-aggregator>=0.1",
     ],
 )
 def test_wrong_distribution_pattern_catches_old_hints(line: str) -> None:
@@ -110,6 +147,7 @@ def test_wrong_distribution_pattern_catches_old_hints(line: str) -> None:
     "line",
     [
         "pip install 's3-data-aggregator[demo]'",
+        "`pip install s3-data-aggregator` installs the `data-aggregator` command",
         "data-aggregator demo --keep ./bundles",
         'PROG = "data-aggregator"',
     ],

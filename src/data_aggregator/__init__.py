@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from data_aggregator.context import InvocationContext, LocalContext
     from data_aggregator.idempotency import (
         DynamoDBIdempotencyStore,
+        IdempotencyStore,
         InMemoryIdempotencyStore,
         make_idempotency_key,
     )
+    from data_aggregator.metrics import MetricsSink
     from data_aggregator.processor import (
         BatchFailedError,
         BatchItemFailure,
@@ -59,9 +61,11 @@ _LAZY: dict[str, str] = {
     "BundleSummary": "data_aggregator.bundle",
     "Codec": "data_aggregator.config",
     "DynamoDBIdempotencyStore": "data_aggregator.idempotency",
+    "IdempotencyStore": "data_aggregator.idempotency",
     "InMemoryIdempotencyStore": "data_aggregator.idempotency",
     "InvocationContext": "data_aggregator.context",
     "LocalContext": "data_aggregator.context",
+    "MetricsSink": "data_aggregator.metrics",
     "Outcome": "data_aggregator.processor",
     "ParsedMessage": "data_aggregator.schemas",
     "PartialBatchResponse": "data_aggregator.processor",
@@ -118,9 +122,11 @@ __all__ = [
     "ConfigurationError",
     "DataAggregatorError",
     "DynamoDBIdempotencyStore",
+    "IdempotencyStore",
     "InMemoryIdempotencyStore",
     "InvocationContext",
     "LocalContext",
+    "MetricsSink",
     "Outcome",
     "ParsedMessage",
     "PartialBatchResponse",

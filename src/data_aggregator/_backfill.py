@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
+from data_aggregator.exceptions import ValidationError
 from data_aggregator.processor import Outcome, ReusableProcessor
 
 if TYPE_CHECKING:
@@ -83,6 +84,10 @@ class ListedObject:
     version_id: str | None = None
 
 
+#: Refused objects named one by one; beyond this, only their number.
+MAX_REFUSED_LISTED = 100
+
+
 @dataclass(frozen=True)
 class RefusedObject:
     """An object the processor refused for good: the same input fails the same way."""
@@ -102,9 +107,11 @@ class BackfillTotals:
     #: ``"<outcome> <reason>"`` (e.g. ``"failed upload_failed"``) -> records that a later
     #: run may still bundle (transient failures, skips).
     problems: Counter[str] = field(default_factory=Counter)
-    #: Objects refused with a non-retryable error (an unsafe key, say), in listing order:
-    #: running the command again will not bundle them.
+    #: Objects refused by validation (an unsafe key, say), in listing order, the first
+    #: ``MAX_REFUSED_LISTED`` of them: running the command again will not bundle them.
     refused: list[RefusedObject] = field(default_factory=list)
+    #: Every refused object, listed or not.
+    refused_count: int = 0
 
     def add(self, result: BatchResult, keys: Mapping[str, str]) -> None:
         """Count one chunk's records and bundles; ``keys`` maps message ids to S3 keys."""
@@ -114,9 +121,14 @@ class BackfillTotals:
                 self.bundled += 1
             elif entry.outcome is Outcome.DUPLICATE:
                 self.duplicates += 1
-            elif entry.failed and entry.error is not None and not entry.error.retryable:
-                key = keys.get(entry.message_id, entry.message_id)
-                self.refused.append(RefusedObject(key, str(entry.error.error_code)))
+            elif entry.failed and isinstance(entry.error, ValidationError):
+                # Refused by validation (an unsafe key, say): the object itself is the
+                # problem. Access denied, a lost lease or a store error are not: fixing
+                # permissions, or simply running again, bundles those.
+                self.refused_count += 1
+                if len(self.refused) < MAX_REFUSED_LISTED:
+                    key = keys.get(entry.message_id, entry.message_id)
+                    self.refused.append(RefusedObject(key, str(entry.error.error_code)))
             else:
                 reason = entry.reason.value if entry.reason is not None else "unknown"
                 self.problems[f"{entry.outcome.value} {reason}"] += 1
@@ -125,7 +137,7 @@ class BackfillTotals:
     @property
     def not_bundled(self) -> int:
         """Records neither bundled now nor already in a bundle."""
-        return sum(self.problems.values()) + len(self.refused)
+        return sum(self.problems.values()) + self.refused_count
 
     def line(self) -> str:
         """``listed N, bundled N, duplicates N, failed N, bundles N``."""

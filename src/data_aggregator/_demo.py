@@ -31,6 +31,7 @@ import importlib
 import io
 import os
 import random
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,8 @@ def preflight(options: DemoOptions) -> Callable[[], contextlib.AbstractContextMa
         msg = f"--batch-size must be from 1 to {MAX_BATCH_SIZE}, got {options.batch_size}"
         raise DemoError(msg)
     resolve_codec(options.codec)
+    if options.keep_dir is not None:
+        _check_keep_dir(options.keep_dir)
     try:
         moto = importlib.import_module("moto")
     except ImportError:
@@ -289,6 +292,18 @@ def _invoke(
     result = processor.process({"Records": again}, LocalContext.from_timeout(_INVOCATION_SECONDS))
     invocations.append(Invocation(f"batch {number} again", len(again), result, redelivery=True))
     return tuple(invocations)
+
+
+def _check_keep_dir(directory: str) -> None:
+    """Create ``--keep``'s directory now, so a bad path fails before the demo runs."""
+    target = Path(directory)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        msg = f"--keep {directory}: cannot write there ({exc.strerror or exc})"
+        raise DemoError(msg) from None
 
 
 def _keep(bundle: tuple[str, bytes] | None, directory: str) -> str | None:

@@ -305,26 +305,46 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    args.prog = prog if argv is not None or not sys.argv[0].endswith(PROG) else sys.argv[0]
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         with _library_logging(args.log_level):
             status = run(args)
-            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
-            return status
     except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly. Python's documented recipe:
-        # point stdout at devnull so the interpreter's final flush cannot fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        if args.debug:
+            raise
+        return _stdout_closed()
     except KeyboardInterrupt:
         _error(prog, "interrupted")
-        return 130
+        status = 130
     except Exception as exc:
         if args.debug:
             raise
         _error(prog, _one_line(exc))
+        status = 1
+    try:
+        sys.stdout.flush()  # on every path: a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        return _stdout_closed()
+    return status
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): end quietly, exit status 1.
+
+    Python's documented recipe for ``BrokenPipeError``: point stdout's descriptor at
+    devnull, so that the interpreter's final flush cannot fail and print a traceback.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # in-process callers, captured output
         return 1
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    return 1
 
 
 class _StructuredFormatter(logging.Formatter):
@@ -370,7 +390,8 @@ def _one_line(exc: BaseException) -> str:
     from data_aggregator._demo_report import DemoError  # noqa: PLC0415
     from data_aggregator.exceptions import DataAggregatorError  # noqa: PLC0415
 
-    text = "; ".join(line.strip("- ") for line in str(exc).splitlines() if line.strip())
+    lines = (line.strip().removeprefix("- ") for line in str(exc).splitlines())
+    text = "; ".join(line for line in lines if line)
     if isinstance(exc, (CommandError, DemoError)):
         return text
     if isinstance(exc, DataAggregatorError):
@@ -379,7 +400,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _error(prog: str, message: str) -> None:
-    sys.stderr.write(f"{prog}: error: {message}\n")
+    with contextlib.suppress(BrokenPipeError):  # nobody left to tell
+        sys.stderr.write(f"{prog}: error: {message}\n")
 
 
 # --------------------------------------------------------------------------- demo
@@ -562,6 +584,9 @@ def _run_bundle(args: argparse.Namespace) -> int:
     for refused in totals.refused:
         where = f"s3://{options.source_bucket}/{refused.key}"
         _error(PROG, f"refused {where!r} ({refused.error_code}); running again will not help")
+    unlisted = totals.refused_count - len(totals.refused)
+    if unlisted:
+        _error(PROG, f"{_plural(unlisted, 'more object')} refused; running again will not help")
     for problem, count in sorted(totals.problems.items()):
         outcome, _, reason = problem.partition(" ")
         _error(PROG, f"{_plural(count, 'object')} {outcome} ({reason}); run again to retry")

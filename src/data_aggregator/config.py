@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from pydantic import ModelWrapValidatorHandler
 
 __all__ = [
+    "ENVIRONMENT_VARIABLES",
     "MIB",
     "S3_MAX_PARTS",
     "AppConfig",
@@ -218,6 +219,9 @@ _SETTINGS: dict[str, _Setting] = {
         "not starting with 'AWS/'",
     ),
 }
+
+#: Every environment variable `AppConfig.from_env` reads, in declaration order.
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(setting.env for setting in _SETTINGS.values())
 
 # ----------------------------------------------------------------------- field rules
 

@@ -9,6 +9,7 @@ with unique resource names rather than resetting the server.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client as Boto3S3Client
 
 __all__ = ["REGION", "make_client"]
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this folder ``integration``: they all talk to a server over HTTP."""
+    for item in items:
+        if _HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -364,7 +364,7 @@ def test_missing_zstandard_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
         return real(name, package)
 
     monkeypatch.setattr(importlib, "import_module", fake)
-    with pytest.raises(ConfigurationError, match=r"data-aggregator\[zstd\]"):
+    with pytest.raises(ConfigurationError, match=r"s3-data-aggregator\[zstd\]"):
         resolve_codec("zstd")
 
 

@@ -338,13 +338,18 @@ def test_demo_keep_in_json_names_the_file(
     assert Path(summary["kept"]).is_file()
 
 
-def test_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unbuffered", [True, False], ids=["unbuffered", "buffered"])
+def test_closed_stdout_ends_quietly(tmp_path: Path, unbuffered: bool) -> None:
     """Piped into a reader that stops early (``| head``), the command prints no error line."""
     bundle = write_many_member_bundle(tmp_path, members=3000)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
     with subprocess.Popen(  # noqa: S603 - our own interpreter and package
         [sys.executable, "-m", "data_aggregator", "inspect", str(bundle)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=env,
     ) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
@@ -354,3 +359,15 @@ def test_closed_stdout_ends_quietly(tmp_path: Path) -> None:
         status = proc.wait(timeout=120)
     assert err == b""
     assert status == 1
+
+
+def test_keep_into_an_unwritable_place_fails_before_the_demo_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``--keep`` path that cannot be written is one error line, and no demo output."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["demo", "--objects", str(MIN_OBJECTS), "--keep", str(blocker / "x")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"data-aggregator: error: --keep {blocker / 'x'}: ")

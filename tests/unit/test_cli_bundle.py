@@ -7,14 +7,26 @@ from datetime import datetime, timezone
 import pytest
 
 from data_aggregator._backfill import (
+    MAX_REFUSED_LISTED,
     BackfillError,
+    BackfillTotals,
     ListedObject,
+    RefusedObject,
     backfill_sequencer,
     iter_chunks,
     parse_s3_url,
     synthetic_message,
 )
+from data_aggregator.exceptions import (
+    DataAggregatorError,
+    IdempotencyStoreError,
+    LeaseLostError,
+    S3AccessDeniedError,
+    ValidationError,
+    ValidationErrorCode,
+)
 from data_aggregator.idempotency import make_idempotency_key
+from data_aggregator.processor import BatchResult, Outcome, Reason, RecordResult
 from data_aggregator.schemas import parse_event
 
 MODIFIED = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
@@ -59,3 +71,43 @@ def test_parse_s3_url_and_chunks() -> None:
             parse_s3_url(bad, "x")
     objs = [ListedObject(str(i), 0, "e", None) for i in range(5)]
     assert [len(c) for c in iter_chunks(objs, 2)] == [2, 2, 1]
+
+
+def _failed(message_id: str, reason: Reason, error: DataAggregatorError) -> RecordResult:
+    return RecordResult(message_id=message_id, outcome=Outcome.FAILED, reason=reason, error=error)
+
+
+def test_only_validation_refusals_count_as_refused_for_good() -> None:
+    """An unsafe key is refused by key; denied access, a lost lease, a store error are retryable."""
+    unsafe = ValidationError("climbs", ValidationErrorCode.UNSAFE_S3_KEY_PATH)
+    results = [
+        _failed("m-0", Reason.INVALID_MESSAGE, unsafe),
+        _failed("m-1", Reason.FETCH_FAILED, S3AccessDeniedError("denied")),
+        _failed("m-2", Reason.COMPLETE_FAILED, LeaseLostError("taken over")),
+        _failed("m-3", Reason.STORE_ERROR, IdempotencyStoreError("throttled")),
+        RecordResult(message_id="m-4", outcome=Outcome.BUNDLED, bundle_key="b"),
+    ]
+    totals = BackfillTotals()
+    totals.add(
+        BatchResult(records=tuple(results), failed_message_ids=()),
+        {"m-0": "../../etc/passwd", "m-1": "a", "m-2": "b", "m-3": "c", "m-4": "d"},
+    )
+    assert totals.refused == [RefusedObject("../../etc/passwd", "UNSAFE_S3_KEY_PATH")]
+    assert totals.problems == {
+        "failed fetch_failed": 1,
+        "failed complete_failed": 1,
+        "failed store_error": 1,
+    }
+    assert (totals.bundled, totals.not_bundled) == (1, 4)
+
+
+def test_refused_objects_beyond_the_cap_are_counted_not_listed() -> None:
+    """A flood of refused keys keeps a bounded list and counts the rest."""
+    unsafe = ValidationError("climbs", ValidationErrorCode.UNSAFE_S3_KEY_PATH)
+    count = MAX_REFUSED_LISTED + 5
+    results = tuple(_failed(f"m-{i}", Reason.INVALID_MESSAGE, unsafe) for i in range(count))
+    totals = BackfillTotals()
+    totals.add(BatchResult(records=results, failed_message_ids=()), {})
+    assert len(totals.refused) == MAX_REFUSED_LISTED
+    assert totals.refused_count == count
+    assert totals.not_bundled == count

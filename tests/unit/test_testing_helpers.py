@@ -218,3 +218,71 @@ def test_import_handler_of_a_missing_file_raises() -> None:
     """A path that is not a file is a ModuleNotFoundError naming it."""
     with pytest.raises(ModuleNotFoundError, match="no handler module"):
         import_handler("/nonexistent/handler.py")
+
+
+def test_use_environment_hides_the_shell_and_restores_after_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Settings and endpoints left in the shell are hidden inside, and all is back after a raise."""
+    monkeypatch.setenv("KMS_KEY_ID", "alias/from-the-shell")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/home/someone/.aws/config")
+    seen: dict[str, str | None] = {}
+
+    def body() -> None:
+        with use_environment({"SERVICE_NAME": "svc"}):
+            for name in ("KMS_KEY_ID", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "SERVICE_NAME"):
+                seen[name] = os.environ.get(name)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        body()
+    assert seen == {
+        "KMS_KEY_ID": None,
+        "AWS_ENDPOINT_URL_S3": None,
+        "AWS_CONFIG_FILE": os.devnull,
+        "SERVICE_NAME": "svc",
+    }
+    assert os.environ["KMS_KEY_ID"] == "alias/from-the-shell"
+    assert os.environ["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:1"
+    assert os.environ["AWS_CONFIG_FILE"] == "/home/someone/.aws/config"
+    assert "SERVICE_NAME" not in os.environ
+
+
+def test_import_handler_reimports_the_whole_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dotted handler is re-imported with its package's other modules, not only itself."""
+    package = tmp_path / "svc_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "settings.py").write_text(
+        "import os\nWHICH = os.environ['WHICH']\n", encoding="utf-8"
+    )
+    (package / "handler.py").write_text("from svc_pkg.settings import WHICH\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("WHICH", "first")
+    assert import_handler("svc_pkg.handler").WHICH == "first"
+    monkeypatch.setenv("WHICH", "second")
+    assert import_handler("svc_pkg.handler").WHICH == "second"
+    for name in ("svc_pkg", "svc_pkg.settings", "svc_pkg.handler"):
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_import_handler_by_path_supports_dataclasses(tmp_path: Path) -> None:
+    """A module loaded by path is registered while it runs, as dataclasses need."""
+    path = tmp_path / "dc_handler.py"
+    path.write_text(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n"
+        "from typing import ClassVar\n"
+        "@dataclass\n"
+        "class Settings:\n"
+        "    LIMIT: ClassVar[int] = 3\n"
+        "    name: str = 'x'\n",
+        encoding="utf-8",
+    )
+    module = import_handler(path)
+    assert module.Settings().name == "x"
+    assert sys.modules[module.__name__] is module
+    del sys.modules[module.__name__]

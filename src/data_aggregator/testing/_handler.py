@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from data_aggregator.config import get_config
+from data_aggregator.config import ENVIRONMENT_VARIABLES, get_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -25,26 +25,43 @@ if TYPE_CHECKING:
 
 __all__ = ["import_handler", "use_environment"]
 
-#: Removed while an environment is applied: a developer's profile must never be used.
-_MASKED = ("AWS_PROFILE",)
+#: Removed while an environment is applied, unless it sets them: a developer's profile,
+#: endpoints and AWS configuration files must never reach the code under test, nor must
+#: any library setting left in the shell.
+_MASKED = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    *ENVIRONMENT_VARIABLES,
+)
+#: Set while an environment is applied, unless it sets them: no AWS configuration or
+#: credentials file of the developer's is read.
+_ISOLATED = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 
 
 @contextlib.contextmanager
 def use_environment(environ: Mapping[str, str]) -> Iterator[None]:
     """Apply ``environ`` to ``os.environ`` and clear ``get_config()``'s cache, then undo both.
 
-    ``AWS_PROFILE`` is removed for the duration, so that nothing reaches a real account.
-    On exit every variable gets its previous value back (or is removed) and the cache is
-    cleared again, so the next ``get_config()`` reads the restored environment.
+    For the duration, every library setting ``environ`` does not name is unset, and so are
+    ``AWS_PROFILE`` and the ``AWS_ENDPOINT_URL*`` variables; ``AWS_CONFIG_FILE`` and
+    ``AWS_SHARED_CREDENTIALS_FILE`` point at an empty file: the code under test sees
+    ``environ`` and nothing of the developer's shell or AWS configuration.
+    On exit (also when the body raises) every variable gets its previous value back (or
+    is removed) and the cache is cleared again, so the next ``get_config()`` reads the
+    restored environment.
 
     Args:
         environ: The variables to set, e.g. ``aggregator_env.environ`` from the pytest
             plugin (configuration, endpoint, region, fake credentials).
     """
-    saved = {name: os.environ.get(name) for name in (*environ, *_MASKED)}
+    saved = {name: os.environ.get(name) for name in (*environ, *_MASKED, *_ISOLATED)}
     try:
         for name in _MASKED:
             os.environ.pop(name, None)
+        os.environ.update(_ISOLATED)
         os.environ.update(environ)
         get_config.cache_clear()
         yield
@@ -65,8 +82,10 @@ def import_handler(target: str | os.PathLike[str]) -> ModuleType:
 
     Args:
         target: A module name importable from ``sys.path`` (``"handler"``,
-            ``"my_service.handler"``), re-imported even if already loaded; or the path
-            of a ``.py`` file, loaded under a unique module name.
+            ``"my_service.handler"``), re-imported even if already loaded, together with
+            every other module of its top-level package (``my_service`` and all its
+            submodules), so no module of the package keeps state built under an earlier
+            environment; or the path of a ``.py`` file, loaded under a unique module name.
 
     Returns:
         The freshly executed module.
@@ -75,7 +94,8 @@ def import_handler(target: str | os.PathLike[str]) -> ModuleType:
         ModuleNotFoundError: no such module or file.
     """
     if isinstance(target, str) and not target.endswith(".py"):
-        for name in [n for n in sys.modules if n == target or n.startswith(f"{target}.")]:
+        package = target.partition(".")[0]
+        for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
             del sys.modules[name]
         importlib.invalidate_caches()
         return importlib.import_module(target)
@@ -89,5 +109,12 @@ def import_handler(target: str | os.PathLike[str]) -> ModuleType:
         msg = f"cannot import {path}"
         raise ModuleNotFoundError(msg, path=str(path))
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Registered before it runs, as the import system does (dataclasses and pickle look
+    # the module up by name); forgotten again if running it fails.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module

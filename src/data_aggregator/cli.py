@@ -436,7 +436,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         _render(report, out)
     if report.kept is not None and not args.json:
         out.write(
-            f"\nKept a bundle: {report.kept}\nTry: {PROG} inspect {shlex.quote(report.kept)}\n"
+            f"\nKept a bundle: {report.kept}\nTry: {args.prog} inspect {shlex.quote(report.kept)}\n"
         )
     if report.problems:
         raise CommandError(f"check failed: {report.problems[0]}")

@@ -371,3 +371,19 @@ def test_keep_into_an_unwritable_place_fails_before_the_demo_runs(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(f"data-aggregator: error: --keep {blocker / 'x'}: ")
+
+
+def test_demo_keep_hint_uses_the_command_as_invoked(tmp_path: Path) -> None:
+    """Run through a path (an unactivated venv), the hint repeats that path, not a bare name."""
+    script = Path(sys.executable).with_name("data-aggregator")
+    if not script.exists():
+        pytest.skip("the console script is not installed in this environment")
+    done = subprocess.run(  # noqa: S603 - the package's own entry point
+        [str(script), "demo", "--objects", str(MIN_OBJECTS), "--keep", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"Try: {script} inspect {tmp_path}/" in done.stdout

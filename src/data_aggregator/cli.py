@@ -434,10 +434,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         out.write("\n")
     elif chatty:
         _render(report, out)
-    if report.kept is not None and not args.json:
-        out.write(
-            f"\nKept a bundle: {report.kept}\nTry: {args.prog} inspect {shlex.quote(report.kept)}\n"
-        )
+    if report.kept is not None and chatty:
+        out.write(f"\nKept a bundle: {report.kept}\n")
+        out.write(f"Try: {args.prog} inspect {shlex.quote(report.kept)}\n")
     if report.problems:
         raise CommandError(f"check failed: {report.problems[0]}")
     return 0

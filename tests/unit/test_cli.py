@@ -387,3 +387,12 @@ def test_demo_keep_hint_uses_the_command_as_invoked(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert f"Try: {script} inspect {tmp_path}/" in done.stdout
+
+
+def test_demo_keep_with_quiet_prints_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--quiet`` means nothing but errors, the kept bundle's hint included."""
+    assert main(["demo", "--objects", str(MIN_OBJECTS), "--quiet", "--keep", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == ""
+    assert len(list(tmp_path.iterdir())) == 1

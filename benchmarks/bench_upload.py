@@ -118,8 +118,7 @@ class SerialWriter:
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One configuration, in this (fresh) process."""
-    from data_aggregator.clients import S3Client
-    from data_aggregator.multipart import MultipartWriter
+    from data_aggregator.clients import MultipartWriter, S3Client
 
     s3 = client("s3", args.endpoint, latency=args.latency_ms / 1000)
     if args.bandwidth_mibps:

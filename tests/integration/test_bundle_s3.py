@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from data_aggregator._codecs import open_decompressed
 from data_aggregator.bundle import (
     BundleEngine,
     BundleSource,
@@ -21,6 +20,7 @@ from data_aggregator.bundle import (
     StopReason,
     verify_bundle,
 )
+from data_aggregator.bundle._codecs import open_decompressed
 from data_aggregator.clients import S3Client
 from tests.integration._s3_hooks import error_response, inject, part_number
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from data_aggregator import _backfill
-from data_aggregator._inspect import inspect_bundle
+from data_aggregator.cli import _bundle as _backfill
 from data_aggregator.cli import main
+from data_aggregator.cli._inspect import inspect_bundle
 from data_aggregator.idempotency import create_idempotency_table
 from data_aggregator.processor import ReusableProcessor
 

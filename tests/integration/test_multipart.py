@@ -13,15 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from data_aggregator import _part_uploads
-from data_aggregator.clients import CONTENT_SHA256, S3Client
+from data_aggregator.clients import (
+    CONTENT_SHA256,
+    MIN_PART_SIZE,
+    MultipartWriter,
+    S3Client,
+    WriterState,
+    _part_uploads,
+)
 from data_aggregator.exceptions import (
     S3AccessDeniedError,
     S3ObjectNotFoundError,
     S3ServiceError,
     ValidationError,
 )
-from data_aggregator.multipart import MIN_PART_SIZE, MultipartWriter, WriterState
 from tests.integration._s3_hooks import (
     Concurrency,
     RequestLog,

@@ -10,7 +10,6 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from data_aggregator._naming import fold_name
 from data_aggregator.bundle import (
     MANIFEST_NAME,
     BundleEngine,
@@ -18,6 +17,7 @@ from data_aggregator.bundle import (
     OutcomeStatus,
     verify_bundle,
 )
+from data_aggregator.bundle._naming import fold_name
 from data_aggregator.exceptions import ValidationError
 from data_aggregator.security import sanitize_s3_key
 from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from data_aggregator._codecs import resolve_codec
 from data_aggregator.bundle import (
     BundleEngine,
     BundleSource,
@@ -18,6 +17,7 @@ from data_aggregator.bundle import (
     make_bundle_key_factory,
     verify_bundle,
 )
+from data_aggregator.bundle._codecs import resolve_codec
 from data_aggregator.exceptions import (
     BundleError,
     ConfigurationError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import unicodedata
 
-from data_aggregator._naming import NameRequest, assign_member_names, fold_name
+from data_aggregator.bundle._naming import NameRequest, assign_member_names, fold_name
 from data_aggregator.security import sanitize_s3_key
 
 

@@ -22,8 +22,8 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
 import data_aggregator
-from data_aggregator._demo import AWKWARD, MIN_OBJECTS, TRAVERSAL_KEY
 from data_aggregator.cli import build_parser, main
+from data_aggregator.cli._demo import AWKWARD, MIN_OBJECTS, TRAVERSAL_KEY
 from tests.unit.test_cli_inspect import write_many_member_bundle
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from data_aggregator._backfill import (
+from data_aggregator.cli._bundle import (
     MAX_REFUSED_LISTED,
     BackfillError,
     BackfillTotals,

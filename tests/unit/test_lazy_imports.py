@@ -20,8 +20,8 @@ OPTIONAL = (
     "zstandard",
     "moto",
     "data_aggregator.cli",
-    "data_aggregator._demo",
-    "data_aggregator._idempotency_dynamodb",
+    "data_aggregator.cli._demo",
+    "data_aggregator.idempotency._dynamodb",
     "data_aggregator.testing",
 )
 

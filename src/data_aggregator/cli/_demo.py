@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from data_aggregator._codecs import resolve_codec
-from data_aggregator._demo_report import (
+from data_aggregator.bundle import verify_bundle
+from data_aggregator.bundle._codecs import resolve_codec
+from data_aggregator.cli._demo_report import (
     AWKWARD,
     DESTINATION_BUCKET,
     MAX_BATCH_SIZE,
@@ -57,7 +58,6 @@ from data_aggregator._demo_report import (
     VerifiedBundle,
     check_report,
 )
-from data_aggregator.bundle import verify_bundle
 from data_aggregator.clients import S3Client, build_boto3_s3_client
 from data_aggregator.config import AppConfig, Codec
 from data_aggregator.context import LocalContext

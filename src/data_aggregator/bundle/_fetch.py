@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from data_aggregator._bundle_types import OutcomeStatus
+from data_aggregator.bundle._types import OutcomeStatus
 from data_aggregator.exceptions import (
     DataAggregatorError,
     S3IntegrityError,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from datetime import datetime
 
-    from data_aggregator._bundle_types import (
+    from data_aggregator.bundle._types import (
         BundleSource,
         ObjectBody,
         ObjectSource,

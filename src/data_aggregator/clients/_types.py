@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
-    from data_aggregator._s3_errors import S3BodyStream
+    from data_aggregator.clients._errors import S3BodyStream
 
 __all__ = [
     "ALLOWED_UPLOAD_ARGS",

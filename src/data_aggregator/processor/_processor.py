@@ -1,29 +1,4 @@
-"""The Lambda entry point: [`ReusableProcessor`][data_aggregator.processor.ReusableProcessor].
-
-Subclass it (or use it as it is), build it once per container, call
-[`handle`][data_aggregator.processor.ReusableProcessor.handle] per invocation:
-
-```python
-from data_aggregator import ReusableProcessor, get_config
-
-class LogBundler(ReusableProcessor):
-    def accept(self, record):                 # optional hooks
-        return record.s3.object.original_key.endswith(".log")
-
-processor = LogBundler(get_config())          # cold start
-
-def handler(event, context):
-    return processor.handle(event, context)   # {"batchItemFailures": [...]}
-```
-
-One invocation: parse every message → filter (event type, bucket allowlist) → resolve
-ambiguous EventBridge keys → hooks (``accept``, ``member_name``) → claim each record in the
-idempotency store → bundle what was claimed (stopping at the timeout guard), announcing
-each bundle to the store just before its upload commits → complete what was uploaded,
-release the rest → report, per SQS message, whether SQS must retry it.
-``docs/processor.md`` describes the lifecycle, hooks and outcomes;
-``docs/delivery-semantics.md`` what is guaranteed.
-"""
+"""`ReusableProcessor`: the Lambda-facing orchestrator (private)."""
 
 from __future__ import annotations
 
@@ -33,8 +8,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from data_aggregator import _processor_parts, _processor_run
-from data_aggregator._processor_types import (
+from data_aggregator.bundle import BundleEngine, MultipartSink, make_bundle_key_factory
+from data_aggregator.context import request_id_of
+from data_aggregator.exceptions import ConfigurationError
+from data_aggregator.metrics import EmfMetrics, MetricsSink, MetricUnit, NullMetrics
+from data_aggregator.processor import _invocation, _parts
+from data_aggregator.processor._results import (
     BatchFailedError,
     BatchItemFailure,
     BatchResult,
@@ -43,10 +22,6 @@ from data_aggregator._processor_types import (
     Reason,
     RecordResult,
 )
-from data_aggregator.bundle import BundleEngine, MultipartSink, make_bundle_key_factory
-from data_aggregator.context import request_id_of
-from data_aggregator.exceptions import ConfigurationError
-from data_aggregator.metrics import EmfMetrics, MetricsSink, MetricUnit, NullMetrics
 from data_aggregator.schemas import parse_event
 
 if TYPE_CHECKING:
@@ -122,7 +97,7 @@ class ReusableProcessor:
             spool_max_size=config.spool_file_max_size_bytes,
         )
         self.engine = BundleEngine.from_config(
-            config, s3_client, _processor_parts.GuardedSink(sink), clock=self._now
+            config, s3_client, _parts.GuardedSink(sink), clock=self._now
         )
         #: The result of the latest `process` / `handle` call.
         self.last_result: BatchResult | None = None
@@ -216,7 +191,7 @@ class ReusableProcessor:
             # Lambda retries a failed asynchronous invocation with the same request id:
             # keep its bundle keys distinct from the first attempt's.
             naming_id = f"{request_id}-{uuid.uuid4().hex[:8]}"
-        run = _processor_run.Invocation(
+        run = _invocation.Invocation(
             self,
             context,
             messages,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from data_aggregator._codecs import Compressor
+    from data_aggregator.bundle._codecs import Compressor
 
 __all__ = ["BLOCK", "RECORD", "TarStream", "member_header", "padding"]
 

@@ -1,6 +1,6 @@
 """One bundle being written: a tar stream into an upload, its manifest, commit or abort.
 
-Private; used by `data_aggregator._bundle_run`. Any failure of the sink (or of the
+Private; used by `data_aggregator.bundle._runner`. Any failure of the sink (or of the
 compressor in front of it, or of the ``before_commit`` hook) surfaces as
 `SinkFailure`, so the run can tell it from a failure of a source object.
 """
@@ -11,23 +11,23 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from data_aggregator._bundle_types import BundleSummary
-from data_aggregator._codecs import new_compressor
-from data_aggregator._manifest import (
+from data_aggregator.bundle._codecs import new_compressor
+from data_aggregator.bundle._manifest import (
     MANIFEST_NAME,
     ManifestMember,
     manifest_overhead,
     render_manifest,
 )
-from data_aggregator._tar import TarStream, member_header, padding
+from data_aggregator.bundle._tar import TarStream, member_header, padding
+from data_aggregator.bundle._types import BundleSummary
 from data_aggregator.exceptions import BundleUploadError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    from data_aggregator._bundle_types import BundleSink, BundleUpload
-    from data_aggregator._codecs import CodecSpec
+    from data_aggregator.bundle._codecs import CodecSpec
+    from data_aggregator.bundle._types import BundleSink, BundleUpload
 
 __all__ = ["OpenBundle", "PendingMember", "SinkFailure", "upload_error"]
 

@@ -24,14 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from data_aggregator._bundle_types import (
-    BundleRun,
-    ObjectOutcome,
-    OutcomeStatus,
-    StopReason,
-)
-from data_aggregator._bundle_writer import OpenBundle, SinkFailure, upload_error
-from data_aggregator._fetch import (
+from data_aggregator.bundle._fetch import (
     Budget,
     Fetched,
     Rejected,
@@ -40,9 +33,16 @@ from data_aggregator._fetch import (
     prefetch,
     read_exact,
 )
-from data_aggregator._manifest import ManifestMember
-from data_aggregator._naming import NameRequest, assign_member_names
-from data_aggregator._tar import member_header
+from data_aggregator.bundle._manifest import ManifestMember
+from data_aggregator.bundle._naming import NameRequest, assign_member_names
+from data_aggregator.bundle._tar import member_header
+from data_aggregator.bundle._types import (
+    BundleRun,
+    ObjectOutcome,
+    OutcomeStatus,
+    StopReason,
+)
+from data_aggregator.bundle._writer import OpenBundle, SinkFailure, upload_error
 from data_aggregator.exceptions import (
     BundleUploadError,
     DataAggregatorError,
@@ -53,13 +53,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    from data_aggregator._bundle_types import (
+    from data_aggregator.bundle._codecs import CodecSpec
+    from data_aggregator.bundle._types import (
         BundleSink,
         BundleSource,
         BundleSummary,
         ObjectSource,
     )
-    from data_aggregator._codecs import CodecSpec
 
 __all__ = ["BundleRunner", "RunSettings"]
 

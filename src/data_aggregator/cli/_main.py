@@ -1,24 +1,4 @@
-"""The ``data-aggregator`` command line (also ``python -m data_aggregator``).
-
-Subcommands:
-
-* ``demo``: the whole production path (S3 notifications through SQS into
-  `ReusableProcessor`, a DynamoDB idempotency table,
-  bundles written to S3 and verified) on a local S3 from moto, in this process, with no
-  AWS account and no network. Install it with ``pip install "s3-data-aggregator[demo]"``.
-* ``inspect BUNDLE``: list a bundle's members (local file or ``s3://bucket/key``), verify
-  every checksum while streaming it, optionally extract it (documentation page "Command
-  line").
-* ``create-table NAME``: create the DynamoDB idempotency table.
-* ``bundle s3://bucket/prefix --to s3://dest/prefix --table NAME``: bundle objects that
-  already exist (a backfill, a replay) through the processor and its idempotency table.
-
-Standard library ``argparse`` only; each subcommand is a parser plus a ``_run_*`` function
-registered through ``set_defaults(run=...)``, so more subcommands slot in beside ``demo``.
-
-Exit status: 0 on success, 1 on an error or a failed check (one line on stderr), 2 on a
-usage error.
-"""
+"""The command line's parser and entry point (private)."""
 
 from __future__ import annotations
 
@@ -34,9 +14,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from data_aggregator._backfill import BackfillOptions
-    from data_aggregator._demo_report import DemoReport
-    from data_aggregator._inspect import InspectResult
+    from data_aggregator.cli._bundle import BackfillOptions
+    from data_aggregator.cli._demo_report import DemoReport
+    from data_aggregator.cli._inspect import InspectResult
     from data_aggregator.clients import S3Client
     from data_aggregator.idempotency import IdempotencyStore
 
@@ -82,7 +62,7 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from data_aggregator._demo_report import (  # noqa: PLC0415 - commands load their parts
+    from data_aggregator.cli._demo_report import (  # noqa: PLC0415 - commands load their parts
         MAX_BATCH_SIZE,
         MAX_OBJECTS,
         MIN_OBJECTS,
@@ -223,7 +203,7 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
-    from data_aggregator._idempotency_dynamodb_table import (  # noqa: PLC0415
+    from data_aggregator.idempotency._table import (  # noqa: PLC0415
         add_create_table_options,
     )
 
@@ -387,7 +367,7 @@ def _version() -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    from data_aggregator._demo_report import DemoError  # noqa: PLC0415
+    from data_aggregator.cli._demo_report import DemoError  # noqa: PLC0415
     from data_aggregator.exceptions import DataAggregatorError  # noqa: PLC0415
 
     lines = (line.strip().removeprefix("- ") for line in str(exc).splitlines())
@@ -408,7 +388,7 @@ def _error(prog: str, message: str) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from data_aggregator._demo import DemoOptions, preflight, run_demo  # noqa: PLC0415
+    from data_aggregator.cli._demo import DemoOptions, preflight, run_demo  # noqa: PLC0415
 
     options = DemoOptions(
         objects=args.objects, codec=args.codec, batch_size=args.batch_size, keep_dir=args.keep
@@ -461,8 +441,8 @@ def _table(rows: Sequence[Sequence[object]], out: TextIO) -> None:
 
 
 def _render(report: DemoReport, out: TextIO) -> None:
-    from data_aggregator._demo import event_key  # noqa: PLC0415
-    from data_aggregator._demo_report import TRAVERSAL_KEY  # noqa: PLC0415
+    from data_aggregator.cli._demo import event_key  # noqa: PLC0415
+    from data_aggregator.cli._demo_report import TRAVERSAL_KEY  # noqa: PLC0415
     from data_aggregator.processor import Outcome  # noqa: PLC0415
 
     out.write("\nBundles (read back from S3 and checked with verify_bundle)\n")
@@ -533,7 +513,7 @@ def _render(report: DemoReport, out: TextIO) -> None:
 
 
 def _run_create_table(args: argparse.Namespace) -> int:
-    from data_aggregator._idempotency_dynamodb_table import run_create_table  # noqa: PLC0415
+    from data_aggregator.idempotency._table import run_create_table  # noqa: PLC0415
 
     return run_create_table(args.name, args, sys.stdout)
 
@@ -542,7 +522,7 @@ def _run_create_table(args: argparse.Namespace) -> int:
 
 
 def _run_bundle(args: argparse.Namespace) -> int:
-    from data_aggregator._backfill import (  # noqa: PLC0415
+    from data_aggregator.cli._bundle import (  # noqa: PLC0415
         BackfillError,
         BackfillOptions,
         parse_s3_url,
@@ -600,7 +580,7 @@ def _backfill_clients(
     from botocore.config import Config  # noqa: PLC0415
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
-    from data_aggregator._backfill import build_config  # noqa: PLC0415
+    from data_aggregator.cli._bundle import build_config  # noqa: PLC0415
     from data_aggregator.clients import S3Client  # noqa: PLC0415
     from data_aggregator.idempotency import (  # noqa: PLC0415
         DynamoDBIdempotencyStore,
@@ -661,7 +641,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     import tarfile  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from data_aggregator._inspect import inspect_bundle  # noqa: PLC0415
+    from data_aggregator.cli._inspect import inspect_bundle  # noqa: PLC0415
 
     extract_to = None if args.extract is None else Path(args.extract)
     if extract_to is not None and not hasattr(tarfile, "data_filter"):

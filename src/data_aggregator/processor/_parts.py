@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from data_aggregator._processor_types import Outcome, Reason, RecordResult
 from data_aggregator.exceptions import DataAggregatorError, S3ObjectNotFoundError, ValidationError
+from data_aggregator.processor._results import Outcome, Reason, RecordResult
 
 if TYPE_CHECKING:
     from data_aggregator.bundle import BundleSink, BundleUpload

@@ -1,6 +1,6 @@
 """What ``data-aggregator demo`` uploads, and the report of what it found (private).
 
-`data_aggregator._demo` runs the demo and fills a `DemoReport`;
+`data_aggregator.cli._demo` runs the demo and fills a `DemoReport`;
 `check_report` states the demo's promises over it; `data_aggregator.cli`
 renders it as text or JSON.
 """

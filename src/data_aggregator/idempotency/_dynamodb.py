@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from data_aggregator._idempotency_dynamodb_table import (
+from data_aggregator.exceptions import (
+    IdempotencyConfigurationError,
+    IdempotencyError,
+    IdempotencyStoreError,
+)
+from data_aggregator.idempotency._base import IdempotencyStore, Outcomes, claim_allowed
+from data_aggregator.idempotency._table import (
     DEFAULT_PARTITION_KEY,
     TABLE_ENV_VAR,
     TTL_ATTRIBUTE,
@@ -43,18 +49,12 @@ from data_aggregator._idempotency_dynamodb_table import (
     create_idempotency_table,
     unreachable,
 )
-from data_aggregator._idempotency_store import IdempotencyStore, Outcomes, claim_allowed
-from data_aggregator._idempotency_types import (
+from data_aggregator.idempotency._types import (
     DEFAULT_TTL_SECONDS,
     BatchMode,
     IdempotencyRecord,
     RecordStatus,
     WriteOutcome,
-)
-from data_aggregator.exceptions import (
-    IdempotencyConfigurationError,
-    IdempotencyError,
-    IdempotencyStoreError,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from data_aggregator._idempotency_types import BundleLocator
+    from data_aggregator.idempotency._types import BundleLocator
 
 __all__ = [
     "DEFAULT_PARTITION_KEY",

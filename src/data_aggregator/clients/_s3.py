@@ -1,25 +1,4 @@
-"""Reusable S3 operations over a caller-supplied or default boto3 client (seed path).
-
-[`S3Client`][data_aggregator.clients.S3Client] is built once per Lambda container and shared by
-threads (boto3 clients are thread-safe). Every call
-
-* adds ``ExpectedBucketOwner`` when one is configured,
-* turns botocore/urllib3 failures into the typed errors of
-  [`data_aggregator.exceptions`][data_aggregator.exceptions] (see
-  [`translate_s3_error`][data_aggregator.clients.translate_s3_error]), with ``bucket``, ``key``
-  and ``operation`` in ``context`` and never a body,
-* and, for writes, adds SSE-KMS (``ServerSideEncryption="aws:kms"`` + ``SSEKMSKeyId``)
-  when a KMS key is configured, plus a SHA-256 checksum S3 verifies on receipt.
-
-Reads return typed results ([`S3Object`][data_aggregator.clients.S3Object],
-[`S3ObjectInfo`][data_aggregator.clients.S3ObjectInfo],
-[`S3ListEntry`][data_aggregator.clients.S3ListEntry]); the body of
-[`S3Client.open_object`][data_aggregator.clients.S3Client.open_object] is an
-[`S3BodyStream`][data_aggregator.clients.S3BodyStream] whose read errors are typed too.
-Streaming uploads live in [`data_aggregator.multipart`][data_aggregator.multipart].
-
-boto3 is imported only when a default client is built, so importing this module is cheap.
-"""
+"""S3 operations for the library: an `S3Client` over boto3 (private)."""
 
 from __future__ import annotations
 
@@ -29,8 +8,8 @@ import logging
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from data_aggregator._s3_errors import S3BodyStream, translate_s3_error
-from data_aggregator._s3_types import (
+from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
+from data_aggregator.clients._types import (
     ALLOWED_UPLOAD_ARGS,
     CONTENT_SHA256,
     MAX_TAGS,

@@ -24,13 +24,7 @@ one per SQS message, failing single messages rather than the batch. See ``docs/s
 
 from __future__ import annotations
 
-from data_aggregator._envelopes import (
-    Envelope,
-    ParsedMessage,
-    parse_event,
-    parse_sqs_message,
-)
-from data_aggregator._event_types import (
+from data_aggregator.schemas._aws import (
     EventBridgeEvent,
     EventBridgeS3Bucket,
     EventBridgeS3Detail,
@@ -55,8 +49,14 @@ from data_aggregator._event_types import (
     SQSRecord,
     SQSRecordAttributes,
 )
-from data_aggregator._eventbridge import record_from_eventbridge
-from data_aggregator._records import (
+from data_aggregator.schemas._envelopes import (
+    Envelope,
+    ParsedMessage,
+    parse_event,
+    parse_sqs_message,
+)
+from data_aggregator.schemas._eventbridge import record_from_eventbridge
+from data_aggregator.schemas._records import (
     KEY_ENCODING_CONTEXT,
     KEY_ERROR_TYPE,
     MAX_OBJECT_SIZE,

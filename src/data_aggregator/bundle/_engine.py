@@ -1,34 +1,4 @@
-"""Bundle S3 objects into compressed tar archives: fetch concurrently, write in order.
-
-[`BundleEngine`][data_aggregator.bundle.BundleEngine] takes a sequence of
-[`BundleSource`][data_aggregator.bundle.BundleSource] (bucket, exact key, the event's size /
-ETag / version / sequencer, and an opaque ``token``) and writes them into one or more bundles: a
-POSIX (PAX) tar stream, compressed with gzip, zstd or nothing, streamed into a
-[`BundleSink`][data_aggregator.bundle.BundleSink] (the multipart writer), ``manifest.json``
-last. It returns a [`BundleRun`][data_aggregator.bundle.BundleRun] with exactly one
-[`ObjectOutcome`][data_aggregator.bundle.ObjectOutcome] per input:
-
-```python
-engine = BundleEngine.from_config(config, S3Client.from_config(config), sink)
-run = engine.run(sources, bundle_key=keys, should_continue=lambda: guard(context))
-for outcome in run.outcomes:
-    if outcome.status is OutcomeStatus.BUNDLED: ...
-```
-
-Guarantees (``docs/bundle-format.md`` has the details):
-
-* Members are written in input order, fetched ahead by ``fetch_concurrency`` workers
-  within an ``in_flight_bytes`` memory budget; bigger objects stream through.
-* Each body is checked against the expected ETag (``If-Match`` and the response's) and
-  size before it is written; a mismatch is an outcome, never a crash.
-* An object is ``BUNDLED`` only once the bundle holding it is committed by the sink. If
-  the upload fails, every object of that bundle is ``FAILED_RETRYABLE`` and the run stops
-  (the rest ``NOT_ATTEMPTED``); the upload is aborted, so nothing is left behind.
-* ``should_continue()`` is asked before each object; once it says no, the open bundle is
-  finished and uploaded and the rest are ``NOT_ATTEMPTED``.
-* A bundle is closed and the next one opened when the next member would take its tar
-  stream past ``max_bundle_size_bytes``. Empty bundles are never uploaded.
-"""
+"""The bundle engine: fetch, tar, compress, upload (private)."""
 
 from __future__ import annotations
 
@@ -36,8 +6,17 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
 
-from data_aggregator import _bundle_run
-from data_aggregator._bundle_types import (
+from data_aggregator.bundle import _runner
+from data_aggregator.bundle._codecs import CodecSpec
+from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
+from data_aggregator.bundle._manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    BundleManifest,
+    ManifestMember,
+    verify_bundle,
+)
+from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,
     BundleSource,
@@ -51,15 +30,6 @@ from data_aggregator._bundle_types import (
     StopReason,
     UploadReceipt,
 )
-from data_aggregator._codecs import CodecSpec
-from data_aggregator._codecs import resolve_codec as _resolve_codec
-from data_aggregator._manifest import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    BundleManifest,
-    ManifestMember,
-    verify_bundle,
-)
 from data_aggregator.config import Codec
 from data_aggregator.exceptions import ConfigurationError
 from data_aggregator.security import sanitize_s3_key
@@ -68,8 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
-    from data_aggregator.clients import S3Client
-    from data_aggregator.multipart import MultipartWriter
+    from data_aggregator.clients import MultipartWriter, S3Client
 
 __all__ = [
     "FORMAT_VERSION",
@@ -269,7 +238,7 @@ class BundleEngine:
         Per-object and upload failures are reported as outcomes. Only unexpected errors
         (bugs, ``KeyboardInterrupt``) propagate, after the open upload has been aborted.
         """
-        settings = _bundle_run.RunSettings(
+        settings = _runner.RunSettings(
             source=self._source,
             sink=self._sink,
             codec=self.codec,
@@ -281,7 +250,7 @@ class BundleEngine:
             clock=self._clock,
         )
         keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._clock())
-        runner = _bundle_run.BundleRunner(
+        runner = _runner.BundleRunner(
             settings, sources, keys, should_continue or _always, before_commit
         )
         return runner.execute()
@@ -313,7 +282,7 @@ class _MultipartUpload:
 
 class MultipartSink:
     """Bundles go to ``s3://bucket/<bundle key>`` through
-    [`MultipartWriter`][data_aggregator.multipart.MultipartWriter].
+    [`MultipartWriter`][data_aggregator.clients.MultipartWriter].
 
     Each bundle streams into its own writer: parts upload in parallel while the engine
     keeps writing, the whole-object SHA-256 is recorded (``content-sha256``) and S3
@@ -353,7 +322,7 @@ class MultipartSink:
 
     def open_upload(self, key: str, *, content_type: str) -> BundleUpload:
         """Start the upload of one bundle."""
-        from data_aggregator.multipart import MultipartWriter  # noqa: PLC0415 - lazy
+        from data_aggregator.clients import MultipartWriter  # noqa: PLC0415 - lazy
 
         writer = MultipartWriter(
             self.s3,

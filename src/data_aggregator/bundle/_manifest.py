@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
-from data_aggregator._codecs import open_decompressed
-from data_aggregator._naming import MANIFEST_NAME, fold_name
-from data_aggregator._tar import BLOCK, RECORD
+from data_aggregator.bundle._codecs import open_decompressed
+from data_aggregator.bundle._naming import MANIFEST_NAME, fold_name
+from data_aggregator.bundle._tar import BLOCK, RECORD
 from data_aggregator.exceptions import BundleError
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from data_aggregator._idempotency_store import IdempotencyStore, claim_allowed, held_by
-from data_aggregator._idempotency_types import (
+from data_aggregator.idempotency._base import IdempotencyStore, claim_allowed, held_by
+from data_aggregator.idempotency._types import (
     DEFAULT_TTL_SECONDS,
     IdempotencyRecord,
     RecordStatus,
@@ -18,7 +18,7 @@ from data_aggregator._idempotency_types import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from data_aggregator._idempotency_types import BundleLocator
+    from data_aggregator.idempotency._types import BundleLocator
 
 __all__ = ["InMemoryIdempotencyStore"]
 

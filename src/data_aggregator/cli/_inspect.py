@@ -22,9 +22,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from data_aggregator._codecs import detect_codec, open_decompressed
-from data_aggregator._manifest import FORMAT_VERSION, BundleManifest, ManifestMember
-from data_aggregator._naming import MANIFEST_NAME, fold_name
+from data_aggregator.bundle._codecs import detect_codec, open_decompressed
+from data_aggregator.bundle._manifest import FORMAT_VERSION, BundleManifest, ManifestMember
+from data_aggregator.bundle._naming import MANIFEST_NAME, fold_name
 from data_aggregator.exceptions import BundleError, DataAggregatorError
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from data_aggregator._records import KeyEncoding, S3EventNotificationRecord
 from data_aggregator.exceptions import EventParseError, ValidationErrorCode
+from data_aggregator.schemas._records import KeyEncoding, S3EventNotificationRecord
 
 __all__ = ["record_from_eventbridge"]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from data_aggregator._eventbridge import record_from_eventbridge
-from data_aggregator._records import S3EventNotificationRecord
 from data_aggregator.exceptions import EventParseError, ValidationError, ValidationErrorCode
+from data_aggregator.schemas._eventbridge import record_from_eventbridge
+from data_aggregator.schemas._records import S3EventNotificationRecord
 
 __all__ = [
     "Envelope",

@@ -1,6 +1,6 @@
 """Part sizing and the part buffers / upload threads behind `MultipartWriter`.
 
-Private: the public names are re-exported by `data_aggregator.multipart`.
+Private: the public names are re-exported by `data_aggregator.clients`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, Final
 
-from data_aggregator._s3_types import MIB
+from data_aggregator.clients._types import MIB
 from data_aggregator.exceptions import S3IntegrityError
 
 if TYPE_CHECKING:
-    from data_aggregator._s3_types import CompletedPart
-    from data_aggregator.clients import S3Client
+    from data_aggregator.clients._s3 import S3Client
+    from data_aggregator.clients._types import CompletedPart
 
 __all__ = [
     "MAX_OBJECT_SIZE",

@@ -20,7 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-from data_aggregator._idempotency_types import (
+from data_aggregator.exceptions import (
+    IdempotencyConfigurationError,
+    IdempotencyError,
+    IdempotencyStoreError,
+    LeaseLostError,
+)
+from data_aggregator.idempotency._types import (
     DEFAULT_TTL_SECONDS,
     ClaimResult,
     ClaimStatus,
@@ -30,12 +36,6 @@ from data_aggregator._idempotency_types import (
     UpdateStatus,
     WriteOutcome,
 )
-from data_aggregator.exceptions import (
-    IdempotencyConfigurationError,
-    IdempotencyError,
-    IdempotencyStoreError,
-    LeaseLostError,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from data_aggregator._idempotency_types import BundleLocator
+    from data_aggregator.idempotency._types import BundleLocator
 
 __all__ = ["IdempotencyStore", "Outcomes", "claim_allowed"]
 

@@ -1,6 +1,6 @@
 """A streaming S3 upload as a binary file object, with parts uploaded in parallel.
 
-[`MultipartWriter`][data_aggregator.multipart.MultipartWriter] is an `io.BufferedIOBase` you
+[`MultipartWriter`][data_aggregator.clients.MultipartWriter] is an `io.BufferedIOBase` you
 ``write()`` to (a tar or gzip stream, for instance). Bytes are cut into parts, each buffered in a
 `SpooledTemporaryFile` (memory up to the spool threshold, then disk), and
 uploaded by a small thread pool while the caller keeps writing. At most
@@ -16,7 +16,7 @@ so memory plus disk stay within about ``max_concurrency + 1`` parts.
   raised by the next ``write()``/``close()``), a failed completion. In-flight parts are
   waited for first, so ``AbortMultipartUpload`` leaves nothing behind.
 
-Part sizes follow [`part_size_for`][data_aggregator.multipart.part_size_for]: the requested
+Part sizes follow [`part_size_for`][data_aggregator.clients.part_size_for]: the requested
 size, clamped to S3's 5 MiB-5 GiB, doubling every `PARTS_PER_DOUBLING` parts, so an unknown-size
 stream of up to 5 TiB never needs more than 10,000 parts.
 
@@ -37,8 +37,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from data_aggregator import _part_uploads, _s3_types
-from data_aggregator._part_uploads import (
+from data_aggregator.clients import _part_uploads, _types
+from data_aggregator.clients._part_uploads import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
@@ -48,7 +48,7 @@ from data_aggregator._part_uploads import (
     clamp_part_size,
     part_size_for,
 )
-from data_aggregator._s3_types import (
+from data_aggregator.clients._types import (
     UploadResult,
 )
 from data_aggregator.exceptions import (
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer, Self
 
-    from data_aggregator.clients import S3Client
+    from data_aggregator.clients._s3 import S3Client
 
 __all__ = [
     "MAX_OBJECT_SIZE",
@@ -85,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 
 class WriterState(Enum):
-    """Life cycle of a [`MultipartWriter`][data_aggregator.multipart.MultipartWriter]."""
+    """Life cycle of a [`MultipartWriter`][data_aggregator.clients.MultipartWriter]."""
 
     OPEN = "open"
     COMPLETED = "completed"
@@ -97,9 +97,9 @@ class MultipartWriter(io.BufferedIOBase):
 
     Use it as a context manager: leaving the block normally completes the upload, leaving
     it with an exception aborts it. The result is in
-    [`result`][data_aggregator.multipart.MultipartWriter.result] after
-    [`close`][data_aggregator.multipart.MultipartWriter.close] (or returned by
-    [`finish`][data_aggregator.multipart.MultipartWriter.finish]).
+    [`result`][data_aggregator.clients.MultipartWriter.result] after
+    [`close`][data_aggregator.clients.MultipartWriter.close] (or returned by
+    [`finish`][data_aggregator.clients.MultipartWriter.finish]).
 
     Args:
         s3: The client (its owner, KMS key and error mapping apply to every request).
@@ -108,8 +108,8 @@ class MultipartWriter(io.BufferedIOBase):
         extra_args: Upload arguments (``ContentType``, ``Metadata``, ``Tagging`` ...),
             checked against `ALLOWED_UPLOAD_ARGS`.
         part_size: Base part size in bytes (default ``s3.multipart_part_size_bytes``),
-            clamped by [`clamp_part_size`][data_aggregator.multipart.clamp_part_size] and grown
-            by [`part_size_for`][data_aggregator.multipart.part_size_for].
+            clamped by [`clamp_part_size`][data_aggregator.clients.clamp_part_size] and grown
+            by [`part_size_for`][data_aggregator.clients.part_size_for].
         max_concurrency: Parts uploaded at once (default ``s3.upload_concurrency``).
         spool_max_size: In-memory size of a part buffer before it spills to disk
             (default ``s3.spool_max_size_bytes``, else the part size: memory only).
@@ -140,12 +140,12 @@ class MultipartWriter(io.BufferedIOBase):
         self._s3 = s3
         self.bucket = bucket
         self.key = key
-        self._extra_args = _s3_types.validate_upload_args(extra_args)
-        self._tags = _s3_types.parse_tagging(self._extra_args.get("Tagging"))
-        if tag_sha256 and len(self._tags) >= _s3_types.MAX_TAGS:
-            room = _s3_types.MAX_TAGS - 1
+        self._extra_args = _types.validate_upload_args(extra_args)
+        self._tags = _types.parse_tagging(self._extra_args.get("Tagging"))
+        if tag_sha256 and len(self._tags) >= _types.MAX_TAGS:
+            room = _types.MAX_TAGS - 1
             msg = f"Tagging has {len(self._tags)} tags; at most {room} leave room for"
-            msg += f" the {_s3_types.CONTENT_SHA256!r} tag (or pass tag_sha256=False)"
+            msg += f" the {_types.CONTENT_SHA256!r} tag (or pass tag_sha256=False)"
             raise ValidationError(
                 msg, ValidationErrorCode.INVALID_UPLOAD_ARGUMENT, {"argument": "Tagging"}
             )
@@ -160,7 +160,7 @@ class MultipartWriter(io.BufferedIOBase):
         self._current: _part_uploads.PartBuffer | None = None
         self._upload_id: str | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._futures: list[Future[_s3_types.CompletedPart | None]] = []
+        self._futures: list[Future[_types.CompletedPart | None]] = []
         self._uploads = _part_uploads.PartUploader(s3, bucket, key, self._max_concurrency)
         self._result: UploadResult | None = None
         self._state = WriterState.OPEN
@@ -281,7 +281,7 @@ class MultipartWriter(io.BufferedIOBase):
 
     @property
     def result(self) -> UploadResult | None:
-        """The finished upload, once [`close`][data_aggregator.multipart.MultipartWriter.close]
+        """The finished upload, once [`close`][data_aggregator.clients.MultipartWriter.close]
         succeeded."""
         return self._result
 
@@ -435,7 +435,7 @@ class MultipartWriter(io.BufferedIOBase):
 
     def _tag(self, sha256: str, version_id: str | None) -> bool:
         """Best effort: the object is complete and durable whether or not this succeeds."""
-        tags = {**self._tags, _s3_types.CONTENT_SHA256: sha256}
+        tags = {**self._tags, _types.CONTENT_SHA256: sha256}
         try:
             self._s3.put_object_tags(self.bucket, self.key, tags, version_id=version_id)
         except S3Error as exc:

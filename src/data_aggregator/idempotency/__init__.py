@@ -40,9 +40,9 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from data_aggregator._idempotency_memory import InMemoryIdempotencyStore
-from data_aggregator._idempotency_store import IdempotencyStore, claim_allowed, held_by
-from data_aggregator._idempotency_types import (
+from data_aggregator.idempotency._base import IdempotencyStore, claim_allowed, held_by
+from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
+from data_aggregator.idempotency._types import (
     DEFAULT_LEASE_MARGIN_SECONDS,
     DEFAULT_TTL_SECONDS,
     BatchMode,
@@ -60,12 +60,12 @@ from data_aggregator._idempotency_types import (
 )
 
 if TYPE_CHECKING:
-    from data_aggregator._idempotency_dynamodb import (
+    from data_aggregator.idempotency._dynamodb import (
         DynamoDBIdempotencyStore,
         DynamoDBStoreSettings,
     )
-    from data_aggregator._idempotency_dynamodb_table import create_idempotency_table
-    from data_aggregator._idempotency_s3_locator import S3ManifestBundleLocator
+    from data_aggregator.idempotency._recovery import S3ManifestBundleLocator
+    from data_aggregator.idempotency._table import create_idempotency_table
 
 __all__ = [
     "DEFAULT_LEASE_MARGIN_SECONDS",
@@ -96,10 +96,10 @@ __all__ = [
 
 # Names whose modules import botocore: loaded on first attribute access.
 _LAZY: dict[str, str] = {
-    "DynamoDBIdempotencyStore": "data_aggregator._idempotency_dynamodb",
-    "DynamoDBStoreSettings": "data_aggregator._idempotency_dynamodb",
-    "create_idempotency_table": "data_aggregator._idempotency_dynamodb_table",
-    "S3ManifestBundleLocator": "data_aggregator._idempotency_s3_locator",
+    "DynamoDBIdempotencyStore": "data_aggregator.idempotency._dynamodb",
+    "DynamoDBStoreSettings": "data_aggregator.idempotency._dynamodb",
+    "create_idempotency_table": "data_aggregator.idempotency._table",
+    "S3ManifestBundleLocator": "data_aggregator.idempotency._recovery",
 }
 
 
@@ -144,10 +144,6 @@ def make_idempotency_key(key: str, version: str | None, sequencer: str | None) -
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_aggregator.idempotency create-table``: make a table for local use."""
-    from data_aggregator._idempotency_dynamodb_table import main as run  # noqa: PLC0415
+    from data_aggregator.idempotency._table import main as run  # noqa: PLC0415
 
     return run(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

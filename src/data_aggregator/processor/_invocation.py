@@ -21,14 +21,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from data_aggregator._processor_parts import (
-    HOOK_FAILED,
-    REFUSED_KEY_PREFIX,
-    Slot,
-    hook_error,
-    resolve_key,
-)
-from data_aggregator._processor_types import BatchResult, Outcome, Reason, RecordResult
 from data_aggregator.bundle import BundleSource, OutcomeStatus, StopReason
 from data_aggregator.exceptions import (
     BundleError,
@@ -45,6 +37,14 @@ from data_aggregator.idempotency import (
     lease_expiry_from_context,
     make_idempotency_key,
 )
+from data_aggregator.processor._parts import (
+    HOOK_FAILED,
+    REFUSED_KEY_PREFIX,
+    Slot,
+    hook_error,
+    resolve_key,
+)
+from data_aggregator.processor._results import BatchResult, Outcome, Reason, RecordResult
 from data_aggregator.security import MAX_KEY_BYTES, sanitize_s3_key
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from data_aggregator.bundle import BundleSummary, ObjectOutcome
     from data_aggregator.context import InvocationContext
     from data_aggregator.idempotency import UpdateResult
-    from data_aggregator.processor import ReusableProcessor
+    from data_aggregator.processor._processor import ReusableProcessor
     from data_aggregator.schemas import ParsedMessage, S3EventNotificationRecord
 
 __all__ = ["Invocation"]

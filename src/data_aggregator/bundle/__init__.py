@@ -1,0 +1,85 @@
+"""Bundle S3 objects into compressed tar archives: fetch concurrently, write in order.
+
+[`BundleEngine`][data_aggregator.bundle.BundleEngine] takes a sequence of
+[`BundleSource`][data_aggregator.bundle.BundleSource] (bucket, exact key, the event's size /
+ETag / version / sequencer, and an opaque ``token``) and writes them into one or more bundles: a
+POSIX (PAX) tar stream, compressed with gzip, zstd or nothing, streamed into a
+[`BundleSink`][data_aggregator.bundle.BundleSink] (the multipart writer), ``manifest.json``
+last. It returns a [`BundleRun`][data_aggregator.bundle.BundleRun] with exactly one
+[`ObjectOutcome`][data_aggregator.bundle.ObjectOutcome] per input:
+
+```python
+engine = BundleEngine.from_config(config, S3Client.from_config(config), sink)
+run = engine.run(sources, bundle_key=keys, should_continue=lambda: guard(context))
+for outcome in run.outcomes:
+    if outcome.status is OutcomeStatus.BUNDLED: ...
+```
+
+Guarantees (``docs/bundle-format.md`` has the details):
+
+* Members are written in input order, fetched ahead by ``fetch_concurrency`` workers
+  within an ``in_flight_bytes`` memory budget; bigger objects stream through.
+* Each body is checked against the expected ETag (``If-Match`` and the response's) and
+  size before it is written; a mismatch is an outcome, never a crash.
+* An object is ``BUNDLED`` only once the bundle holding it is committed by the sink. If
+  the upload fails, every object of that bundle is ``FAILED_RETRYABLE`` and the run stops
+  (the rest ``NOT_ATTEMPTED``); the upload is aborted, so nothing is left behind.
+* ``should_continue()`` is asked before each object; once it says no, the open bundle is
+  finished and uploaded and the rest are ``NOT_ATTEMPTED``.
+* A bundle is closed and the next one opened when the next member would take its tar
+  stream past ``max_bundle_size_bytes``. Empty bundles are never uploaded.
+"""
+
+from __future__ import annotations
+
+from data_aggregator.bundle._engine import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    MIB,
+    BundleEngine,
+    BundleManifest,
+    BundleRun,
+    BundleSettings,
+    BundleSink,
+    BundleSource,
+    BundleSummary,
+    BundleUpload,
+    CodecSpec,
+    ManifestMember,
+    MultipartSink,
+    ObjectBody,
+    ObjectOutcome,
+    ObjectSource,
+    OutcomeStatus,
+    ReadableStream,
+    StopReason,
+    UploadReceipt,
+    make_bundle_key_factory,
+    verify_bundle,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "MIB",
+    "BundleEngine",
+    "BundleManifest",
+    "BundleRun",
+    "BundleSettings",
+    "BundleSink",
+    "BundleSource",
+    "BundleSummary",
+    "BundleUpload",
+    "CodecSpec",
+    "ManifestMember",
+    "MultipartSink",
+    "ObjectBody",
+    "ObjectOutcome",
+    "ObjectSource",
+    "OutcomeStatus",
+    "ReadableStream",
+    "StopReason",
+    "UploadReceipt",
+    "make_bundle_key_factory",
+    "verify_bundle",
+]

@@ -82,19 +82,11 @@ _LAZY: dict[str, str] = {
 }
 
 
-def _read_version() -> str:
-    # importlib.metadata costs ~35 ms to import: only pay it when the version is asked for.
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        return version("s3-data-aggregator")
-    except PackageNotFoundError:  # pragma: no cover - only when run from a bare source tree
-        return "0.0.0+unknown"
-
-
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        value: Any = _read_version()
+        from data_aggregator._metadata import read_version  # noqa: PLC0415 - on demand
+
+        value: Any = read_version()
     else:
         module_name = _LAZY.get(name)
         if module_name is None:

@@ -11,6 +11,8 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from data_aggregator._metadata import DISTRIBUTION
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
@@ -29,8 +31,6 @@ __all__ = [
 ]
 
 PROG = "data-aggregator"
-#: The distribution users install (the import name is ``data_aggregator``).
-DISTRIBUTION = "s3-data-aggregator"
 #: Documentation pages, named by title: a wheel's user has no ``docs/`` folder.
 _DOCS_PAGE = '"Command line"'
 _DELIVERY_PAGE = '"Delivery semantics"'
@@ -361,9 +361,9 @@ def _library_logging(level: str) -> Iterator[None]:
 
 
 def _version() -> str:
-    from data_aggregator import __version__  # noqa: PLC0415
+    from data_aggregator._metadata import read_version  # noqa: PLC0415
 
-    return __version__
+    return read_version()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -36,11 +36,10 @@ python -m data_aggregator.idempotency create-table --table-name my-table
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from data_aggregator.idempotency._base import IdempotencyStore, claim_allowed, held_by
+from data_aggregator.idempotency._keys import make_idempotency_key
 from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
 from data_aggregator.idempotency._types import (
     DEFAULT_LEASE_MARGIN_SECONDS,
@@ -117,29 +116,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-def make_idempotency_key(key: str, version: str | None, sequencer: str | None) -> str:
-    """Return the idempotency key of one S3 object version.
-
-    Args:
-        key: The exact S3 object key (``record.s3.object.original_key``, decoded once),
-            not the sanitized archive name: two keys that sanitize alike are different
-            objects.
-        version: The object's ``versionId`` in a versioned bucket, else ``None``.
-        sequencer: The event's ``sequencer``; it tells apart successive writes of the
-            same key in an unversioned bucket.
-
-    The formula is the conventions' one, byte for byte: JSON ``{"k": key, "u": version or
-    sequencer}`` with compact separators (non-ASCII escaped as ``\\uXXXX``), then
-    percent-quoted with ``safe=""``. The result is pure ASCII and contains no ``/``.
-
-    >>> make_idempotency_key("a b.txt", None, "0055AED6DCD90281E5")
-    '%7B%22k%22%3A%22a%20b.txt%22%2C%22u%22%3A%220055AED6DCD90281E5%22%7D'
-    """
-    unique_part = version or sequencer
-    raw = json.dumps({"k": key, "u": unique_part}, separators=(",", ":"))
-    return quote(raw, safe="")
 
 
 def main(argv: list[str] | None = None) -> int:

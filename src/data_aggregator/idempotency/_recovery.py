@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from data_aggregator.idempotency import make_idempotency_key
+from data_aggregator.idempotency._keys import make_idempotency_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable

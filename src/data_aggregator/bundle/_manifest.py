@@ -36,6 +36,7 @@ __all__ = [
 Report = Callable[[BundleError], None]
 
 FORMAT_VERSION = 1
+_OPTIONAL_TEXT = ("version_id", "sequencer", "etag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,10 @@ def _member_from_json(index: int, entry: Any, report: Report) -> ManifestMember 
         report(bundle_problem(f"manifest entry {index} lacks a field or is not an object"))
         return None
     if not (
-        isinstance(fields["name"], str)
+        all(isinstance(fields[name], str) for name in ("name", "bucket", "key", "sha256"))
+        and all(isinstance(fields[name], str | None) for name in _OPTIONAL_TEXT)
         and isinstance(fields["size"], int)
-        and isinstance(fields["sha256"], str)
+        and not isinstance(fields["size"], bool)
     ):
         report(bundle_problem(f"manifest entry {index} has a field of the wrong type"))
         return None

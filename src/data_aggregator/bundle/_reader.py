@@ -39,6 +39,7 @@ from data_aggregator.config import Codec
 from data_aggregator.exceptions import DataAggregatorError
 
 if TYPE_CHECKING:
+    from data_aggregator.bundle._types import ReadableStream
     from data_aggregator.exceptions import BundleError
 
 __all__ = [
@@ -88,7 +89,7 @@ class BundleReading:
 class _Counting(io.RawIOBase):
     """Pass bytes through from ``raw`` while counting (and optionally hashing) them."""
 
-    def __init__(self, raw: IO[bytes], *, digest: bool) -> None:
+    def __init__(self, raw: ReadableStream, *, digest: bool) -> None:
         super().__init__()
         self._raw = raw
         self.digest = hashlib.sha256() if digest else None
@@ -234,7 +235,7 @@ def _is_zstd_error(exc: Exception) -> bool:
 
 
 def read_bundle(
-    raw: IO[bytes],
+    raw: ReadableStream,
     *,
     report: Report,
     codec: Codec | str | None = None,
@@ -301,7 +302,7 @@ def _raise(problem: BundleError) -> None:
     raise problem
 
 
-def verify_bundle(fileobj: IO[bytes], codec: Codec | str | None = None) -> BundleManifest:
+def verify_bundle(fileobj: ReadableStream, codec: Codec | str | None = None) -> BundleManifest:
     """Read a whole bundle and check it against its manifest; stop at the first problem.
 
     Checks: the compressed stream and the archive read to their ends; every member is a

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from data_aggregator.bundle._reader import hash_stream, read_bundle
 from data_aggregator.exceptions import BundleError
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from data_aggregator.bundle._manifest import BundleManifest
+    from data_aggregator.bundle._types import ReadableStream
 
 __all__ = ["InspectResult", "inspect_bundle"]
 
@@ -77,7 +78,7 @@ def _clear(directory: Path) -> None:
 
 
 def inspect_bundle(
-    raw: IO[bytes],
+    raw: ReadableStream,
     *,
     expected_sha256: str | None = None,
     check_sha256: bool = False,

@@ -138,6 +138,11 @@ def _read_error(exc: BaseException) -> BundleError:
     return problem
 
 
+def _member_problem(name: str, text: str) -> BundleError:
+    """A problem with member ``name``: ``text`` follows its quoted name."""
+    return bundle_problem(f"member {name!r}{text}", member=name)
+
+
 class _Walk:
     """The tar walk: members hashed in order, ``manifest.json`` kept, order checked."""
 
@@ -149,16 +154,9 @@ class _Walk:
 
     def member(self, archive: tarfile.TarFile, info: tarfile.TarInfo) -> None:
         if self.manifest_bytes is not None:
-            self.report(
-                bundle_problem(
-                    f"member {info.name!r} follows manifest.json, which must be last",
-                    member=info.name,
-                )
-            )
+            self.report(_member_problem(info.name, " follows manifest.json, which must be last"))
         if not info.isreg():
-            self.report(
-                bundle_problem(f"member {info.name!r} is not a regular file", member=info.name)
-            )
+            self.report(_member_problem(info.name, " is not a regular file"))
             return
         if info.name == MANIFEST_NAME and self.manifest_bytes is None:
             handle = archive.extractfile(info)
@@ -174,54 +172,34 @@ def _compare(manifest: BundleManifest, seen: list[SeenMember], report: Report) -
     archive: dict[str, SeenMember] = {}
     for item in seen:
         if item.name in archive:
-            report(
-                bundle_problem(
-                    f"member {item.name!r} appears twice in the archive", member=item.name
-                )
-            )
+            report(_member_problem(item.name, " appears twice in the archive"))
         archive[item.name] = item
     listed: dict[str, ManifestMember] = {}
     for member in manifest.members:
-        if member.name in listed:
-            report(
-                bundle_problem(
-                    f"member {member.name!r} appears twice in the manifest", member=member.name
-                )
-            )
-        listed[member.name] = member
-        found = archive.get(member.name)
+        name = member.name
+        if name in listed:
+            report(_member_problem(name, " appears twice in the manifest"))
+        listed[name] = member
+        found = archive.get(name)
         if found is None:
-            report(
-                bundle_problem(
-                    f"member {member.name!r} is in the manifest but not in the archive",
-                    member=member.name,
-                )
-            )
+            report(_member_problem(name, " is in the manifest but not in the archive"))
             continue
         if found.size != member.size:
             report(
-                bundle_problem(
-                    f"member {member.name!r}: size {found.size} in the archive, "
-                    f"{member.size} in the manifest",
-                    member=member.name,
+                _member_problem(
+                    name, f": size {found.size} in the archive, {member.size} in the manifest"
                 )
             )
         if found.sha256 != member.sha256:
             report(
-                bundle_problem(
-                    f"member {member.name!r}: SHA-256 {found.sha256} does not match "
-                    f"the manifest's {member.sha256}",
-                    member=member.name,
+                _member_problem(
+                    name,
+                    f": SHA-256 {found.sha256} does not match the manifest's {member.sha256}",
                 )
             )
     for item in seen:
         if item.name not in listed:
-            report(
-                bundle_problem(
-                    f"member {item.name!r} is in the archive but not in the manifest",
-                    member=item.name,
-                )
-            )
+            report(_member_problem(item.name, " is in the archive but not in the manifest"))
     order = [item.name for item in seen if item.name in listed]
     if order != [member.name for member in manifest.members if member.name in archive]:
         report(bundle_problem("the archive's members are not in the manifest's order"))

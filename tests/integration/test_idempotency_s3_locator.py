@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
+import logging
 import tarfile
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import zstandard
 
+from data_aggregator.bundle import BundleEngine, BundleSource
+from data_aggregator.clients import S3Client
+from data_aggregator.exceptions import ConfigurationError
 from data_aggregator.idempotency import (
     ClaimStatus,
     DynamoDBIdempotencyStore,
     S3ManifestBundleLocator,
     make_idempotency_key,
 )
+from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource
 from tests.idempotency_support import FakeClock
 from tests.integration._dynamodb_support import ddb_client, new_table
 
@@ -42,19 +47,53 @@ def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
-def bundle(objects: list[dict[str, Any]], *, manifest: bytes | None = None) -> bytes:
+def bundle(
+    objects: list[dict[str, Any]], *, manifest: bytes | None = None, sha256: str | None = None
+) -> bytes:
+    """A hand-built bundle of ``objects`` (sound unless ``manifest`` or ``sha256`` spoil it)."""
     members = [(f"m{i}", b"payload") for i in range(len(objects))]
     document = {
         "format_version": 1,
         "bundle_key": "b",
         "created_at": "2024-01-01T00:00:00Z",
         "members": [
-            {**o, "name": f"m{i}", "etag": None, "size": 7, "sha256": "0" * 64}
+            {
+                **o,
+                "name": f"m{i}",
+                "etag": None,
+                "size": 7,
+                "sha256": sha256 or hashlib.sha256(b"payload").hexdigest(),
+            }
             for i, o in enumerate(objects)
         ],
     }
     body = manifest if manifest is not None else json.dumps(document).encode()
     return tar_bytes([*members, ("manifest.json", body)])
+
+
+def engine_bundle(objects: list[dict[str, Any]], codec: str = "gzip") -> bytes:
+    """``objects`` bundled by the real ``BundleEngine``, as the processor bundles them."""
+    source, sink = MemorySource(), MemorySink()
+    sources = []
+    for number, o in enumerate(objects):
+        data = f"object {number}".encode()
+        etag = source.put(o["bucket"], o["key"], data, version_id=o["version_id"])
+        sources.append(
+            BundleSource(
+                o["bucket"],
+                o["key"],
+                len(data),
+                version_id=o["version_id"],
+                etag=etag,
+                sequencer=o["sequencer"],
+                token=number,
+            )
+        )
+    run = BundleEngine(source, sink, codec=codec, clock=lambda: FIXED_TIME).run(
+        sources, bundle_key="b-{}".format
+    )
+    (summary,) = run.bundles
+    return sink.objects[summary.key]
 
 
 def expected_keys(objects: list[dict[str, Any]]) -> frozenset[str]:
@@ -69,28 +108,47 @@ def bucket(make_bucket: Callable[..., str]) -> str:
     return make_bucket("dest")
 
 
-@pytest.mark.parametrize(
-    "encode",
-    [gzip.compress, lambda raw: zstandard.ZstdCompressor().compress(raw), lambda raw: raw],
-    ids=["gzip", "zstd", "none"],
-)
+@pytest.mark.parametrize("codec", ["gzip", "zstd", "none"])
 def test_reads_the_manifest_of_every_codec(
-    s3_client: Boto3S3Client, bucket: str, encode: Callable[[bytes], bytes]
+    s3_client: Boto3S3Client, bucket: str, codec: str
 ) -> None:
-    """The locator lists the idempotency keys of a gzip, zstd or plain tar bundle."""
-    s3_client.put_object(Bucket=bucket, Key="2024/b.tar", Body=encode(bundle(OBJECTS)))
+    """The locator lists the processor's idempotency keys of a real gzip, zstd or tar bundle."""
+    s3_client.put_object(Bucket=bucket, Key="2024/b.tar", Body=engine_bundle(OBJECTS, codec))
     locator = S3ManifestBundleLocator(bucket, client=s3_client)
     assert locator.bundled_keys("2024/b.tar") == expected_keys(OBJECTS)
 
 
-def test_explicit_idempotency_key_in_the_manifest_wins(
+def test_key_function_sees_each_members_key_version_and_sequencer(
     s3_client: Boto3S3Client, bucket: str
 ) -> None:
-    """A member's own idempotency_key field is used as is."""
-    objects = [{**OBJECTS[0], "idempotency_key": "custom-key"}]
-    s3_client.put_object(Bucket=bucket, Key="b.tar.gz", Body=gzip.compress(bundle(objects)))
-    locator = S3ManifestBundleLocator(bucket, client=s3_client)
-    assert locator.bundled_keys("b.tar.gz") == frozenset({"custom-key"})
+    """A custom ``key_function`` gets each member's exact key, version id and sequencer."""
+    s3_client.put_object(Bucket=bucket, Key="b.tar.gz", Body=engine_bundle(OBJECTS))
+    locator = S3ManifestBundleLocator(
+        bucket, client=S3Client(s3_client), key_function=lambda *fields: repr(fields)
+    )
+    assert locator.bundled_keys("b.tar.gz") == frozenset(
+        repr((o["key"], o["version_id"], o["sequencer"])) for o in OBJECTS
+    )
+
+
+def test_a_boto3_client_is_wrapped_into_an_s3_client(s3_client: Boto3S3Client) -> None:
+    """A boto3 client (the old way) is wrapped, with the locator's expected bucket owner."""
+    locator = S3ManifestBundleLocator(
+        "dest", client=s3_client, expected_bucket_owner="111122223333"
+    )
+    assert isinstance(locator.client, S3Client)
+    assert locator.client.client is s3_client
+    assert locator.client.expected_bucket_owner == "111122223333"
+
+
+def test_an_s3_clients_own_bucket_owner_cannot_be_contradicted(
+    s3_client: Boto3S3Client,
+) -> None:
+    """An ``S3Client`` brings its expected bucket owner; a different one is refused."""
+    s3 = S3Client(s3_client, expected_bucket_owner="111122223333")
+    assert S3ManifestBundleLocator("dest", client=s3).client is s3
+    with pytest.raises(ConfigurationError):
+        S3ManifestBundleLocator("dest", client=s3, expected_bucket_owner="444455556666")
 
 
 def test_missing_bundle_holds_nothing(s3_client: Boto3S3Client, bucket: str) -> None:
@@ -107,20 +165,34 @@ def test_missing_bundle_holds_nothing(s3_client: Boto3S3Client, bucket: str) -> 
         gzip.compress(bundle(OBJECTS, manifest=b"{not json")),
         gzip.compress(bundle(OBJECTS, manifest=b'{"members": [{"nokey": 1}]}')),
         gzip.compress(bundle(OBJECTS))[:-40],
+        gzip.compress(bundle(OBJECTS, sha256="0" * 64)),
     ],
-    ids=["garbage", "no-manifest", "bad-json", "bad-shape", "truncated"],
+    ids=["garbage", "no-manifest", "bad-json", "bad-shape", "truncated", "member-mismatch"],
 )
 def test_unreadable_bundle_cannot_tell(s3_client: Boto3S3Client, bucket: str, body: bytes) -> None:
-    """An unreadable bundle or manifest answers None (unknown), never a guess."""
+    """An unreadable bundle, or one that fails its checks, answers None: never a guess."""
     s3_client.put_object(Bucket=bucket, Key="bad.tar.gz", Body=body)
     locator = S3ManifestBundleLocator(bucket, client=s3_client)
     assert locator.bundled_keys("bad.tar.gz") is None
 
 
-def test_unreachable_bucket_cannot_tell(s3_client: Boto3S3Client) -> None:
-    """An S3 error other than a missing key answers None."""
+def test_a_sound_handmade_bundle_is_read(s3_client: Boto3S3Client, bucket: str) -> None:
+    """The spoiled bundles above fail for their damage alone: the same bundle, sound, reads."""
+    s3_client.put_object(Bucket=bucket, Key="good.tar.gz", Body=gzip.compress(bundle(OBJECTS)))
+    locator = S3ManifestBundleLocator(bucket, client=s3_client)
+    assert locator.bundled_keys("good.tar.gz") == expected_keys(OBJECTS)
+
+
+def test_unreachable_bucket_cannot_tell(
+    s3_client: Boto3S3Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An S3 error other than a missing key answers None, logged with its typed code."""
     locator = S3ManifestBundleLocator("no-such-bucket-xyz", client=s3_client)
-    assert locator.bundled_keys("b.tar.gz") is None
+    with caplog.at_level(logging.WARNING, logger="data_aggregator.idempotency"):
+        assert locator.bundled_keys("b.tar.gz") is None
+    (logged,) = [r for r in caplog.records if r.getMessage() == "cannot read bundle"]
+    assert logged.__dict__["error_code"] == "S3_NO_SUCH_BUCKET"
+    assert logged.__dict__["aws_error_code"] == "NoSuchBucket"
 
 
 def test_crash_after_upload_is_recovered_from_the_real_bundle(
@@ -136,7 +208,7 @@ def test_crash_after_upload_is_recovered_from_the_real_bundle(
     store.claim(keys, owner="dead", lease_expires_at=clock() + 70)
     store.mark_pending(keys, owner="dead", bundle_key="2024/bundle-dead-1.tar.gz")
     s3_client.put_object(
-        Bucket=bucket, Key="2024/bundle-dead-1.tar.gz", Body=gzip.compress(bundle(OBJECTS))
+        Bucket=bucket, Key="2024/bundle-dead-1.tar.gz", Body=engine_bundle(OBJECTS)
     )
     # ... and the invocation dies before complete().
     clock.advance(70)

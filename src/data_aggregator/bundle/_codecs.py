@@ -3,7 +3,7 @@
 Private: `data_aggregator.bundle` is the public face. A codec is resolved once into a
 `CodecSpec` (name, level, file extension, content type); each bundle then gets a
 fresh incremental compressor from `new_compressor`, and `open_decompressed`
-reads a bundle back (used by `data_aggregator.bundle.verify_bundle`).
+reads a bundle back (used by the bundle reader, `data_aggregator.bundle._reader`).
 
 ``zstandard`` is imported lazily, so the zstd extra costs nothing unless it is used, and a
 missing package is reported as a `ConfigurationError` that names the extra.

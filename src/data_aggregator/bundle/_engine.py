@@ -14,8 +14,8 @@ from data_aggregator.bundle._manifest import (
     MANIFEST_NAME,
     BundleManifest,
     ManifestMember,
-    verify_bundle,
 )
+from data_aggregator.bundle._reader import verify_bundle
 from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,

@@ -1,41 +1,42 @@
-"""The bundle manifest (``manifest.json``, always the last member) and bundle verification.
+"""The bundle manifest (``manifest.json``, always the last member): write it and parse it.
 
 Private; re-exported by `data_aggregator.bundle`. The format is documented in
-``docs/bundle-format.md``.
+``docs/bundle-format.md``; reading a whole bundle back is `data_aggregator.bundle._reader`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from data_aggregator.bundle._codecs import open_decompressed
-from data_aggregator.bundle._naming import MANIFEST_NAME, fold_name
+from data_aggregator.bundle._naming import MANIFEST_NAME
 from data_aggregator.bundle._tar import BLOCK, RECORD
 from data_aggregator.exceptions import BundleError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from data_aggregator.config import Codec
-
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "BundleManifest",
     "ManifestMember",
+    "Report",
+    "bundle_problem",
     "format_timestamp",
     "manifest_overhead",
+    "parse_manifest",
     "render_manifest",
-    "verify_bundle",
 ]
 
+#: Receives each problem a reader finds; raising it stops the read (`verify_bundle`).
+Report = Callable[[BundleError], None]
+
 FORMAT_VERSION = 1
-_HASH_CHUNK = 1024 * 1024
+_OPTIONAL_TEXT = ("version_id", "sequencer", "etag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,91 +113,52 @@ def manifest_overhead(bundle_key: str) -> int:
     return 3 * BLOCK + fixed + BLOCK + 2 * BLOCK + RECORD
 
 
-def _fail(message: str, **context: Any) -> BundleError:
+def bundle_problem(message: str, **context: Any) -> BundleError:
+    """One failed check of a bundle, as the error `verify_bundle` raises for it."""
     return BundleError(message, "BUNDLE_INVALID", context)
 
 
-def _member_from_json(entry: Any) -> ManifestMember:
-    if not isinstance(entry, dict):
-        raise _fail("manifest member is not an object")
+def _member_from_json(index: int, entry: Any, report: Report) -> ManifestMember | None:
     try:
-        member = ManifestMember(
-            name=entry["name"],
-            bucket=entry["bucket"],
-            key=entry["key"],
-            version_id=entry["version_id"],
-            sequencer=entry["sequencer"],
-            etag=entry["etag"],
-            size=entry["size"],
-            sha256=entry["sha256"],
-        )
-    except KeyError as exc:
-        raise _fail("manifest member lacks a field", field=str(exc)) from None
-    fields: tuple[object, ...] = (member.size, member.name, member.sha256)
+        fields: dict[str, Any] = {name: entry[name] for name in ManifestMember.__slots__}
+    except (KeyError, TypeError):
+        report(bundle_problem(f"manifest entry {index} lacks a field or is not an object"))
+        return None
     if not (
-        isinstance(fields[0], int) and isinstance(fields[1], str) and isinstance(fields[2], str)
+        all(isinstance(fields[name], str) for name in ("name", "bucket", "key", "sha256"))
+        and all(isinstance(fields[name], str | None) for name in _OPTIONAL_TEXT)
+        and isinstance(fields["size"], int)
+        and not isinstance(fields["size"], bool)
     ):
-        raise _fail("manifest member has a field of the wrong type")
-    return member
+        report(bundle_problem(f"manifest entry {index} has a field of the wrong type"))
+        return None
+    return ManifestMember(**fields)
 
 
-def verify_bundle(fileobj: IO[bytes], codec: Codec | str | None = None) -> BundleManifest:
-    """Read a whole bundle and check it against its manifest.
+def parse_manifest(data: bytes, report: Report) -> BundleManifest | None:
+    """Parse ``manifest.json`` as the reader found it, reporting each problem to ``report``.
 
-    Checks: the archive reads to its end; every member is a regular file; the last member
-    is ``manifest.json`` with ``format_version`` 1; the manifest lists exactly the other
-    members, in archive order, with their sizes and SHA-256; member names are unique once
-    folded (NFC, case-insensitive) and none but the last is ``manifest.json``.
-
-    Args:
-        fileobj: The bundle as uploaded (compressed), readable from its start.
-        codec: ``gzip``, ``zstd``, ``none``, or ``None`` to detect it from magic bytes.
-
-    Returns:
-        The parsed manifest.
-
-    Raises:
-        BundleError: with ``error_code`` ``BUNDLE_INVALID`` when any check fails.
+    Returns ``None`` when the document as a whole is unusable (not UTF-8 JSON, another
+    ``format_version``, no ``members`` list); a bad entry is reported and left out.
     """
-    stream = open_decompressed(fileobj, codec)
-    seen: list[tuple[str, int, str]] = []
-    manifest_bytes: bytes | None = None
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as archive:
-            for info in archive:
-                if manifest_bytes is not None:
-                    raise _fail("manifest.json is not the last member")
-                if not info.isreg():
-                    raise _fail("bundle has a member that is not a regular file")
-                handle = archive.extractfile(info)
-                if handle is None:  # pragma: no cover - regular files always have data
-                    raise _fail("member has no data")
-                if info.name == MANIFEST_NAME:
-                    manifest_bytes = handle.read()
-                    continue
-                digest = hashlib.sha256()
-                while chunk := handle.read(_HASH_CHUNK):
-                    digest.update(chunk)
-                seen.append((info.name, info.size, digest.hexdigest()))
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise _fail("bundle is not a readable archive", cause=type(exc).__name__) from exc
-    if manifest_bytes is None:
-        raise _fail("bundle has no manifest.json")
-    try:
-        document = json.loads(manifest_bytes.decode("utf-8"))
+        document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _fail("manifest.json is not valid JSON") from exc
+        problem = bundle_problem("manifest.json is not valid UTF-8 JSON")
+        problem.__cause__ = exc
+        report(problem)
+        return None
     if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
-        raise _fail("unsupported manifest format_version")
-    members = tuple(_member_from_json(entry) for entry in document.get("members", ()))
-    listed = [(member.name, member.size, member.sha256) for member in members]
-    if listed != seen:
-        raise _fail("manifest does not match the archive members", members=len(seen))
-    if len({fold_name(name) for name, _, _ in seen}) != len(seen):
-        raise _fail("member names are not unique")
+        report(bundle_problem(f"manifest.json does not have format_version {FORMAT_VERSION}"))
+        return None
+    entries = document.get("members")
+    if not isinstance(entries, list):
+        report(bundle_problem("manifest.json has no members list"))
+        return None
+    parsed = (_member_from_json(index, entry, report) for index, entry in enumerate(entries))
     return BundleManifest(
         format_version=FORMAT_VERSION,
         bundle_key=str(document.get("bundle_key")),
         created_at=str(document.get("created_at")),
-        members=members,
+        members=tuple(member for member in parsed if member is not None),
     )

@@ -166,7 +166,7 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] = lambda _: N
         s3 = S3Client.from_config(
             config, build_boto3_s3_client(session=session, max_pool_connections=pool)
         )
-        locator = S3ManifestBundleLocator(DESTINATION_BUCKET, client=s3.client)
+        locator = S3ManifestBundleLocator(DESTINATION_BUCKET, client=s3)
         store = DynamoDBIdempotencyStore.from_config(
             config, client=dynamodb, bundle_locator=locator
         )

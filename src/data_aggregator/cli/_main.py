@@ -622,7 +622,7 @@ def _backfill_clients(
             )
             raise CommandError(msg) from None
         raise CommandError(f"idempotency table {options.table!r} is not usable ({code})") from None
-    locator = S3ManifestBundleLocator(options.dest_bucket, client=s3.client)
+    locator = S3ManifestBundleLocator(options.dest_bucket, client=s3)
     store = DynamoDBIdempotencyStore.from_config(config, client=dynamodb, bundle_locator=locator)
     return s3, store
 

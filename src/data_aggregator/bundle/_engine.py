@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
@@ -142,7 +143,8 @@ class BundleEngine:
             A single member larger than the limit gets a bundle of its own.
         chunk_size: Read size for bodies.
         sanitize: Turns keys (or requested names) into safe member names.
-        clock: Returns the current time (``created_at``, default key folder).
+        clock: Seconds since the epoch, like ``time.time`` (``created_at``, the default
+            key folder); tests pass a fake.
 
     Raises:
         ConfigurationError: an invalid codec, level or limit.
@@ -160,7 +162,7 @@ class BundleEngine:
         max_bundle_size_bytes: int | None = None,
         chunk_size: int = MIB,
         sanitize: Callable[[str], str] = sanitize_s3_key,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         for name, value in (
             ("fetch_concurrency", fetch_concurrency),
@@ -190,7 +192,7 @@ class BundleEngine:
         sink: BundleSink,
         *,
         sanitize: Callable[[str], str] = sanitize_s3_key,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> BundleEngine:
         """Build an engine from ``AppConfig`` (or anything with the same attributes)."""
         return cls(
@@ -249,7 +251,9 @@ class BundleEngine:
             sanitize=self._sanitize,
             clock=self._clock,
         )
-        keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._clock())
+        keys = bundle_key or make_bundle_key_factory(
+            extension=self.extension, now=datetime.fromtimestamp(self._clock(), timezone.utc)
+        )
         runner = _runner.BundleRunner(
             settings, sources, keys, should_continue or _always, before_commit
         )

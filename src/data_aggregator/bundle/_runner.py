@@ -22,6 +22,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from data_aggregator.bundle._fetch import (
@@ -51,7 +52,6 @@ from data_aggregator.exceptions import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from datetime import datetime
 
     from data_aggregator.bundle._codecs import CodecSpec
     from data_aggregator.bundle._types import (
@@ -80,7 +80,11 @@ class RunSettings:
     max_bundle_size_bytes: int | None
     chunk_size: int
     sanitize: Callable[[str], str]
-    clock: Callable[[], datetime]
+    clock: Callable[[], float]
+
+    def now(self) -> datetime:
+        """The clock's time, in UTC."""
+        return datetime.fromtimestamp(self.clock(), timezone.utc)
 
 
 @dataclass(slots=True)
@@ -102,7 +106,7 @@ class BundleRunner:
         should_continue: Callable[[], bool],
         before_commit: Callable[[str, Sequence[object]], None] | None = None,
     ) -> None:
-        self._s = settings
+        self._settings = settings
         self._before_commit = before_commit
         self._sources = list(sources)
         self._bundle_key = bundle_key
@@ -129,7 +133,7 @@ class BundleRunner:
         named: list[tuple[int, str]] = []
         for index, source in enumerate(self._sources):
             try:
-                named.append((index, self._s.sanitize(source.name or source.key)))
+                named.append((index, self._settings.sanitize(source.name or source.key)))
             except ValidationError as exc:
                 self._set(index, OutcomeStatus.REFUSED, error=exc)
         requests = [
@@ -142,10 +146,10 @@ class BundleRunner:
             )
             for i, base in named
         ]
-        names = assign_member_names(requests, self._s.sanitize)
+        names = assign_member_names(requests, self._settings.sanitize)
         for (index, _), name in zip(named, names, strict=True):
             source = self._sources[index]
-            streamed = source.size is None or source.size > self._s.in_flight_bytes
+            streamed = source.size is None or source.size > self._settings.in_flight_bytes
             self._items.append(_Item(index, source, name, streamed))
 
     # ------------------------------------------------------------------ outcomes
@@ -224,7 +228,11 @@ class BundleRunner:
             if self._budget.try_take(charge):
                 self._charges[item.index] = charge
                 future = self._pool.submit(
-                    prefetch, self._s.source, item.source, self._s.chunk_size, self._cancelled
+                    prefetch,
+                    self._settings.source,
+                    item.source,
+                    self._settings.chunk_size,
+                    self._cancelled,
                 )
             else:
                 # Not enough budget free now: the worker takes it chunk by chunk as the
@@ -233,9 +241,9 @@ class BundleRunner:
                 self._progressive = threading.Event()
                 future = self._pool.submit(
                     prefetch,
-                    self._s.source,
+                    self._settings.source,
                     item.source,
-                    self._s.chunk_size,
+                    self._settings.chunk_size,
                     self._cancelled,
                     budget=self._budget,
                     taken_all=self._progressive,
@@ -296,7 +304,7 @@ class BundleRunner:
         Returns the bundle to write to, the member's manifest entry (SHA-256 still a
         placeholder) and its tar header.
         """
-        moment = last_modified or self._s.clock()
+        moment = last_modified or self._settings.now()
         header = member_header(item.name, size, max(int(moment.timestamp()), 0))
         entry = ManifestMember(
             name=item.name,
@@ -310,15 +318,15 @@ class BundleRunner:
         )
         bundle = self._bundle
         if bundle is not None and not bundle.fits(
-            header, size, entry, self._s.max_bundle_size_bytes
+            header, size, entry, self._settings.max_bundle_size_bytes
         ):
             self._close_guarded(reraise=True)
             bundle = None
         if bundle is None:
             number = len(self._summaries) + 1
-            bundle = OpenBundle.open(
-                self._s.sink, number, self._bundle_key(number), self._s.codec, self._s.clock()
-            )
+            settings = self._settings
+            key = self._bundle_key(number)
+            bundle = OpenBundle.open(settings.sink, number, key, settings.codec, settings.now())
             self._bundle = bundle
         return bundle, entry, header
 
@@ -341,7 +349,7 @@ class BundleRunner:
 
     def _write_streamed(self, item: _Item) -> None:
         try:
-            opened = open_checked(self._s.source, item.source)
+            opened = open_checked(self._settings.source, item.source)
         except Rejected as rejected:
             self._reject(item, rejected)
             return
@@ -352,7 +360,7 @@ class BundleRunner:
             digest = hashlib.sha256()
             bundle.begin_member(item.index, item.source.token, entry, header)
             try:
-                for chunk in read_exact(opened.body, size, item.source, self._s.chunk_size):
+                for chunk in read_exact(opened.body, size, item.source, self._settings.chunk_size):
                     digest.update(chunk)
                     bundle.write(chunk)
                     self._top_up()

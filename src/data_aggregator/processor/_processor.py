@@ -97,7 +97,7 @@ class ReusableProcessor:
             spool_max_size=config.spool_file_max_size_bytes,
         )
         self.engine = BundleEngine.from_config(
-            config, s3_client, _parts.GuardedSink(sink), clock=self._now
+            config, s3_client, _parts.GuardedSink(sink), clock=clock
         )
         #: The result of the latest `process` / `handle` call.
         self.last_result: BatchResult | None = None

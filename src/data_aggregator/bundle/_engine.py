@@ -226,7 +226,9 @@ class BundleEngine:
             sources: Objects to bundle, in the order their members should appear.
             bundle_key: Key of bundle ``n`` (1, 2, ...); default
                 [`make_bundle_key_factory`][data_aggregator.bundle.make_bundle_key_factory] with
-                a random request id.
+                a random request id. If it raises, bundle ``n`` is never opened: the run
+                stops (``StopReason.BUNDLE_KEY_FAILED``), the object that would have opened
+                it and every later one are ``NOT_ATTEMPTED``, earlier bundles are kept.
             should_continue: Asked (on the caller's thread) before each object; ``False``
                 finishes and uploads the open bundle and leaves the rest ``NOT_ATTEMPTED``.
             before_commit: Called as ``before_commit(bundle_key, tokens)`` once a bundle's
@@ -237,7 +239,8 @@ class BundleEngine:
                 ``BUNDLE_COMMIT_HOOK_FAILED`` (the hook's own code in
                 ``context["cause_code"]``) and the run stops, as for an upload failure.
 
-        Per-object and upload failures are reported as outcomes. Only unexpected errors
+        Per-object, upload and ``bundle_key`` failures are reported as outcomes (and
+        ``stop_reason``), each decided where it happens. Only unexpected errors
         (bugs, ``KeyboardInterrupt``) propagate, after the open upload has been aborted.
         """
         settings = _runner.RunSettings(

@@ -12,6 +12,10 @@ budget is only ever taken in input order, the item the writer waits for always h
 budget: no deadlock. An object larger than ``in_flight_bytes`` (or of unknown size) is not
 prefetched: the writer opens it when its turn comes, checks ETag and size, and streams it
 chunk by chunk straight into the tar.
+
+Failures end where they are decided: a source object's as its outcome (`Rejected`), the
+sink's as `SinkFailure` (the bundle is aborted, the run stops), a ``bundle_key`` that
+raises as `_BundleKeyFailure` (the next bundle is never opened, the run stops).
 """
 
 from __future__ import annotations
@@ -85,6 +89,15 @@ class RunSettings:
     def now(self) -> datetime:
         """The clock's time, in UTC."""
         return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+
+class _BundleKeyFailure(Exception):  # noqa: N818 - internal signal
+    """Internal: ``bundle_key(n)`` raised, so bundle ``n`` cannot be opened."""
+
+    def __init__(self, number: int, cause: Exception) -> None:
+        super().__init__(type(cause).__name__)
+        self.number = number
+        self.cause = cause
 
 
 @dataclass(slots=True)
@@ -290,6 +303,19 @@ class BundleRunner:
                     )
                 self._stop = StopReason.UPLOAD_FAILED
                 return
+            except _BundleKeyFailure as failure:
+                # No bundle is open (the last one was committed before the key was asked
+                # for): this item and the rest stay NOT_ATTEMPTED.
+                self._stop = StopReason.BUNDLE_KEY_FAILED
+                logger.warning(
+                    "bundle run stopped: bundle_key raised",
+                    exc_info=failure.cause,
+                    extra={
+                        "bundle_number": failure.number,
+                        "not_attempted": len(self._items) - self._done_count(),
+                    },
+                )
+                return
 
     def _done_count(self) -> int:
         return sum(outcome is not None for outcome in self._outcomes)
@@ -303,6 +329,10 @@ class BundleRunner:
 
         Returns the bundle to write to, the member's manifest entry (SHA-256 still a
         placeholder) and its tar header.
+
+        Raises:
+            SinkFailure: committing the full bundle or opening the next one failed.
+            _BundleKeyFailure: ``bundle_key`` raised for the next bundle.
         """
         moment = last_modified or self._settings.now()
         header = member_header(item.name, size, max(int(moment.timestamp()), 0))
@@ -324,8 +354,11 @@ class BundleRunner:
             bundle = None
         if bundle is None:
             number = len(self._summaries) + 1
+            try:
+                key = self._bundle_key(number)
+            except Exception as exc:
+                raise _BundleKeyFailure(number, exc) from exc
             settings = self._settings
-            key = self._bundle_key(number)
             bundle = OpenBundle.open(settings.sink, number, key, settings.codec, settings.now())
             self._bundle = bundle
         return bundle, entry, header

@@ -51,13 +51,13 @@ class CheckedHooks:
 
     Args:
         hooks: The processor's hooks.
-        request_id: The request id passed to ``bundle_key`` (the one used in bundle keys).
+        naming_id: The request id used in bundle keys (``bundle_key``'s ``request_id``).
         now: The invocation's start, passed to ``bundle_key``.
     """
 
-    def __init__(self, hooks: Hooks, *, request_id: str, now: datetime) -> None:
+    def __init__(self, hooks: Hooks, *, naming_id: str, now: datetime) -> None:
         self._hooks = hooks
-        self._request_id = request_id
+        self._naming_id = naming_id
         self._now = now
         self._used_bundle_keys: set[str] = set()
 
@@ -98,7 +98,7 @@ class CheckedHooks:
             HookError: the hook raised or returned an unusable key.
         """
         try:
-            key: object = self._hooks.bundle_key(number, request_id=self._request_id, now=self._now)
+            key: object = self._hooks.bundle_key(number, request_id=self._naming_id, now=self._now)
         except Exception as exc:
             raise HookError("bundle_key", "raised", cause=exc) from exc
         if not isinstance(key, str) or not key:

@@ -107,7 +107,7 @@ class Invocation:
         self.s3_client = collaborators.s3_client
         self.metrics = collaborators.metrics
         self.clock = collaborators.clock
-        self.hooks = CheckedHooks(collaborators.hooks, request_id=naming_id, now=now)
+        self.hooks = CheckedHooks(collaborators.hooks, naming_id=naming_id, now=now)
         self.leases = Leases(collaborators.store, owner=owner)
         self.context = context
         self.messages = messages

@@ -229,13 +229,13 @@ class Invocation:
                 slot.primary = first
 
     def _bundle_key(self, number: int) -> str:
-        """The engine's ``bundle_key``: the checked hook; a failure stops the run."""
+        """The engine's ``bundle_key``: the checked hook. A `HookError` is kept for the
+        records it fails and passed on: the engine stops the run (and logs the traceback)."""
         try:
             return self.hooks.bundle_key(number)
         except HookError as error:
             logger.error(
                 "hook failed",
-                exc_info=error.__cause__,
                 extra={"hook": error.hook, "bundle_number": number, "detail": error.detail},
             )
             self.bundle_key_error = error

@@ -20,6 +20,7 @@ DataAggregatorError
 ├── ValidationError               (seed codes: INVALID_S3_KEY_* / UNSAFE_S3_KEY_PATH)
 │   └── EventParseError           (malformed or unknown event shapes)
 ├── TransientError                (retryable = True)
+├── HookError                     (a processor hook raised or returned something unusable)
 ├── S3Error
 │   ├── S3TimeoutError            (retryable)
 │   ├── S3ThrottlingError         (retryable)
@@ -60,6 +61,7 @@ __all__ = [
     "ConfigurationError",
     "DataAggregatorError",
     "EventParseError",
+    "HookError",
     "IdempotencyConfigurationError",
     "IdempotencyError",
     "IdempotencyStoreError",
@@ -207,6 +209,42 @@ class ConfigurationError(DataAggregatorError):
     """A configuration value is missing or invalid. ``context["variable"]`` names it."""
 
     default_code = "CONFIGURATION_ERROR"
+
+
+class HookError(DataAggregatorError):
+    """A hook of a [`ReusableProcessor`][data_aggregator.processor.ReusableProcessor]
+    subclass raised or returned something unusable.
+
+    Raised where the hook is called and recorded on the records it concerns (their reason
+    is ``HOOK_FAILED``). ``hook`` names the hook (``accept``, ``member_name``,
+    ``bundle_key`` ...) and ``detail`` says what went wrong (``"raised"``, ``"did not
+    return a str"`` ...); both are also in ``context``, with ``cause`` (the type name of
+    the exception the hook raised) and ``cause_code`` (its ``error_code``, if any).
+
+    Args:
+        hook: The hook's name.
+        detail: What went wrong.
+        cause: The exception the hook raised (or that refused its result), if any.
+        correlation_id: A request or message id that ties the error to an invocation.
+    """
+
+    default_code = "HOOK_FAILED"
+
+    def __init__(
+        self,
+        hook: str,
+        detail: str,
+        *,
+        cause: BaseException | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        context: dict[str, Any] = {"hook": hook, "detail": detail}
+        if cause is not None:
+            context["cause"] = type(cause).__name__
+            context["cause_code"] = getattr(cause, "error_code", None)
+        super().__init__(f"{hook}() failed: {detail}", None, context, correlation_id)
+        self.hook = hook
+        self.detail = detail
 
 
 # --------------------------------------------------------------------------- validation

@@ -48,7 +48,7 @@ def _run(
     source: Any, sources: list[BundleSource], sink: MemorySink | None = None, **kw: Any
 ) -> tuple[BundleRun, MemorySink]:
     sink = sink or MemorySink()
-    engine = BundleEngine(source, sink, clock=lambda: FIXED_TIME, **kw)
+    engine = BundleEngine(source, sink, clock=FIXED_TIME.timestamp, **kw)
     return engine.run(sources, bundle_key=KEY.format), sink
 
 
@@ -472,3 +472,32 @@ def test_before_commit_failure_aborts_the_bundle() -> None:
     assert error.context["cause_code"] == "PENDING_MARK_FAILED"
     assert sink.objects == {}
     assert sink.aborted == ["bundle-1.tar.gz"]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["prefetched", "streamed"])
+def test_bundle_key_failure_stops_the_run_and_keeps_earlier_bundles(streamed: bool) -> None:
+    """bundle_key raising for bundle 2: bundle 1 stays, bundle 2 is never opened, and the
+    object that would have opened it and every later one are not attempted."""
+    source, sources = _setup(30, 1000)
+    sink = MemorySink()
+
+    def bundle_key(number: int) -> str:
+        if number == 2:
+            raise RuntimeError("no key for bundle 2")
+        return KEY.format(number)
+
+    limits: dict[str, Any] = {"max_bundle_size_bytes": 15_000}
+    if streamed:
+        limits["in_flight_bytes"] = 500  # every 1000-byte body streams into the tar
+    engine = BundleEngine(source, sink, **limits)
+    run = engine.run(sources, bundle_key=bundle_key)
+    assert run.stop_reason is StopReason.BUNDLE_KEY_FAILED
+    assert [summary.key for summary in run.bundles] == ["bundle-1.tar.gz"]
+    assert list(sink.objects) == ["bundle-1.tar.gz"]
+    assert sink.aborted == []
+    kept = run.bundles[0].member_count
+    assert 0 < kept < 30
+    assert _statuses(run) == [OutcomeStatus.BUNDLED] * kept + [OutcomeStatus.NOT_ATTEMPTED] * (
+        30 - kept
+    )
+    assert all(outcome.error is None for outcome in run.outcomes)

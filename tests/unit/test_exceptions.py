@@ -209,6 +209,7 @@ def test_context_is_copied_not_aliased() -> None:
         S3TimeoutError(operation="GetObject", timeout_seconds=1.5, context={"key": "k"}),
         ValidationError("bad", ValidationErrorCode.UNSAFE_S3_KEY_PATH, {"segment": 1}),
         S3AccessDeniedError("denied", operation="PutObject", correlation_id="c"),
+        exc.HookError("bundle_key", "raised", cause=ValueError("no key")),
     ],
 )
 def test_errors_survive_pickling(error: DataAggregatorError) -> None:

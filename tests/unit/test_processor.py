@@ -12,6 +12,7 @@ import pytest
 from data_aggregator import LocalContext, ReusableProcessor
 from data_aggregator.exceptions import (
     ConfigurationError,
+    HookError,
     S3AccessDeniedError,
     S3ThrottlingError,
 )
@@ -204,6 +205,12 @@ def test_accept_and_member_name_hooks_fail_only_their_records() -> None:
     errors = [r.error for r in result.records if r.error is not None]
     assert [e.context["hook"] for e in errors] == ["accept", "member_name", "member_name"]
     assert {e.error_code for e in errors} == {"HOOK_FAILED"}
+    assert all(isinstance(e, HookError) for e in errors)
+    assert [(e.hook, e.detail, e.context["cause"]) for e in errors if isinstance(e, HookError)] == [
+        ("accept", "raised", "RuntimeError"),
+        ("member_name", "raised", "ValueError"),
+        ("member_name", "unusable member name", "ValidationError"),
+    ]
     assert len(env.store.records()) == 1  # only the bundled record was ever claimed
 
 
@@ -239,6 +246,11 @@ def test_bundle_key_hook_failure_keeps_earlier_bundles(mode: str) -> None:
     }
     assert len(held) == 2
     assert set(held.values()) == {None}  # released: claimable at once
+    detail = {"raise": "raised", "repeat": "returned a key already used in this invocation"}
+    for entry in result.records[1:]:
+        assert isinstance(entry.error, HookError)
+        assert (entry.error.hook, entry.error.detail) == ("bundle_key", detail[mode])
+        assert entry.error.error_code == "HOOK_FAILED"
 
 
 class _Notifying(ReusableProcessor):

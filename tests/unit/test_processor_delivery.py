@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 from data_aggregator import LocalContext, ReusableProcessor
-from data_aggregator.exceptions import EventParseError, S3ServiceError, S3ThrottlingError
+from data_aggregator.exceptions import (
+    EventParseError,
+    IdempotencyStoreError,
+    S3ServiceError,
+    S3ThrottlingError,
+)
 from data_aggregator.idempotency import RecordStatus
 from data_aggregator.processor import BatchFailedError, Outcome, Reason
 from tests.processor_fakes import SRC, make_unit_env, outcomes
@@ -102,10 +107,38 @@ def test_refused_pending_mark_aborts_the_bundle_and_releases_it() -> None:
     event = sqs_batch([s3_body(o.record()) for o in objects])
     result = env.run(event)
     assert {(r.outcome, r.reason) for r in result.records} == {(Outcome.FAILED, Reason.STORE_ERROR)}
+    assert {
+        (r.error.error_code, r.error.context["cause_code"])
+        for r in result.records
+        if r.error is not None
+    } == {("BUNDLE_COMMIT_HOOK_FAILED", "PENDING_MARK_FAILED")}
     assert env.s3.uploaded == []
     assert {r.owner for r in env.store.records().values()} == {None}
     env.store.fail["pending"].clear()
     assert env.run(event).count(Outcome.BUNDLED) == 2
+
+
+def test_pending_mark_outage_aborts_the_bundle_and_releases_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If mark_pending raises, the bundle's records fail (STORE_ERROR) and are released."""
+    env = make_unit_env()
+    objects = [env.put(f"o{i}.txt") for i in range(2)]
+
+    def outage(keys: Any, *, owner: str, bundle_key: str) -> NoReturn:
+        raise IdempotencyStoreError("store unreachable", "IDEMPOTENCY_UNAVAILABLE")
+
+    monkeypatch.setattr(env.store, "mark_pending", outage)
+    result = env.run(sqs_batch([s3_body(o.record()) for o in objects]))
+    assert [(r.outcome, r.reason) for r in result.records] == [
+        (Outcome.FAILED, Reason.STORE_ERROR)
+    ] * 2
+    errors = [r.error for r in result.records]
+    assert [(e.error_code, e.context["cause_code"]) for e in errors if e is not None] == [
+        ("BUNDLE_COMMIT_HOOK_FAILED", "IDEMPOTENCY_UNAVAILABLE")
+    ] * 2
+    assert env.s3.uploaded == []
+    assert {r.owner for r in env.store.records().values()} == {None}
 
 
 def test_complete_failure_fails_messages_and_recovery_acknowledges_them() -> None:

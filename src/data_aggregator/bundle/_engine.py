@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
@@ -142,7 +143,8 @@ class BundleEngine:
             A single member larger than the limit gets a bundle of its own.
         chunk_size: Read size for bodies.
         sanitize: Turns keys (or requested names) into safe member names.
-        clock: Returns the current time (``created_at``, default key folder).
+        clock: Seconds since the epoch, like ``time.time`` (``created_at``, the default
+            key folder); tests pass a fake.
 
     Raises:
         ConfigurationError: an invalid codec, level or limit.
@@ -160,7 +162,7 @@ class BundleEngine:
         max_bundle_size_bytes: int | None = None,
         chunk_size: int = MIB,
         sanitize: Callable[[str], str] = sanitize_s3_key,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         for name, value in (
             ("fetch_concurrency", fetch_concurrency),
@@ -190,7 +192,7 @@ class BundleEngine:
         sink: BundleSink,
         *,
         sanitize: Callable[[str], str] = sanitize_s3_key,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> BundleEngine:
         """Build an engine from ``AppConfig`` (or anything with the same attributes)."""
         return cls(
@@ -224,7 +226,9 @@ class BundleEngine:
             sources: Objects to bundle, in the order their members should appear.
             bundle_key: Key of bundle ``n`` (1, 2, ...); default
                 [`make_bundle_key_factory`][data_aggregator.bundle.make_bundle_key_factory] with
-                a random request id.
+                a random request id. If it raises, bundle ``n`` is never opened: the run
+                stops (``StopReason.BUNDLE_KEY_FAILED``), the object that would have opened
+                it and every later one are ``NOT_ATTEMPTED``, earlier bundles are kept.
             should_continue: Asked (on the caller's thread) before each object; ``False``
                 finishes and uploads the open bundle and leaves the rest ``NOT_ATTEMPTED``.
             before_commit: Called as ``before_commit(bundle_key, tokens)`` once a bundle's
@@ -235,7 +239,8 @@ class BundleEngine:
                 ``BUNDLE_COMMIT_HOOK_FAILED`` (the hook's own code in
                 ``context["cause_code"]``) and the run stops, as for an upload failure.
 
-        Per-object and upload failures are reported as outcomes. Only unexpected errors
+        Per-object, upload and ``bundle_key`` failures are reported as outcomes (and
+        ``stop_reason``), each decided where it happens. Only unexpected errors
         (bugs, ``KeyboardInterrupt``) propagate, after the open upload has been aborted.
         """
         settings = _runner.RunSettings(
@@ -249,7 +254,9 @@ class BundleEngine:
             sanitize=self._sanitize,
             clock=self._clock,
         )
-        keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._clock())
+        keys = bundle_key or make_bundle_key_factory(
+            extension=self.extension, now=datetime.fromtimestamp(self._clock(), timezone.utc)
+        )
         runner = _runner.BundleRunner(
             settings, sources, keys, should_continue or _always, before_commit
         )

@@ -45,7 +45,8 @@ class OutcomeStatus(str, Enum):
     #: May work later: throttling, 5xx, timeouts, a broken body, or a bundle that could
     #: not be uploaded. Nothing of it was delivered.
     FAILED_RETRYABLE = "failed_retryable"
-    #: Never tried: ``should_continue()`` said stop, or an upload failure ended the run.
+    #: Never tried: ``should_continue()`` said stop, or an upload failure or a failed
+    #: ``bundle_key`` ended the run.
     NOT_ATTEMPTED = "not_attempted"
 
 
@@ -56,6 +57,8 @@ class StopReason(str, Enum):
     CALLER = "caller"
     #: The sink failed (upload could not be opened, written or completed).
     UPLOAD_FAILED = "upload_failed"
+    #: ``bundle_key(n)`` raised: bundle ``n`` was never opened (earlier bundles are kept).
+    BUNDLE_KEY_FAILED = "bundle_key_failed"
 
 
 @dataclass(frozen=True, slots=True)

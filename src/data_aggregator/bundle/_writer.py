@@ -1,15 +1,16 @@
 """One bundle being written: a tar stream into an upload, its manifest, commit or abort.
 
 Private; used by `data_aggregator.bundle._runner`. Any failure of the sink (or of the
-compressor in front of it, or of the ``before_commit`` hook) surfaces as
-`SinkFailure`, so the run can tell it from a failure of a source object.
+compressor in front of it) surfaces as `SinkFailure`, a failure of the ``before_commit``
+hook as its subclass `CommitHookFailure`, so the run can tell them from a failure of a
+source object; the class decides the error code recorded on the bundle's objects.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from data_aggregator.bundle._codecs import new_compressor
 from data_aggregator.bundle._manifest import (
@@ -29,18 +30,26 @@ if TYPE_CHECKING:
     from data_aggregator.bundle._codecs import CodecSpec
     from data_aggregator.bundle._types import BundleSink, BundleUpload
 
-__all__ = ["OpenBundle", "PendingMember", "SinkFailure", "upload_error"]
+__all__ = ["CommitHookFailure", "OpenBundle", "PendingMember", "SinkFailure", "upload_error"]
 
 logger = logging.getLogger("data_aggregator.bundle")
 
 
 class SinkFailure(Exception):  # noqa: N818 - internal signal
-    """Internal: the sink, the compressor or the ``before_commit`` hook raised."""
+    """Internal: the sink or the compressor raised; the bundle cannot be stored."""
 
-    def __init__(self, cause: BaseException, code: str = "BUNDLE_UPLOAD_FAILED") -> None:
+    #: The error code recorded on the bundle's objects.
+    error_code: ClassVar[str] = "BUNDLE_UPLOAD_FAILED"
+
+    def __init__(self, cause: BaseException) -> None:
         super().__init__(type(cause).__name__)
         self.cause = cause
-        self.code = code
+
+
+class CommitHookFailure(SinkFailure):
+    """Internal: the caller's ``before_commit`` hook raised; the upload is not committed."""
+
+    error_code = "BUNDLE_COMMIT_HOOK_FAILED"
 
 
 def upload_error(failure: SinkFailure, key: str | None = None) -> BundleUploadError:
@@ -48,7 +57,7 @@ def upload_error(failure: SinkFailure, key: str | None = None) -> BundleUploadEr
     cause = failure.cause
     return BundleUploadError(
         "bundle upload failed",
-        failure.code,
+        failure.error_code,
         {
             "bundle_key": key,
             "cause": type(cause).__name__,
@@ -154,7 +163,7 @@ class OpenBundle:
                 try:
                     before_commit(self.key, tokens)
                 except Exception as exc:
-                    raise SinkFailure(exc, "BUNDLE_COMMIT_HOOK_FAILED") from exc
+                    raise CommitHookFailure(exc) from exc
             receipt = self.upload.commit()
         except SinkFailure:
             raise

@@ -12,7 +12,7 @@ from data_aggregator.bundle import BundleEngine, MultipartSink, make_bundle_key_
 from data_aggregator.context import request_id_of
 from data_aggregator.exceptions import ConfigurationError
 from data_aggregator.metrics import EmfMetrics, MetricsSink, MetricUnit, NullMetrics
-from data_aggregator.processor import _invocation, _parts
+from data_aggregator.processor._invocation import Collaborators, Invocation
 from data_aggregator.processor._results import (
     BatchFailedError,
     BatchItemFailure,
@@ -96,9 +96,7 @@ class ReusableProcessor:
             max_concurrency=config.upload_concurrency,
             spool_max_size=config.spool_file_max_size_bytes,
         )
-        self.engine = BundleEngine.from_config(
-            config, s3_client, _parts.GuardedSink(sink), clock=self._now
-        )
+        self.engine = BundleEngine.from_config(config, s3_client, sink, clock=clock)
         #: The result of the latest `process` / `handle` call.
         self.last_result: BatchResult | None = None
 
@@ -191,17 +189,26 @@ class ReusableProcessor:
             # Lambda retries a failed asynchronous invocation with the same request id:
             # keep its bundle keys distinct from the first attempt's.
             naming_id = f"{request_id}-{uuid.uuid4().hex[:8]}"
-        run = _invocation.Invocation(
-            self,
+        collaborators = Collaborators(
+            hooks=self,
+            store=self.store,
+            engine=self.engine,
+            s3_client=self.s3,
+            metrics=self.metrics,
+            config=self.config,
+            clock=self._clock,
+        )
+        invocation = Invocation(
+            collaborators,
             context,
             messages,
+            has_time=lambda: self.process_with_timeout_guard(context),
             request_id=request_id,
             naming_id=naming_id,
             owner=f"{request_id}/{uuid.uuid4().hex[:12]}",
-            clock=self._clock,
             now=self._now(),
         )
-        result = run.execute()
+        result = invocation.execute()
         self.last_result = result
         self._report(result, context, time.monotonic() - started)
         return result

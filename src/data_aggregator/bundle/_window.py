@@ -1,0 +1,137 @@
+"""The prefetch window of a bundle run: bodies fetched ahead of the writer (private).
+
+Used by `data_aggregator.bundle._runner`. The writer's thread is the only caller; a pool
+of ``fetch_concurrency`` workers only opens, reads and hashes object bodies.
+
+Fetches are dispatched in input order, as far ahead as two bounds allow: at most
+``4 * fetch_concurrency`` items (16 at least), and the sizes of prefetched-but-unwritten
+bodies summing to at most ``in_flight_bytes`` (the writer gives budget back chunk by chunk
+as it writes). Because budget is only ever taken in input order, the item the writer
+waits for always has its budget: no deadlock. A streamed item (larger than the budget, or
+of unknown size) takes a place in the window but is never fetched ahead: the writer opens
+it when its turn comes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from data_aggregator.bundle._fetch import Budget, Fetched, Rejected, prefetch
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from data_aggregator.bundle._types import BundleSource, ObjectSource
+
+__all__ = ["Item", "PrefetchWindow"]
+
+
+@dataclass(slots=True)
+class Item:
+    """A source the run will try to write: its input index and its member name."""
+
+    index: int
+    source: BundleSource
+    name: str
+    #: Not fetched ahead: the writer streams it straight into the tar.
+    streamed: bool
+
+
+class PrefetchWindow:
+    """Fetches the bodies of ``items`` ahead of the writer, in input order.
+
+    Args:
+        source: Opens the objects (called from the worker threads).
+        items: What the run will try to write, in input order.
+        fetch_concurrency: Worker threads.
+        in_flight_bytes: Budget for prefetched-but-unwritten bodies.
+        chunk_size: Read size for bodies.
+    """
+
+    def __init__(
+        self,
+        source: ObjectSource,
+        items: Sequence[Item],
+        *,
+        fetch_concurrency: int,
+        in_flight_bytes: int,
+        chunk_size: int,
+    ) -> None:
+        self._source = source
+        self._items = items
+        self._chunk_size = chunk_size
+        self._waiting: deque[tuple[Item, Future[Fetched | Rejected] | None]] = deque()
+        self._dispatched = 0
+        self._budget = Budget(in_flight_bytes)
+        self._charges: dict[int, int] = {}
+        self._progressive: threading.Event | None = None
+        self._max_ahead = max(4 * fetch_concurrency, 16)
+        self._cancelled = threading.Event()
+        workers = max(1, min(fetch_concurrency, len(items)))
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="bundle-fetch")
+
+    def top_up(self) -> None:
+        """Dispatch fetches in input order while the window and the byte budget allow."""
+        while self._dispatched < len(self._items) and len(self._waiting) < self._max_ahead:
+            item = self._items[self._dispatched]
+            if item.streamed:
+                self._waiting.append((item, None))
+                self._dispatched += 1
+                continue
+            if self._progressive is not None and not self._progressive.is_set():
+                return  # the progressive item must hold its whole size before the next
+            charge = item.source.size or 0
+            if self._budget.try_take(charge):
+                self._charges[item.index] = charge
+                future = self._pool.submit(
+                    prefetch, self._source, item.source, self._chunk_size, self._cancelled
+                )
+            else:
+                # Not enough budget free now: the worker takes it chunk by chunk as the
+                # writer frees it. Only this item does so, and every earlier one holds its
+                # whole charge, so the writer always gets to free what it waits for.
+                self._progressive = threading.Event()
+                future = self._pool.submit(
+                    prefetch,
+                    self._source,
+                    item.source,
+                    self._chunk_size,
+                    self._cancelled,
+                    budget=self._budget,
+                    taken_all=self._progressive,
+                )
+            self._waiting.append((item, future))
+            self._dispatched += 1
+
+    def is_empty(self) -> bool:
+        """Whether every item has been handed to the writer (after a `top_up`)."""
+        return not self._waiting
+
+    def pop(self) -> tuple[Item, Future[Fetched | Rejected] | None]:
+        """The next item in input order and its fetch (``None`` for a streamed item)."""
+        return self._waiting.popleft()
+
+    def result(self, item: Item, future: Future[Fetched | Rejected]) -> Fetched | Rejected:
+        """Wait for ``item``'s fetch; a rejected item's budget is given back at once."""
+        result = future.result()
+        if isinstance(result, Fetched) and result.charge:
+            self._charges[item.index] = result.charge
+        if isinstance(result, Rejected):
+            self.release(item.index)
+        return result
+
+    def release(self, index: int, amount: int | None = None) -> None:
+        """Give back ``amount`` bytes of item ``index``'s budget (all of it by default)."""
+        left = self._charges.get(index, 0)
+        give = left if amount is None else min(amount, left)
+        self._charges[index] = left - give
+        self._budget.give(give)
+
+    def close(self) -> None:
+        """Cancel what is still running and wait for the workers."""
+        self._cancelled.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)

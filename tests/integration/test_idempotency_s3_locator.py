@@ -89,7 +89,7 @@ def engine_bundle(objects: list[dict[str, Any]], codec: str = "gzip") -> bytes:
                 token=number,
             )
         )
-    run = BundleEngine(source, sink, codec=codec, clock=lambda: FIXED_TIME).run(
+    run = BundleEngine(source, sink, codec=codec, clock=FIXED_TIME.timestamp).run(
         sources, bundle_key="b-{}".format
     )
     (summary,) = run.bundles

@@ -36,7 +36,7 @@ def engine_bundle(codec: str = "none", objects: dict[str, bytes] = OBJECTS) -> b
     for key, data in objects.items():
         etag = source.put("src", key, data)
         sources.append(BundleSource("src", key, len(data), etag=etag, sequencer="0A", token=key))
-    run = BundleEngine(source, sink, codec=codec, clock=lambda: FIXED_TIME).run(
+    run = BundleEngine(source, sink, codec=codec, clock=FIXED_TIME.timestamp).run(
         sources, bundle_key="b-{}".format
     )
     (summary,) = run.bundles

@@ -71,7 +71,7 @@ class FakeS3Client(S3Client):
     """
 
     def __init__(self) -> None:
-        super().__init__(_offline_boto3_client(), fetch_concurrency=4, upload_concurrency=2)
+        super().__init__(_offline_boto3_client(), max_pool_connections=10)
         self.versions: dict[tuple[str, str], list[_Version]] = {}
         self.faults: dict[tuple[str, str], DataAggregatorError] = {}
         self.put_failure: Exception | None = None

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from data_aggregator._sizes import MAX_PARTS as S3_MAX_PARTS
+from data_aggregator._sizes import MIB
 from data_aggregator.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -47,11 +49,6 @@ __all__ = [
     "LogLevel",
     "get_config",
 ]
-
-#: One mebibyte: every ``*_MB`` setting is a number of MiB.
-MIB = 1024 * 1024
-#: S3 accepts at most this many parts in one multipart upload.
-S3_MAX_PARTS = 10_000
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 from data_aggregator.bundle._engine import (
     FORMAT_VERSION,
     MANIFEST_NAME,
-    MIB,
     BundleEngine,
     BundleManifest,
     BundleRun,
@@ -61,7 +60,6 @@ from data_aggregator.bundle._engine import (
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
-    "MIB",
     "BundleEngine",
     "BundleManifest",
     "BundleRun",

@@ -581,7 +581,7 @@ def _backfill_clients(
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     from data_aggregator.cli._bundle import build_config  # noqa: PLC0415
-    from data_aggregator.clients import S3Client  # noqa: PLC0415
+    from data_aggregator.clients import S3Client, connection_pool_size  # noqa: PLC0415
     from data_aggregator.idempotency import (  # noqa: PLC0415
         DynamoDBIdempotencyStore,
         S3ManifestBundleLocator,
@@ -591,7 +591,7 @@ def _backfill_clients(
     session = boto3.session.Session(region_name=region)
     retries = Config(
         retries={"mode": "adaptive", "total_max_attempts": 5},
-        max_pool_connections=config.fetch_concurrency + config.upload_concurrency + 4,
+        max_pool_connections=connection_pool_size(config),
     )
     s3 = S3Client.from_config(
         config, session.client("s3", endpoint_url=endpoint_url, config=retries)

@@ -23,6 +23,7 @@ boto3 is imported only when a default client is built, so importing this module 
 
 from __future__ import annotations
 
+from data_aggregator._sizes import MIB
 from data_aggregator.clients._multipart import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
@@ -30,6 +31,7 @@ from data_aggregator.clients._multipart import (
     MIN_PART_SIZE,
     PARTS_PER_DOUBLING,
     MultipartWriter,
+    WriterOptions,
     WriterState,
     WriterStats,
     clamp_part_size,
@@ -38,8 +40,8 @@ from data_aggregator.clients._multipart import (
 from data_aggregator.clients._s3 import (
     ALLOWED_UPLOAD_ARGS,
     CONTENT_SHA256,
+    DEFAULT_POOL_CONNECTIONS,
     MAX_TAGS,
-    MIB,
     CompletedPart,
     S3BodyStream,
     S3Client,
@@ -49,6 +51,7 @@ from data_aggregator.clients._s3 import (
     S3ObjectInfo,
     UploadResult,
     build_boto3_s3_client,
+    connection_pool_size,
     parse_tagging,
     translate_s3_error,
     validate_upload_args,
@@ -57,6 +60,7 @@ from data_aggregator.clients._s3 import (
 __all__ = [
     "ALLOWED_UPLOAD_ARGS",
     "CONTENT_SHA256",
+    "DEFAULT_POOL_CONNECTIONS",
     "MAX_OBJECT_SIZE",
     "MAX_PARTS",
     "MAX_PART_SIZE",
@@ -73,10 +77,12 @@ __all__ = [
     "S3Object",
     "S3ObjectInfo",
     "UploadResult",
+    "WriterOptions",
     "WriterState",
     "WriterStats",
     "build_boto3_s3_client",
     "clamp_part_size",
+    "connection_pool_size",
     "parse_tagging",
     "part_size_for",
     "translate_s3_error",

@@ -13,6 +13,8 @@ from typing import Any, cast
 
 from hypothesis import strategies as st
 
+from data_aggregator.config import S3_MAX_PARTS, AppConfig, Codec
+from data_aggregator.config import _bounds as config_bounds
 from data_aggregator.testing import (
     encode_event_key,
     eventbridge_object_created,
@@ -40,6 +42,7 @@ __all__ = [
     "S3_KEY_ATOMS",
     "adversarial_s3_keys",
     "any_s3_key_text",
+    "config_bounds",
     "event_keys",
     "percent_encode",
     "raw_s3_records",
@@ -152,18 +155,19 @@ def eventbridge_event(key: str, size: int = 1, etag: str = "0" * 32) -> dict[str
 # ----------------------------------------------------------------------------- configuration
 # (environment variables for data_aggregator.config.AppConfig)
 
-#: Integer variables and their ranges on their own (cross-field rules narrow a few of them).
-CONFIG_INT_RANGES: dict[str, tuple[int, int]] = {
-    "IDEMPOTENCY_TTL_DAYS": (1, 365),
-    "SPOOL_FILE_MAX_SIZE_MB": (1, 10240),
-    "MAX_BUNDLE_ON_DISK_MB": (1, 10240),
-    "COMPRESSION_LEVEL": (1, 22),
-    "MAX_BUNDLE_SIZE_MB": (1, 5_000_000),
-    "FETCH_CONCURRENCY": (1, 256),
-    "UPLOAD_CONCURRENCY": (1, 64),
-    "MULTIPART_PART_SIZE_MB": (5, 5120),
-    "IN_FLIGHT_BYTES_MB": (1, 10240),
-}
+
+def _config_int_ranges() -> dict[str, tuple[int, int]]:
+    ranges: dict[str, tuple[int, int]] = {}
+    for name, info in AppConfig.model_fields.items():
+        if info.annotation in (int, int | None):
+            bounds = config_bounds(name)
+            ranges[name.upper()] = (int(bounds.low), int(bounds.high))
+    return ranges
+
+
+#: Integer variables and their ranges on their own (cross-field rules narrow a few of them),
+#: read from the ``Field`` bounds of AppConfig, where they are declared.
+CONFIG_INT_RANGES: dict[str, tuple[int, int]] = _config_int_ranges()
 
 _CONFIG_TRUE_FALSE = ("true", "false", "1", "0", "yes", "no", "on", "off", "TRUE", "Off")
 _CONFIG_LOG_LEVELS = ("DEBUG", "info", "Warning", "ERROR", "critical")
@@ -184,19 +188,25 @@ def destination_bucket_names() -> st.SearchStrategy[str]:
 @st.composite
 def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
     """Environment mappings that ``AppConfig.from_env`` must accept (cross-field rules too)."""
-    disk = draw(st.integers(5, 10240))
-    part = draw(st.integers(5, min(5120, disk)))
-    codec = draw(st.sampled_from(["gzip", "zstd", "none"]))
+    part_low, part_high = CONFIG_INT_RANGES["MULTIPART_PART_SIZE_MB"]
+    bundle_low, bundle_high = CONFIG_INT_RANGES["MAX_BUNDLE_SIZE_MB"]
+    disk = draw(st.integers(part_low, CONFIG_INT_RANGES["MAX_BUNDLE_ON_DISK_MB"][1]))
+    part = draw(st.integers(part_low, min(part_high, disk)))
+    codec = draw(st.sampled_from([codec.value for codec in Codec]))
+    guard = config_bounds("timeout_guard_threshold_seconds")
+    lease = config_bounds("lease_margin_seconds")
     env = {
         "DISTRIBUTION_BUCKET_NAME": draw(destination_bucket_names()),
         "MAX_BUNDLE_ON_DISK_MB": str(disk),
         "MULTIPART_PART_SIZE_MB": str(part),
-        "MAX_BUNDLE_SIZE_MB": str(draw(st.integers(1, min(5_000_000, part * 10_000)))),
+        "MAX_BUNDLE_SIZE_MB": str(
+            draw(st.integers(bundle_low, min(bundle_high, part * S3_MAX_PARTS)))
+        ),
         "BUNDLE_CODEC": _randomly_cased(draw, codec),
         "TIMEOUT_GUARD_THRESHOLD_SECONDS": repr(
-            draw(st.floats(0, 900, exclude_min=True, allow_nan=False))
+            draw(st.floats(guard.low, guard.high, exclude_min=True, allow_nan=False))
         ),
-        "LEASE_MARGIN_SECONDS": repr(draw(st.floats(0, 300, allow_nan=False))),
+        "LEASE_MARGIN_SECONDS": repr(draw(st.floats(lease.low, lease.high, allow_nan=False))),
         "METRICS_ENABLED": draw(st.sampled_from(_CONFIG_TRUE_FALSE)),
         "LOG_LEVEL": draw(st.sampled_from(_CONFIG_LOG_LEVELS)),
     }
@@ -204,8 +214,9 @@ def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
         env[name] = str(draw(st.integers(*CONFIG_INT_RANGES[name])))
     for name in ("UPLOAD_CONCURRENCY", "IN_FLIGHT_BYTES_MB"):
         env[name] = str(draw(st.integers(*CONFIG_INT_RANGES[name])))
-    if codec != "none" and draw(st.booleans()):
-        env["COMPRESSION_LEVEL"] = str(draw(st.integers(1, 9 if codec == "gzip" else 22)))
+    levels = Codec(codec).level_range
+    if levels is not None and draw(st.booleans()):
+        env["COMPRESSION_LEVEL"] = str(draw(st.integers(*levels)))
     optional = {
         "IDEMPOTENCY_TABLE_NAME": st.from_regex(r"[A-Za-z0-9_.-]{3,40}", fullmatch=True),
         "SERVICE_NAME": st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),

@@ -16,6 +16,7 @@ from data_aggregator.clients import (
     clamp_part_size,
     part_size_for,
 )
+
 requested_sizes = st.integers(min_value=-1, max_value=2 * MAX_PART_SIZE)
 stream_sizes = st.integers(min_value=0, max_value=MAX_OBJECT_SIZE)
 

@@ -59,18 +59,18 @@ class BackfillError(Exception):
 
 @dataclass(frozen=True)
 class BackfillOptions:
-    """What ``data-aggregator bundle`` was asked to do."""
+    """What ``data-aggregator bundle`` was asked to do (its parser has the defaults)."""
 
     source_bucket: str
     source_prefix: str
     dest_bucket: str
     dest_prefix: str
     table: str
-    codec: str = "gzip"
-    max_bundle_mb: int = 5120
-    batch_size: int = 1000
-    chunk_seconds: int = 600
-    limit: int | None = None
+    codec: str
+    max_bundle_mb: int
+    batch_size: int
+    chunk_seconds: int
+    limit: int | None
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,9 @@ def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
+    from data_aggregator.config import AppConfig  # noqa: PLC0415 - commands load their parts
+    from data_aggregator.config import _bounds as config_bounds  # noqa: PLC0415
+
     bundle = commands.add_parser(
         "bundle",
         parents=[common],
@@ -249,10 +252,11 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_aws_options(bundle, "S3 and DynamoDB endpoint")
     _add_codec(bundle)
+    bundle_mb = config_bounds("max_bundle_size_mb")  # MAX_BUNDLE_SIZE_MB's, like its default
     bundle.add_argument(
         "--max-bundle-mb",
-        type=_int_in(1, 5_000_000),
-        default=5120,
+        type=_int_in(int(bundle_mb.low), int(bundle_mb.high)),
+        default=AppConfig.model_fields["max_bundle_size_mb"].default,
         metavar="MB",
         help="largest bundle before another is started (default: %(default)s)",
     )

@@ -33,7 +33,6 @@ PROG = "data-aggregator"
 DISTRIBUTION = "s3-data-aggregator"
 #: Documentation pages, named by title: a wheel's user has no ``docs/`` folder.
 _DOCS_PAGE = '"Command line"'
-_DELIVERY_PAGE = '"Delivery semantics"'
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -203,23 +202,11 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
-    from data_aggregator.idempotency._table import (  # noqa: PLC0415
-        add_create_table_options,
+    from data_aggregator.idempotency._table import (  # noqa: PLC0415 - commands load their parts
+        add_create_table_command,
     )
 
-    create = commands.add_parser(
-        "create-table",
-        parents=[common],
-        help="create the DynamoDB idempotency table",
-        description=(
-            "Create the idempotency table: a string partition key, no sort key, on-demand "
-            f"billing, TTL on 'expiration' (documentation: {_DELIVERY_PAGE}). Waits until it is "
-            "active. Credentials come from the usual AWS configuration."
-        ),
-    )
-    create.add_argument("name", metavar="NAME", help="the table's name")
-    add_create_table_options(create)
-    create.set_defaults(run=_run_create_table)
+    add_create_table_command(commands, parents=[common])
 
 
 def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -511,15 +498,6 @@ def _render(report: DemoReport, out: TextIO) -> None:
         "    every redelivered notification was dropped as a duplicate; the s3:TestEvent "
         "was skipped.\n"
     )
-
-
-# --------------------------------------------------------------------------- create-table
-
-
-def _run_create_table(args: argparse.Namespace) -> int:
-    from data_aggregator.idempotency._table import run_create_table  # noqa: PLC0415
-
-    return run_create_table(args.name, args, sys.stdout)
 
 
 # --------------------------------------------------------------------------- bundle

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         DynamoDBStoreSettings,
     )
     from data_aggregator.idempotency._recovery import S3ManifestBundleLocator
-    from data_aggregator.idempotency._table import create_idempotency_table
+    from data_aggregator.idempotency._table import create_idempotency_table, main
 
 __all__ = [
     "DEFAULT_LEASE_MARGIN_SECONDS",
@@ -94,11 +94,13 @@ __all__ = [
     "make_idempotency_key",
 ]
 
-# Names whose modules import botocore: loaded on first attribute access.
+# Names whose modules import botocore: loaded on first attribute access (``main`` is
+# ``python -m data_aggregator.idempotency``).
 _LAZY: dict[str, str] = {
     "DynamoDBIdempotencyStore": "data_aggregator.idempotency._dynamodb",
     "DynamoDBStoreSettings": "data_aggregator.idempotency._dynamodb",
     "create_idempotency_table": "data_aggregator.idempotency._table",
+    "main": "data_aggregator.idempotency._table",
     "S3ManifestBundleLocator": "data_aggregator.idempotency._recovery",
 }
 
@@ -140,10 +142,3 @@ def make_idempotency_key(key: str, version: str | None, sequencer: str | None) -
     unique_part = version or sequencer
     raw = json.dumps({"k": key, "u": unique_part}, separators=(",", ":"))
     return quote(raw, safe="")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m data_aggregator.idempotency create-table``: make a table for local use."""
-    from data_aggregator.idempotency._table import main as run  # noqa: PLC0415
-
-    return run(argv)

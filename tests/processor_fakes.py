@@ -22,7 +22,7 @@ from data_aggregator.exceptions import (
 )
 from data_aggregator.idempotency import InMemoryIdempotencyStore, make_idempotency_key
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.processor_support import FIXED_TIME, SourceObject, read_bundle
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ from data_aggregator.idempotency import (
     main,
     make_idempotency_key,
 )
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.integration._claim_worker import ClaimJob, claim_in_process
 from tests.integration._dynamodb_support import (
     BATCH_MODES,
@@ -346,7 +346,7 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl.get("TimeToLiveStatus") == "ENABLED"
     assert ttl.get("AttributeName") == "expiration"
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     store = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, ttl_seconds=86_400, batch_mode=batch_mode
     )

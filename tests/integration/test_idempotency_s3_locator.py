@@ -18,7 +18,7 @@ from data_aggregator.idempotency import (
     S3ManifestBundleLocator,
     make_idempotency_key,
 )
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.integration._dynamodb_support import ddb_client, new_table
 
 if TYPE_CHECKING:

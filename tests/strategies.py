@@ -7,21 +7,14 @@ too) and are re-exported here under the names the tests use.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
 from data_aggregator.config import S3_MAX_PARTS, AppConfig, Codec
 from data_aggregator.config import _bounds as config_bounds
-from data_aggregator.testing import (
-    encode_event_key,
-    eventbridge_object_created,
-    sns_notification,
-    sqs_message,
-)
-from data_aggregator.testing import sqs_event as build_sqs_event
+from data_aggregator.testing import sns_event, sns_notification
 from data_aggregator.testing.strategies import (
     EVENT_KEY_ATOMS,
     S3_KEY_ATOMS,
@@ -36,6 +29,10 @@ from data_aggregator.testing.strategies import (
     windows_prefixes,
 )
 from data_aggregator.testing.strategies import s3_event_records as raw_s3_records
+from tests.processor_support import sqs_batch
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "EVENT_KEY_ATOMS",
@@ -68,52 +65,7 @@ SEED_KEY_ERROR_CODES = frozenset(
 
 
 # ----------------------------------------------------------------------------- events
-# (envelopes built with data_aggregator.testing; see tests/processor_support.py too)
-
-
-def form_encode_key(key: str) -> str:
-    """Encode ``key`` as S3 notifications do: form encoding, ``/`` kept, space as ``+``."""
-    return encode_event_key(key)
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def sqs_event(bodies: list[str], queue: str = "queue") -> dict[str, Any]:
-    """An SQS-triggered Lambda event with one message per body (``message-0`` ...)."""
-    arn = f"arn:aws:sqs:us-east-1:123456789012:{queue}"
-    fifo = queue.endswith(".fifo")
-    messages = [
-        sqs_message(
-            body,
-            message_id=f"message-{index}",
-            queue_arn=arn,
-            fifo=fifo,
-            sequence_number=18627299827412380000 + index if fifo else None,
-        )
-        for index, body in enumerate(bodies)
-    ]
-    return cast("dict[str, Any]", build_sqs_event(messages))
-
-
-def sns_notification_body(message: str) -> str:
-    """An SNS notification (no raw delivery) carrying ``message``, as SQS receives it."""
-    return sns_notification(message)
-
-
-def sns_event(message: str) -> dict[str, Any]:
-    """An SNS-triggered Lambda event carrying ``message``."""
-    return {
-        "Records": [
-            {
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:topic:sub",
-                "EventSource": "aws:sns",
-                "Sns": {"Type": "Notification", "MessageId": "sns-1", "Message": message},
-            }
-        ]
-    }
+# (built with data_aggregator.testing; tests/processor_support.py adds SQS batches)
 
 
 #: Ways an S3 notification reaches the function (see :func:`wrap_notification`).
@@ -126,30 +78,21 @@ NOTIFICATION_WRAPPERS: tuple[str, ...] = (
 )
 
 
-def wrap_notification(wrapper: str, notification: dict[str, Any]) -> dict[str, Any]:
+def wrap_notification(wrapper: str, notification: dict[str, Any]) -> Mapping[str, Any]:
     """The Lambda event delivering ``notification`` the way ``wrapper`` names."""
-    body = _compact(notification)
     if wrapper == "s3_direct":
         return notification
     if wrapper == "sns_direct":
-        return sns_event(body)
+        return sns_event(notification)
     if wrapper == "sqs_sns":
-        return sqs_event([sns_notification(body)])
+        return sqs_batch([sns_notification(notification)])
     # "sqs" and "sqs_sns_raw" (raw message delivery) look the same to the function.
-    return sqs_event([sns_notification(body, raw=wrapper == "sqs_sns_raw")])
+    return sqs_batch([sns_notification(notification, raw=wrapper == "sqs_sns_raw")])
 
 
 def notification_wrappers() -> st.SearchStrategy[str]:
     """Names of :data:`NOTIFICATION_WRAPPERS`."""
     return st.sampled_from(NOTIFICATION_WRAPPERS)
-
-
-def eventbridge_event(key: str, size: int = 1, etag: str = "0" * 32) -> dict[str, Any]:
-    """An EventBridge ``Object Created`` event whose ``detail.object.key`` is ``key``."""
-    event = eventbridge_object_created(
-        "bucket-name", key, size=size, etag=etag, sequencer="0A1B2C3D4E5F"
-    )
-    return cast("dict[str, Any]", event)
 
 
 # ----------------------------------------------------------------------------- configuration

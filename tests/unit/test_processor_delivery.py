@@ -11,6 +11,7 @@ from data_aggregator import LocalContext, ReusableProcessor
 from data_aggregator.exceptions import EventParseError, S3ServiceError, S3ThrottlingError
 from data_aggregator.idempotency import RecordStatus
 from data_aggregator.processor import BatchFailedError, Outcome, Reason
+from data_aggregator.testing import sns_event
 from tests.processor_fakes import SRC, make_unit_env, outcomes
 from tests.processor_support import (
     CountdownContext,
@@ -22,7 +23,6 @@ from tests.processor_support import (
     s3_test_event_body,
     sqs_batch,
 )
-from tests.strategies import sns_event
 
 if TYPE_CHECKING:
     from data_aggregator.schemas import S3EventNotificationRecord

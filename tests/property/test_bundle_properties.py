@@ -45,7 +45,9 @@ def test_bundle_extracts_to_the_source_bytes(objects: list[BundleObject], codec:
         for i, (bucket, key, version, data) in enumerate(objects)
     ]
     sink = MemorySink()
-    engine = BundleEngine(source, sink, codec=codec, fetch_concurrency=4, clock=lambda: FIXED_TIME)
+    engine = BundleEngine(
+        source, sink, codec=codec, fetch_concurrency=4, clock=FIXED_TIME.timestamp
+    )
     run = engine.run(sources, bundle_key="bundle-{}".format)
 
     for outcome, (_, key, _, _) in zip(run.outcomes, objects, strict=True):

@@ -52,7 +52,7 @@ def _run(
     source: Any, sources: list[BundleSource], sink: MemorySink | None = None, **kw: Any
 ) -> tuple[BundleRun, MemorySink]:
     sink = sink or MemorySink()
-    engine = BundleEngine(source, sink, clock=lambda: FIXED_TIME, **kw)
+    engine = BundleEngine(source, sink, clock=FIXED_TIME.timestamp, **kw)
     return engine.run(sources, bundle_key=KEY.format), sink
 
 

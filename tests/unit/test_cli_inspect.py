@@ -28,7 +28,7 @@ def write_bundle(directory: Path, codec: str = "gzip") -> Path:
     for key, data in OBJECTS.items():
         etag = source.put("src", key, data)
         sources.append(BundleSource("src", key, len(data), etag=etag, token=key))
-    engine = BundleEngine(source, sink, codec=codec, clock=lambda: FIXED_TIME)
+    engine = BundleEngine(source, sink, codec=codec, clock=FIXED_TIME.timestamp)
     run = engine.run(sources, bundle_key=lambda n: f"b-{n}{engine.extension}")
     (summary,) = run.bundles
     path = directory / summary.key
@@ -44,7 +44,7 @@ def write_many_member_bundle(directory: Path, members: int) -> Path:
         key = f"many/object-{number:06d}.txt"
         etag = source.put("src", key, b"x")
         sources.append(BundleSource("src", key, 1, etag=etag, token=key))
-    engine = BundleEngine(source, sink, clock=lambda: FIXED_TIME)
+    engine = BundleEngine(source, sink, clock=FIXED_TIME.timestamp)
     run = engine.run(sources, bundle_key=lambda n: f"many-{n}{engine.extension}")
     (summary,) = run.bundles
     path = directory / summary.key

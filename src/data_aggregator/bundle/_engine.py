@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
@@ -143,7 +144,8 @@ class BundleEngine:
             A single member larger than the limit gets a bundle of its own.
         chunk_size: Read size for bodies.
         sanitize: Turns keys (or requested names) into safe member names.
-        clock: Returns the current time (``created_at``, default key folder).
+        clock: The current time in seconds since the epoch, like ``time.time`` (the
+            bundles' ``created_at`` and the default key folder).
 
     Raises:
         ConfigurationError: an invalid codec, level or limit.
@@ -161,7 +163,7 @@ class BundleEngine:
         max_bundle_size_bytes: int | None = None,
         chunk_size: int = MIB,
         sanitize: Callable[[str], str] = sanitize_s3_key,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         for name, value in (
             ("fetch_concurrency", fetch_concurrency),
@@ -191,7 +193,7 @@ class BundleEngine:
         sink: BundleSink,
         *,
         sanitize: Callable[[str], str] = sanitize_s3_key,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> BundleEngine:
         """Build an engine from ``AppConfig`` (or anything with the same attributes)."""
         return cls(
@@ -205,6 +207,9 @@ class BundleEngine:
             sanitize=sanitize,
             clock=clock,
         )
+
+    def _utc_now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), timezone.utc)
 
     @property
     def extension(self) -> str:
@@ -248,9 +253,9 @@ class BundleEngine:
             max_bundle_size_bytes=self.max_bundle_size_bytes,
             chunk_size=self.chunk_size,
             sanitize=self._sanitize,
-            clock=self._clock,
+            clock=self._utc_now,
         )
-        keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._clock())
+        keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._utc_now())
         runner = _runner.BundleRunner(
             settings, sources, keys, should_continue or _always, before_commit
         )

@@ -91,7 +91,7 @@ class ReusableProcessor:
         self.metrics: MetricsSink = metrics if metrics is not None else self._default_metrics()
         sink = MultipartSink.from_config(config, s3_client)
         self.engine = BundleEngine.from_config(
-            config, s3_client, _parts.GuardedSink(sink), clock=self._now
+            config, s3_client, _parts.GuardedSink(sink), clock=self._clock
         )
         #: The result of the latest `process` / `handle` call.
         self.last_result: BatchResult | None = None

@@ -14,7 +14,9 @@ which says where it is loaded from at run time. ``__all__`` is derived from ``_L
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from data_aggregator import _lazy
 
 if TYPE_CHECKING:
     from data_aggregator._version import __version__ as __version__
@@ -85,19 +87,4 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        msg = f"module 'data_aggregator' has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib  # noqa: PLC0415 - deferred: keeps the cold-start import small
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy.lazy_attributes(globals(), _LAZY)

@@ -32,20 +32,26 @@ Guarantees (``docs/bundle-format.md`` has the details):
 
 from __future__ import annotations
 
+from data_aggregator.bundle._codecs import CodecSpec
 from data_aggregator.bundle._engine import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
     BundleEngine,
-    BundleManifest,
-    BundleRun,
     BundleSettings,
+    MultipartSink,
+    make_bundle_key_factory,
+)
+from data_aggregator.bundle._manifest import (
+    FORMAT_VERSION,
+    BundleManifest,
+    ManifestMember,
+    verify_bundle,
+)
+from data_aggregator.bundle._naming import MANIFEST_NAME
+from data_aggregator.bundle._types import (
+    BundleRun,
     BundleSink,
     BundleSource,
     BundleSummary,
     BundleUpload,
-    CodecSpec,
-    ManifestMember,
-    MultipartSink,
     ObjectBody,
     ObjectOutcome,
     ObjectSource,
@@ -53,8 +59,6 @@ from data_aggregator.bundle._engine import (
     ReadableStream,
     StopReason,
     UploadReceipt,
-    make_bundle_key_factory,
-    verify_bundle,
 )
 
 __all__ = [

@@ -9,27 +9,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from data_aggregator._sizes import MIB
 from data_aggregator.bundle import _runner
-from data_aggregator.bundle._codecs import CodecSpec
 from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
-from data_aggregator.bundle._manifest import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    BundleManifest,
-    ManifestMember,
-    verify_bundle,
-)
 from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,
     BundleSource,
-    BundleSummary,
     BundleUpload,
-    ObjectBody,
-    ObjectOutcome,
     ObjectSource,
-    OutcomeStatus,
-    ReadableStream,
-    StopReason,
     UploadReceipt,
 )
 from data_aggregator.config import Codec
@@ -45,30 +31,7 @@ if TYPE_CHECKING:
     from data_aggregator.clients import MultipartWriter, S3Client, WriterOptions
     from data_aggregator.config import AppConfig
 
-__all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST_NAME",
-    "BundleEngine",
-    "BundleManifest",
-    "BundleRun",
-    "BundleSettings",
-    "BundleSink",
-    "BundleSource",
-    "BundleSummary",
-    "BundleUpload",
-    "CodecSpec",
-    "ManifestMember",
-    "MultipartSink",
-    "ObjectBody",
-    "ObjectOutcome",
-    "ObjectSource",
-    "OutcomeStatus",
-    "ReadableStream",
-    "StopReason",
-    "UploadReceipt",
-    "make_bundle_key_factory",
-    "verify_bundle",
-]
+__all__ = ["BundleEngine", "BundleSettings", "MultipartSink", "make_bundle_key_factory"]
 
 
 class BundleSettings(Protocol):

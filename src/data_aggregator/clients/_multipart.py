@@ -37,14 +37,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from data_aggregator._sizes import MIB
+from data_aggregator._sizes import MAX_OBJECT_SIZE, MAX_PARTS, MIB
 from data_aggregator.clients import _part_uploads, _types
 from data_aggregator.clients._part_uploads import (
-    MAX_OBJECT_SIZE,
-    MAX_PART_SIZE,
-    MAX_PARTS,
-    MIN_PART_SIZE,
-    PARTS_PER_DOUBLING,
     WriterStats,
     clamp_part_size,
     part_size_for,
@@ -68,20 +63,7 @@ if TYPE_CHECKING:
 
     from data_aggregator.clients._s3 import S3Client
 
-__all__ = [
-    "MAX_OBJECT_SIZE",
-    "MAX_PARTS",
-    "MAX_PART_SIZE",
-    "MIN_PART_SIZE",
-    "PARTS_PER_DOUBLING",
-    "MultipartWriter",
-    "UploadResult",
-    "WriterOptions",
-    "WriterState",
-    "WriterStats",
-    "clamp_part_size",
-    "part_size_for",
-]
+__all__ = ["MultipartWriter", "WriterOptions", "WriterState"]
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, Final
 
-from data_aggregator._sizes import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE
+from data_aggregator._sizes import MAX_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE
 from data_aggregator.exceptions import S3IntegrityError
 
 if TYPE_CHECKING:
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     from data_aggregator.clients._types import CompletedPart
 
 __all__ = [
-    "MAX_OBJECT_SIZE",
-    "MAX_PARTS",
-    "MAX_PART_SIZE",
-    "MIN_PART_SIZE",
     "PARTS_PER_DOUBLING",
     "PartBuffer",
     "PartUploader",

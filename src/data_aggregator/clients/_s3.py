@@ -11,16 +11,13 @@ from typing import IO, TYPE_CHECKING, Any
 from data_aggregator._sizes import MIB
 from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
 from data_aggregator.clients._types import (
-    ALLOWED_UPLOAD_ARGS,
     CONTENT_SHA256,
-    MAX_TAGS,
     CompletedPart,
     S3ClientSettings,
     S3ListEntry,
     S3Object,
     S3ObjectInfo,
     UploadResult,
-    parse_tagging,
     validate_upload_args,
 )
 from data_aggregator.exceptions import ConfigurationError
@@ -33,23 +30,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import TagTypeDef
 
 __all__ = [
-    "ALLOWED_UPLOAD_ARGS",
-    "CONTENT_SHA256",
     "DEFAULT_POOL_CONNECTIONS",
-    "MAX_TAGS",
-    "CompletedPart",
-    "S3BodyStream",
     "S3Client",
-    "S3ClientSettings",
-    "S3ListEntry",
-    "S3Object",
-    "S3ObjectInfo",
-    "UploadResult",
     "build_boto3_s3_client",
     "connection_pool_size",
-    "parse_tagging",
-    "translate_s3_error",
-    "validate_upload_args",
 ]
 
 logger = logging.getLogger(__name__)

@@ -37,9 +37,10 @@ python -m data_aggregator.idempotency create-table --table-name my-table
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from data_aggregator import _lazy
 from data_aggregator.idempotency._base import IdempotencyStore, claim_allowed, held_by
 from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
 from data_aggregator.idempotency._types import (
@@ -104,21 +105,7 @@ _LAZY: dict[str, str] = {
     "S3ManifestBundleLocator": "data_aggregator.idempotency._recovery",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib  # noqa: PLC0415 - deferred: keeps the cold-start import small
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = _lazy.lazy_attributes(globals(), _LAZY)
 
 
 def make_idempotency_key(key: str, version: str | None, sequencer: str | None) -> str:

@@ -44,10 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import client, moto_server, print_table
 
+from data_aggregator.clients import MIB
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-MIB = 1024 * 1024
 SPOOL_MAX = 64 * MIB
 WORDS = [
     *("GET", "POST", "PUT", "200", "201", "304", "404", "500", "user", "session"),
@@ -189,13 +190,11 @@ def _engine_row(
     from data_aggregator.bundle import BundleEngine, BundleSource, MultipartSink, OutcomeStatus
     from data_aggregator.clients import S3Client
 
-    s3 = S3Client(
-        client("s3", endpoint, latency=latency, pool=48),
-        multipart_part_size_bytes=16 * MIB,
-        upload_concurrency=4,
-        spool_max_size_bytes=SPOOL_MAX,
+    s3 = S3Client(client("s3", endpoint, latency=latency, pool=48))
+    sink = MultipartSink(
+        s3, "bench-dest", part_size=16 * MIB, max_concurrency=4, spool_max_size=SPOOL_MAX
     )
-    engine = BundleEngine(s3, MultipartSink(s3, "bench-dest"))
+    engine = BundleEngine(s3, sink)
     sources = [BundleSource(bucket, key, size) for key, size in objects]
 
     def go() -> int:

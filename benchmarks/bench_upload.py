@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import client, moto_server, peak_rss_mb, print_table
 
-MIB = 1024 * 1024
+from data_aggregator.clients import MIB
+
 CHUNK = 256 * 1024
 BUCKET = "bench-upload"
 

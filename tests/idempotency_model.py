@@ -23,7 +23,7 @@ from data_aggregator.idempotency import (
     RecordStatus,
     UpdateStatus,
 )
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 
 KEYS = ("k0", "k1", "k2", "k3")
 OWNERS = ("a", "b", "c")

@@ -1,4 +1,4 @@
-"""Test doubles for the idempotency tests: a fake clock, a fake bundle sink, a simulated
+"""Test doubles for the idempotency tests: a fake bundle sink, a simulated
 processor that follows the documented call order, and a redelivering SQS queue.
 
 The real bundle engine and processor are being written separately; the simulation here
@@ -25,22 +25,7 @@ from data_aggregator.idempotency import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-
-class FakeClock:
-    """A settable ``time.time`` replacement (thread-safe)."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        with self._lock:
-            self._now += seconds
+    from data_aggregator.testing import FakeClock
 
 
 class FakeBundleSink:

@@ -22,7 +22,7 @@ from data_aggregator.exceptions import (
 )
 from data_aggregator.idempotency import InMemoryIdempotencyStore, make_idempotency_key
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.processor_support import FIXED_TIME, SourceObject, read_bundle
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class FakeS3Client(S3Client):
     """
 
     def __init__(self) -> None:
-        super().__init__(_offline_boto3_client(), fetch_concurrency=4, upload_concurrency=2)
+        super().__init__(_offline_boto3_client(), max_pool_connections=10)
         self.versions: dict[tuple[str, str], list[_Version]] = {}
         self.faults: dict[tuple[str, str], DataAggregatorError] = {}
         self.put_failure: Exception | None = None

@@ -7,19 +7,14 @@ too) and are re-exported here under the names the tests use.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
-from data_aggregator.testing import (
-    encode_event_key,
-    eventbridge_object_created,
-    sns_notification,
-    sqs_message,
-)
-from data_aggregator.testing import sqs_event as build_sqs_event
+from data_aggregator.config import S3_MAX_PARTS, AppConfig, Codec
+from data_aggregator.config import _bounds as config_bounds
+from data_aggregator.testing import sns_event, sns_notification
 from data_aggregator.testing.strategies import (
     EVENT_KEY_ATOMS,
     S3_KEY_ATOMS,
@@ -34,12 +29,17 @@ from data_aggregator.testing.strategies import (
     windows_prefixes,
 )
 from data_aggregator.testing.strategies import s3_event_records as raw_s3_records
+from tests.processor_support import sqs_batch
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "EVENT_KEY_ATOMS",
     "S3_KEY_ATOMS",
     "adversarial_s3_keys",
     "any_s3_key_text",
+    "config_bounds",
     "event_keys",
     "percent_encode",
     "raw_s3_records",
@@ -65,52 +65,7 @@ SEED_KEY_ERROR_CODES = frozenset(
 
 
 # ----------------------------------------------------------------------------- events
-# (envelopes built with data_aggregator.testing; see tests/processor_support.py too)
-
-
-def form_encode_key(key: str) -> str:
-    """Encode ``key`` as S3 notifications do: form encoding, ``/`` kept, space as ``+``."""
-    return encode_event_key(key)
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def sqs_event(bodies: list[str], queue: str = "queue") -> dict[str, Any]:
-    """An SQS-triggered Lambda event with one message per body (``message-0`` ...)."""
-    arn = f"arn:aws:sqs:us-east-1:123456789012:{queue}"
-    fifo = queue.endswith(".fifo")
-    messages = [
-        sqs_message(
-            body,
-            message_id=f"message-{index}",
-            queue_arn=arn,
-            fifo=fifo,
-            sequence_number=18627299827412380000 + index if fifo else None,
-        )
-        for index, body in enumerate(bodies)
-    ]
-    return cast("dict[str, Any]", build_sqs_event(messages))
-
-
-def sns_notification_body(message: str) -> str:
-    """An SNS notification (no raw delivery) carrying ``message``, as SQS receives it."""
-    return sns_notification(message)
-
-
-def sns_event(message: str) -> dict[str, Any]:
-    """An SNS-triggered Lambda event carrying ``message``."""
-    return {
-        "Records": [
-            {
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:topic:sub",
-                "EventSource": "aws:sns",
-                "Sns": {"Type": "Notification", "MessageId": "sns-1", "Message": message},
-            }
-        ]
-    }
+# (built with data_aggregator.testing; tests/processor_support.py adds SQS batches)
 
 
 #: Ways an S3 notification reaches the function (see :func:`wrap_notification`).
@@ -123,17 +78,16 @@ NOTIFICATION_WRAPPERS: tuple[str, ...] = (
 )
 
 
-def wrap_notification(wrapper: str, notification: dict[str, Any]) -> dict[str, Any]:
+def wrap_notification(wrapper: str, notification: dict[str, Any]) -> Mapping[str, Any]:
     """The Lambda event delivering ``notification`` the way ``wrapper`` names."""
-    body = _compact(notification)
     if wrapper == "s3_direct":
         return notification
     if wrapper == "sns_direct":
-        return sns_event(body)
+        return sns_event(notification)
     if wrapper == "sqs_sns":
-        return sqs_event([sns_notification(body)])
+        return sqs_batch([sns_notification(notification)])
     # "sqs" and "sqs_sns_raw" (raw message delivery) look the same to the function.
-    return sqs_event([sns_notification(body, raw=wrapper == "sqs_sns_raw")])
+    return sqs_batch([sns_notification(notification, raw=wrapper == "sqs_sns_raw")])
 
 
 def notification_wrappers() -> st.SearchStrategy[str]:
@@ -141,29 +95,22 @@ def notification_wrappers() -> st.SearchStrategy[str]:
     return st.sampled_from(NOTIFICATION_WRAPPERS)
 
 
-def eventbridge_event(key: str, size: int = 1, etag: str = "0" * 32) -> dict[str, Any]:
-    """An EventBridge ``Object Created`` event whose ``detail.object.key`` is ``key``."""
-    event = eventbridge_object_created(
-        "bucket-name", key, size=size, etag=etag, sequencer="0A1B2C3D4E5F"
-    )
-    return cast("dict[str, Any]", event)
-
-
 # ----------------------------------------------------------------------------- configuration
 # (environment variables for data_aggregator.config.AppConfig)
 
-#: Integer variables and their ranges on their own (cross-field rules narrow a few of them).
-CONFIG_INT_RANGES: dict[str, tuple[int, int]] = {
-    "IDEMPOTENCY_TTL_DAYS": (1, 365),
-    "SPOOL_FILE_MAX_SIZE_MB": (1, 10240),
-    "MAX_BUNDLE_ON_DISK_MB": (1, 10240),
-    "COMPRESSION_LEVEL": (1, 22),
-    "MAX_BUNDLE_SIZE_MB": (1, 5_000_000),
-    "FETCH_CONCURRENCY": (1, 256),
-    "UPLOAD_CONCURRENCY": (1, 64),
-    "MULTIPART_PART_SIZE_MB": (5, 5120),
-    "IN_FLIGHT_BYTES_MB": (1, 10240),
-}
+
+def _config_int_ranges() -> dict[str, tuple[int, int]]:
+    ranges: dict[str, tuple[int, int]] = {}
+    for name, info in AppConfig.model_fields.items():
+        if info.annotation in (int, int | None):
+            bounds = config_bounds(name)
+            ranges[name.upper()] = (int(bounds.low), int(bounds.high))
+    return ranges
+
+
+#: Integer variables and their ranges on their own (cross-field rules narrow a few of them),
+#: read from the ``Field`` bounds of AppConfig, where they are declared.
+CONFIG_INT_RANGES: dict[str, tuple[int, int]] = _config_int_ranges()
 
 _CONFIG_TRUE_FALSE = ("true", "false", "1", "0", "yes", "no", "on", "off", "TRUE", "Off")
 _CONFIG_LOG_LEVELS = ("DEBUG", "info", "Warning", "ERROR", "critical")
@@ -184,19 +131,25 @@ def destination_bucket_names() -> st.SearchStrategy[str]:
 @st.composite
 def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
     """Environment mappings that ``AppConfig.from_env`` must accept (cross-field rules too)."""
-    disk = draw(st.integers(5, 10240))
-    part = draw(st.integers(5, min(5120, disk)))
-    codec = draw(st.sampled_from(["gzip", "zstd", "none"]))
+    part_low, part_high = CONFIG_INT_RANGES["MULTIPART_PART_SIZE_MB"]
+    bundle_low, bundle_high = CONFIG_INT_RANGES["MAX_BUNDLE_SIZE_MB"]
+    disk = draw(st.integers(part_low, CONFIG_INT_RANGES["MAX_BUNDLE_ON_DISK_MB"][1]))
+    part = draw(st.integers(part_low, min(part_high, disk)))
+    codec = draw(st.sampled_from([codec.value for codec in Codec]))
+    guard = config_bounds("timeout_guard_threshold_seconds")
+    lease = config_bounds("lease_margin_seconds")
     env = {
         "DISTRIBUTION_BUCKET_NAME": draw(destination_bucket_names()),
         "MAX_BUNDLE_ON_DISK_MB": str(disk),
         "MULTIPART_PART_SIZE_MB": str(part),
-        "MAX_BUNDLE_SIZE_MB": str(draw(st.integers(1, min(5_000_000, part * 10_000)))),
+        "MAX_BUNDLE_SIZE_MB": str(
+            draw(st.integers(bundle_low, min(bundle_high, part * S3_MAX_PARTS)))
+        ),
         "BUNDLE_CODEC": _randomly_cased(draw, codec),
         "TIMEOUT_GUARD_THRESHOLD_SECONDS": repr(
-            draw(st.floats(0, 900, exclude_min=True, allow_nan=False))
+            draw(st.floats(guard.low, guard.high, exclude_min=True, allow_nan=False))
         ),
-        "LEASE_MARGIN_SECONDS": repr(draw(st.floats(0, 300, allow_nan=False))),
+        "LEASE_MARGIN_SECONDS": repr(draw(st.floats(lease.low, lease.high, allow_nan=False))),
         "METRICS_ENABLED": draw(st.sampled_from(_CONFIG_TRUE_FALSE)),
         "LOG_LEVEL": draw(st.sampled_from(_CONFIG_LOG_LEVELS)),
     }
@@ -204,8 +157,9 @@ def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
         env[name] = str(draw(st.integers(*CONFIG_INT_RANGES[name])))
     for name in ("UPLOAD_CONCURRENCY", "IN_FLIGHT_BYTES_MB"):
         env[name] = str(draw(st.integers(*CONFIG_INT_RANGES[name])))
-    if codec != "none" and draw(st.booleans()):
-        env["COMPRESSION_LEVEL"] = str(draw(st.integers(1, 9 if codec == "gzip" else 22)))
+    levels = Codec(codec).level_range
+    if levels is not None and draw(st.booleans()):
+        env["COMPRESSION_LEVEL"] = str(draw(st.integers(*levels)))
     optional = {
         "IDEMPOTENCY_TABLE_NAME": st.from_regex(r"[A-Za-z0-9_.-]{3,40}", fullmatch=True),
         "SERVICE_NAME": st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),

@@ -18,7 +18,9 @@ PACKAGE = Path(data_aggregator.__file__).parent
 
 #: Floor of each top-level part; a module may import its own floor or lower ones.
 FLOORS = {
-    "_metadata": 0,
+    "_version": 0,
+    "_lazy": 0,
+    "_sizes": 0,
     "exceptions": 0,
     "context": 0,
     "metrics": 0,

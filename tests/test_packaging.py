@@ -37,8 +37,12 @@ def test_py_typed_marker_ships() -> None:
 
 @pytest.mark.parametrize(("module", "name"), SEED_IMPORTS)
 def test_seed_import_paths(module: str, name: str) -> None:
-    """Every import path named by the user's conventions resolves."""
-    assert getattr(importlib.import_module(module), name) is not None
+    """Every import path named by the user's conventions gives the object that the seed
+    module (or one of its private parts) defines under that name, not a copy or a shim."""
+    found = getattr(importlib.import_module(module), name)
+    assert found.__name__ == name
+    assert found.__module__ == module or found.__module__.startswith(f"{module}._")
+    assert getattr(importlib.import_module(found.__module__), name) is found
 
 
 def test_all_is_sorted_and_resolvable() -> None:

@@ -1,57 +1,57 @@
 """data_aggregator: bundle floods of small S3 objects from an SQS-triggered Lambda.
 
-Public names are re-exported here; every one but the exceptions loads lazily on first use
-(PEP 562 ``__getattr__``), so ``import data_aggregator`` stays cheap on a Lambda cold start
-and optional parts (zstd, the DynamoDB store, the command line) are imported only when
-used. ``docs/performance.md`` ("Cold start") has the measured figures.
+Public names are re-exported here, and every one loads lazily on first use (PEP 562
+``__getattr__``), so ``import data_aggregator`` stays cheap on a Lambda cold start and
+optional parts (zstd, the DynamoDB store, the command line) are imported only when used.
+``docs/performance.md`` ("Cold start") has the measured figures.
 
-The ``TYPE_CHECKING`` block below mirrors ``_LAZY`` so that type checkers see every name.
+Each public name is written twice, the least the tools allow: in the ``TYPE_CHECKING``
+block, as an explicit re-export (``import Name as Name``) so that type checkers see it
+(with ``no_implicit_reexport``, as under ``mypy --strict``), and as a key of ``_LAZY``,
+which says where it is loaded from at run time. ``__all__`` is derived from ``_LAZY``;
+``tests/unit/test_lazy_imports.py`` checks that the block and the table agree.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from data_aggregator.exceptions import (
-    ConfigurationError,
-    DataAggregatorError,
-    S3TimeoutError,
-    ValidationError,
-)
+from data_aggregator import _lazy
 
 if TYPE_CHECKING:
-    from data_aggregator.bundle import BundleEngine, BundleSummary
-    from data_aggregator.clients import S3Client
-    from data_aggregator.config import AppConfig, Codec, get_config
-    from data_aggregator.context import InvocationContext, LocalContext
-    from data_aggregator.idempotency import (
-        DynamoDBIdempotencyStore,
-        IdempotencyStore,
-        InMemoryIdempotencyStore,
-        make_idempotency_key,
-    )
-    from data_aggregator.metrics import MetricsSink
-    from data_aggregator.processor import (
-        BatchFailedError,
-        BatchItemFailure,
-        BatchResult,
-        Outcome,
-        PartialBatchResponse,
-        Reason,
-        RecordResult,
-        ReusableProcessor,
-    )
-    from data_aggregator.schemas import (
-        ParsedMessage,
-        S3EventNotificationRecord,
-        S3EventRecord,
-        parse_event,
-    )
-    from data_aggregator.security import sanitize_s3_key
+    from data_aggregator._version import __version__ as __version__
+    from data_aggregator.bundle import BundleEngine as BundleEngine
+    from data_aggregator.bundle import BundleSummary as BundleSummary
+    from data_aggregator.clients import S3Client as S3Client
+    from data_aggregator.config import AppConfig as AppConfig
+    from data_aggregator.config import Codec as Codec
+    from data_aggregator.config import get_config as get_config
+    from data_aggregator.context import InvocationContext as InvocationContext
+    from data_aggregator.context import LocalContext as LocalContext
+    from data_aggregator.exceptions import ConfigurationError as ConfigurationError
+    from data_aggregator.exceptions import DataAggregatorError as DataAggregatorError
+    from data_aggregator.exceptions import S3TimeoutError as S3TimeoutError
+    from data_aggregator.exceptions import ValidationError as ValidationError
+    from data_aggregator.idempotency import DynamoDBIdempotencyStore as DynamoDBIdempotencyStore
+    from data_aggregator.idempotency import IdempotencyStore as IdempotencyStore
+    from data_aggregator.idempotency import InMemoryIdempotencyStore as InMemoryIdempotencyStore
+    from data_aggregator.idempotency import make_idempotency_key as make_idempotency_key
+    from data_aggregator.metrics import MetricsSink as MetricsSink
+    from data_aggregator.processor import BatchFailedError as BatchFailedError
+    from data_aggregator.processor import BatchItemFailure as BatchItemFailure
+    from data_aggregator.processor import BatchResult as BatchResult
+    from data_aggregator.processor import Outcome as Outcome
+    from data_aggregator.processor import PartialBatchResponse as PartialBatchResponse
+    from data_aggregator.processor import Reason as Reason
+    from data_aggregator.processor import RecordResult as RecordResult
+    from data_aggregator.processor import ReusableProcessor as ReusableProcessor
+    from data_aggregator.schemas import ParsedMessage as ParsedMessage
+    from data_aggregator.schemas import S3EventNotificationRecord as S3EventNotificationRecord
+    from data_aggregator.schemas import S3EventRecord as S3EventRecord
+    from data_aggregator.schemas import parse_event as parse_event
+    from data_aggregator.security import sanitize_s3_key as sanitize_s3_key
 
-    __version__: str
-
-#: Public name -> the module it is loaded from on first access.
+#: Public name -> the module it is loaded from on first access (in ``__all__``'s order).
 _LAZY: dict[str, str] = {
     "AppConfig": "data_aggregator.config",
     "BatchFailedError": "data_aggregator.processor",
@@ -60,6 +60,8 @@ _LAZY: dict[str, str] = {
     "BundleEngine": "data_aggregator.bundle",
     "BundleSummary": "data_aggregator.bundle",
     "Codec": "data_aggregator.config",
+    "ConfigurationError": "data_aggregator.exceptions",
+    "DataAggregatorError": "data_aggregator.exceptions",
     "DynamoDBIdempotencyStore": "data_aggregator.idempotency",
     "IdempotencyStore": "data_aggregator.idempotency",
     "InMemoryIdempotencyStore": "data_aggregator.idempotency",
@@ -75,64 +77,14 @@ _LAZY: dict[str, str] = {
     "S3Client": "data_aggregator.clients",
     "S3EventNotificationRecord": "data_aggregator.schemas",
     "S3EventRecord": "data_aggregator.schemas",
+    "S3TimeoutError": "data_aggregator.exceptions",
+    "ValidationError": "data_aggregator.exceptions",
+    "__version__": "data_aggregator._version",
     "get_config": "data_aggregator.config",
     "make_idempotency_key": "data_aggregator.idempotency",
     "parse_event": "data_aggregator.schemas",
     "sanitize_s3_key": "data_aggregator.security",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        from data_aggregator._metadata import read_version  # noqa: PLC0415 - on demand
-
-        value: Any = read_version()
-    else:
-        module_name = _LAZY.get(name)
-        if module_name is None:
-            msg = f"module 'data_aggregator' has no attribute {name!r}"
-            raise AttributeError(msg)
-        import importlib  # noqa: PLC0415 - deferred: keeps the cold-start import small
-
-        value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
-
-
-__all__ = [
-    "AppConfig",
-    "BatchFailedError",
-    "BatchItemFailure",
-    "BatchResult",
-    "BundleEngine",
-    "BundleSummary",
-    "Codec",
-    "ConfigurationError",
-    "DataAggregatorError",
-    "DynamoDBIdempotencyStore",
-    "IdempotencyStore",
-    "InMemoryIdempotencyStore",
-    "InvocationContext",
-    "LocalContext",
-    "MetricsSink",
-    "Outcome",
-    "ParsedMessage",
-    "PartialBatchResponse",
-    "Reason",
-    "RecordResult",
-    "ReusableProcessor",
-    "S3Client",
-    "S3EventNotificationRecord",
-    "S3EventRecord",
-    "S3TimeoutError",
-    "ValidationError",
-    "__version__",
-    "get_config",
-    "make_idempotency_key",
-    "parse_event",
-    "sanitize_s3_key",
-]
+__all__ = list(_LAZY)
+__getattr__, __dir__ = _lazy.lazy_attributes(globals(), _LAZY)

@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from data_aggregator import _sizes
+from data_aggregator._sizes import MAX_PARTS as S3_MAX_PARTS
+from data_aggregator._sizes import MIB
 from data_aggregator.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -47,11 +50,6 @@ __all__ = [
     "LogLevel",
     "get_config",
 ]
-
-#: One mebibyte: every ``*_MB`` setting is a number of MiB.
-MIB = 1024 * 1024
-#: S3 accepts at most this many parts in one multipart upload.
-S3_MAX_PARTS = 10_000
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -128,67 +126,116 @@ class _EnvInput:
 _ENV_INPUT = "data_aggregator.config.env_input"
 
 
+class _Bounds(NamedTuple):
+    """The limits of a number setting, as its ``Field(ge=/gt=, le=)`` declares them."""
+
+    low: float
+    high: float
+    #: ``ge`` (the lowest value is allowed) rather than ``gt``.
+    low_allowed: bool
+
+
+def _integers(unit: str = "") -> Callable[[_Bounds], str]:
+    """What an integer setting accepts, said from its bounds: ``an integer from 1 to 365``."""
+    suffix = f" ({unit})" if unit else ""
+
+    def allowed(bounds: _Bounds) -> str:
+        return f"an integer from {bounds.low} to {bounds.high}{suffix}"
+
+    return allowed
+
+
+def _seconds(bounds: _Bounds) -> str:
+    """What a duration setting accepts, said from its bounds."""
+    if bounds.low_allowed:
+        return f"a number of seconds from {bounds.low} to {bounds.high}"
+    return f"a number of seconds greater than {bounds.low} and at most {bounds.high}"
+
+
 @dataclass(frozen=True)
 class _Setting:
     env: str
-    allowed: str
+    #: What the value may be, as error messages say it; a number setting says it from the
+    #: bounds of its ``Field``, which are then the only place its limits are written.
+    allowed: str | Callable[[_Bounds], str]
     parse: Callable[[str], object] = _parse_str
 
 
-_NAME_RULE = "characters A-Z a-z 0-9 . _ -"
+@dataclass(frozen=True)
+class _Chars:
+    """A string of ``low``-``high`` characters, each in the regex class ``char_class``."""
+
+    char_class: str
+    low: int
+    high: int
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(f"[{self.char_class}]{{{self.low},{self.high}}}")
+
+    def fullmatch(self, value: str) -> bool:
+        return self._pattern.fullmatch(value) is not None
+
+    @property
+    def length(self) -> str:
+        """The length rule as messages say it: ``3-255 characters``."""
+        return f"{self.low}-{self.high} characters"
+
+
+# The limits of the string settings, each written once: the checks below and the messages
+# of `_SETTINGS` both read them (the number settings' limits are their `Field` bounds).
+_NAME_CHARS = "A-Z a-z 0-9 . _ -"
+_NAMES = {
+    "service_name": _Chars("A-Za-z0-9._-", 1, 128),
+    "environment": _Chars("A-Za-z0-9._-", 1, 64),
+}
+_BUCKET_LENGTH = (3, 63)
+_TABLE = _Chars("A-Za-z0-9_.-", 3, 255)
+_LEGACY_BUCKET = _Chars("A-Za-z0-9._-", 3, 255)
+_KMS_KEY = _Chars("A-Za-z0-9:/_+=.@-", 1, 2048)
+_NAMESPACE = _Chars("A-Za-z0-9 ._/#:-", 1, 255)
+_MAX_PREFIX_LENGTH = 512
+_MAX_PARTITION_KEY_BYTES = 255
 _BUCKET_RULE = (
-    "a valid S3 bucket name: 3-63 characters of lowercase letters, digits, '.' and '-', "
-    "starting and ending with a letter or digit, no '..', not an IP address"
+    f"a valid S3 bucket name: {_BUCKET_LENGTH[0]}-{_BUCKET_LENGTH[1]} characters of lowercase "
+    "letters, digits, '.' and '-', starting and ending with a letter or digit, no '..', not an "
+    "IP address"
+)
+_LEVELS = (
+    ", ".join(f"{codec.value}: {low}-{high}" for codec, (low, high) in _LEVEL_RANGES.items())
+    + f", unset for {Codec.NONE.value}"
 )
 
 #: One entry per field, in documentation order: environment name, what it accepts, parser.
 _SETTINGS: dict[str, _Setting] = {
     "distribution_bucket_name": _Setting("DISTRIBUTION_BUCKET_NAME", _BUCKET_RULE),
     "idempotency_table_name": _Setting(
-        "IDEMPOTENCY_TABLE_NAME", "a DynamoDB table name: 3-255 characters A-Z a-z 0-9 _ . -"
+        "IDEMPOTENCY_TABLE_NAME", f"a DynamoDB table name: {_TABLE.length} A-Z a-z 0-9 _ . -"
     ),
-    "service_name": _Setting("SERVICE_NAME", f"1-128 {_NAME_RULE}"),
-    "environment": _Setting("ENVIRONMENT", f"1-64 {_NAME_RULE}"),
-    "idempotency_ttl_days": _Setting(
-        "IDEMPOTENCY_TTL_DAYS", "an integer from 1 to 365 (days)", _parse_int
-    ),
-    "spool_file_max_size_mb": _Setting(
-        "SPOOL_FILE_MAX_SIZE_MB", "an integer from 1 to 10240 (MiB)", _parse_int
-    ),
+    "service_name": _Setting("SERVICE_NAME", f"{_NAMES['service_name'].length} {_NAME_CHARS}"),
+    "environment": _Setting("ENVIRONMENT", f"{_NAMES['environment'].length} {_NAME_CHARS}"),
+    "idempotency_ttl_days": _Setting("IDEMPOTENCY_TTL_DAYS", _integers("days"), _parse_int),
+    "spool_file_max_size_mb": _Setting("SPOOL_FILE_MAX_SIZE_MB", _integers("MiB"), _parse_int),
     "timeout_guard_threshold_seconds": _Setting(
-        "TIMEOUT_GUARD_THRESHOLD_SECONDS",
-        "a number of seconds greater than 0 and at most 900",
-        _parse_float,
+        "TIMEOUT_GUARD_THRESHOLD_SECONDS", _seconds, _parse_float
     ),
-    "max_bundle_on_disk_mb": _Setting(
-        "MAX_BUNDLE_ON_DISK_MB", "an integer from 1 to 10240 (MiB)", _parse_int
-    ),
+    "max_bundle_on_disk_mb": _Setting("MAX_BUNDLE_ON_DISK_MB", _integers("MiB"), _parse_int),
     "log_level": _Setting("LOG_LEVEL", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)"),
     "bundle_prefix": _Setting(
         "BUNDLE_PREFIX",
-        "an S3 key prefix of at most 512 characters (a trailing '/' is added): "
-        "no leading '/', no empty, '.' or '..' segment, no control characters",
+        f"an S3 key prefix of at most {_MAX_PREFIX_LENGTH} characters (a trailing '/' is "
+        "added): no leading '/', no empty, '.' or '..' segment, no control characters",
     ),
     "bundle_codec": _Setting("BUNDLE_CODEC", "one of gzip, zstd, none"),
-    "compression_level": _Setting(
-        "COMPRESSION_LEVEL",
-        "an integer from 1 to 22 (gzip: 1-9, zstd: 1-22, unset for none)",
-        _parse_int,
-    ),
-    "max_bundle_size_mb": _Setting(
-        "MAX_BUNDLE_SIZE_MB", "an integer from 1 to 5000000 (MiB)", _parse_int
-    ),
-    "fetch_concurrency": _Setting("FETCH_CONCURRENCY", "an integer from 1 to 256", _parse_int),
-    "upload_concurrency": _Setting("UPLOAD_CONCURRENCY", "an integer from 1 to 64", _parse_int),
-    "multipart_part_size_mb": _Setting(
-        "MULTIPART_PART_SIZE_MB", "an integer from 5 to 5120 (MiB)", _parse_int
-    ),
-    "in_flight_bytes_mb": _Setting(
-        "IN_FLIGHT_BYTES_MB", "an integer from 1 to 10240 (MiB)", _parse_int
-    ),
+    "compression_level": _Setting("COMPRESSION_LEVEL", _integers(_LEVELS), _parse_int),
+    "max_bundle_size_mb": _Setting("MAX_BUNDLE_SIZE_MB", _integers("MiB"), _parse_int),
+    "fetch_concurrency": _Setting("FETCH_CONCURRENCY", _integers(), _parse_int),
+    "upload_concurrency": _Setting("UPLOAD_CONCURRENCY", _integers(), _parse_int),
+    "multipart_part_size_mb": _Setting("MULTIPART_PART_SIZE_MB", _integers("MiB"), _parse_int),
+    "in_flight_bytes_mb": _Setting("IN_FLIGHT_BYTES_MB", _integers("MiB"), _parse_int),
     "source_bucket_allowlist": _Setting(
         "SOURCE_BUCKET_ALLOWLIST",
-        "a comma-separated list of bucket names, each 3-255 characters A-Z a-z 0-9 . _ -",
+        f"a comma-separated list of bucket names, each {_LEGACY_BUCKET.length} A-Z a-z 0-9 . _ -",
         _parse_list,
     ),
     "accepted_event_prefixes": _Setting(
@@ -198,24 +245,23 @@ _SETTINGS: dict[str, _Setting] = {
         _parse_list,
     ),
     "kms_key_id": _Setting(
-        "KMS_KEY_ID", "a KMS key id, key ARN, alias or alias ARN (1-2048 characters)"
+        "KMS_KEY_ID", f"a KMS key id, key ARN, alias or alias ARN ({_KMS_KEY.length})"
     ),
     "expected_bucket_owner": _Setting(
         "EXPECTED_BUCKET_OWNER", "an AWS account id: exactly 12 digits"
     ),
     "idempotency_partition_key": _Setting(
         "IDEMPOTENCY_PARTITION_KEY",
-        "an attribute name of 1-255 UTF-8 bytes, printable, no surrounding spaces",
+        f"an attribute name of 1-{_MAX_PARTITION_KEY_BYTES} UTF-8 bytes, printable, no "
+        "surrounding spaces",
     ),
-    "lease_margin_seconds": _Setting(
-        "LEASE_MARGIN_SECONDS", "a number of seconds from 0 to 300", _parse_float
-    ),
+    "lease_margin_seconds": _Setting("LEASE_MARGIN_SECONDS", _seconds, _parse_float),
     "metrics_enabled": _Setting(
         "METRICS_ENABLED", "true/false, 1/0, yes/no or on/off (any case)", _parse_bool
     ),
     "metrics_namespace": _Setting(
         "METRICS_NAMESPACE",
-        "a CloudWatch namespace: 1-255 characters A-Z a-z 0-9 space . _ - / # :, "
+        f"a CloudWatch namespace: {_NAMESPACE.length} A-Z a-z 0-9 space . _ - / # :, "
         "not starting with 'AWS/'",
     ),
 }
@@ -225,15 +271,15 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(setting.env for setting in _SETTI
 
 # ----------------------------------------------------------------------- field rules
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
-_LEGACY_BUCKET = re.compile(r"[A-Za-z0-9._-]{3,255}")
-_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_NAME = re.compile(r"[A-Za-z0-9._-]+")
 _EVENT_PREFIX = re.compile(r"[A-Za-z0-9:]{1,128}")
-_KMS_KEY = re.compile(r"[A-Za-z0-9:/_+=.@-]{1,2048}")
 _ACCOUNT = re.compile(r"[0-9]{12}")
-_NAMESPACE = re.compile(r"[A-Za-z0-9 ._/#:-]{1,255}")
+#: The lowest and highest compression level of any codec: COMPRESSION_LEVEL's own bounds.
+_LEVEL_BOUNDS = (
+    min(low for low, _ in _LEVEL_RANGES.values()),
+    max(high for _, high in _LEVEL_RANGES.values()),
+)
 
 
 def _check(ok: bool) -> None:
@@ -243,11 +289,13 @@ def _check(ok: bool) -> None:
 
 
 def _is_bucket_name(name: str) -> bool:
-    return bool(_BUCKET.fullmatch(name)) and ".." not in name and not _IPV4.fullmatch(name)
-
-
-def _is_name(value: str, max_len: int) -> bool:
-    return len(value) <= max_len and bool(_NAME.fullmatch(value))
+    low, high = _BUCKET_LENGTH
+    return (
+        low <= len(name) <= high
+        and bool(_BUCKET.fullmatch(name))
+        and ".." not in name
+        and not _IPV4.fullmatch(name)
+    )
 
 
 class AppConfig(BaseModel):
@@ -277,11 +325,15 @@ class AppConfig(BaseModel):
     # Bundles.
     bundle_prefix: str = ""
     bundle_codec: Codec = Codec.GZIP
-    compression_level: int | None = Field(default=None, ge=1, le=22, strict=True)
+    compression_level: int | None = Field(
+        default=None, ge=_LEVEL_BOUNDS[0], le=_LEVEL_BOUNDS[1], strict=True
+    )
     max_bundle_size_mb: int = Field(default=5120, ge=1, le=5_000_000, strict=True)
     fetch_concurrency: int = Field(default=32, ge=1, le=256, strict=True)
     upload_concurrency: int = Field(default=4, ge=1, le=64, strict=True)
-    multipart_part_size_mb: int = Field(default=16, ge=5, le=5120, strict=True)
+    multipart_part_size_mb: int = Field(
+        default=16, ge=_sizes.MIN_PART_SIZE // MIB, le=_sizes.MAX_PART_SIZE // MIB, strict=True
+    )
     in_flight_bytes_mb: int = Field(default=64, ge=1, le=10240, strict=True)
     # Events and S3.
     source_bucket_allowlist: frozenset[str] = frozenset()
@@ -397,13 +449,13 @@ class AppConfig(BaseModel):
     @field_validator("idempotency_table_name")
     @classmethod
     def _check_table(cls, value: str | None) -> str | None:
-        _check(value is None or bool(_TABLE.fullmatch(value)))
+        _check(value is None or _TABLE.fullmatch(value))
         return value
 
     @field_validator("service_name", "environment")
     @classmethod
     def _check_name(cls, value: str, info: ValidationInfo) -> str:
-        _check(_is_name(value, 128 if info.field_name == "service_name" else 64))
+        _check(_NAMES[str(info.field_name)].fullmatch(value))
         return value
 
     @field_validator("bundle_prefix")
@@ -414,7 +466,7 @@ class AppConfig(BaseModel):
         prefix = value if value.endswith("/") else f"{value}/"
         segments = prefix[:-1].split("/")
         _check(
-            len(prefix) <= 512
+            len(prefix) <= _MAX_PREFIX_LENGTH
             and value.isprintable()
             and all(segment not in {"", ".", ".."} for segment in segments)
         )
@@ -441,7 +493,7 @@ class AppConfig(BaseModel):
     @field_validator("kms_key_id")
     @classmethod
     def _check_kms_key(cls, value: str | None) -> str | None:
-        _check(value is None or bool(_KMS_KEY.fullmatch(value)))
+        _check(value is None or _KMS_KEY.fullmatch(value))
         return value
 
     @field_validator("expected_bucket_owner")
@@ -454,17 +506,15 @@ class AppConfig(BaseModel):
     @classmethod
     def _check_partition_key(cls, value: str) -> str:
         size = len(value.encode("utf-8", "surrogatepass"))
-        _check(1 <= size <= 255 and value.isprintable() and value == value.strip())
+        _check(
+            1 <= size <= _MAX_PARTITION_KEY_BYTES and value.isprintable() and value == value.strip()
+        )
         return value
 
     @field_validator("metrics_namespace")
     @classmethod
     def _check_namespace(cls, value: str) -> str:
-        _check(
-            bool(_NAMESPACE.fullmatch(value))
-            and bool(value.strip())
-            and not value.startswith("AWS/")
-        )
+        _check(_NAMESPACE.fullmatch(value) and bool(value.strip()) and not value.startswith("AWS/"))
         return value
 
     @model_validator(mode="wrap")
@@ -503,6 +553,29 @@ class AppConfig(BaseModel):
 # --------------------------------------------------------------------------- helpers
 
 
+def _bounds(field: str) -> _Bounds:
+    """The limits of a number setting: what its ``Field(ge=/gt=, le=)`` declares."""
+    # pydantic keeps them as annotated_types' Ge, Gt and Le, one attribute each.
+    found: dict[str, float] = {}
+    for constraint in AppConfig.model_fields[field].metadata:
+        for name in ("ge", "gt", "le"):
+            if hasattr(constraint, name):
+                found[name] = getattr(constraint, name)
+    low = found.get("ge", found.get("gt"))
+    high = found.get("le")
+    if low is None or high is None:
+        msg = f"setting {field!r} declares no lower and upper bound"
+        raise TypeError(msg)
+    return _Bounds(low, high, low_allowed="ge" in found)
+
+
+#: What each setting accepts, as error messages say it (numbers: from their bounds).
+_ALLOWED: dict[str, str] = {
+    field: setting.allowed if isinstance(setting.allowed, str) else setting.allowed(_bounds(field))
+    for field, setting in _SETTINGS.items()
+}
+
+
 class _Problem(NamedTuple):
     fields: tuple[str, ...]
     message: str
@@ -520,10 +593,10 @@ def _describe(field: str, shown: str | None, *, from_env: bool) -> str:
     if setting is None:
         return f"{name}: unknown setting (see docs/configuration.md for the accepted ones)"
     if shown is None:
-        return f"{name} is not set: expected {setting.allowed}"
+        return f"{name} is not set: expected {_ALLOWED[field]}"
     if len(shown) > 80:
         shown = f"{shown[:77]}..."
-    return f"{name}={shown}: expected {setting.allowed}"
+    return f"{name}={shown}: expected {_ALLOWED[field]}"
 
 
 def _field_problems(

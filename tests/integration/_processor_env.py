@@ -26,7 +26,7 @@ from data_aggregator.idempotency import (
     S3ManifestBundleLocator,
     create_idempotency_table,
 )
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.integration._s3_hooks import no_retry_client
 from tests.integration.conftest import REGION, make_client
 from tests.processor_support import SourceObject, read_bundle

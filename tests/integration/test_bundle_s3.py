@@ -21,7 +21,7 @@ from data_aggregator.bundle import (
     verify_bundle,
 )
 from data_aggregator.bundle._codecs import open_decompressed
-from data_aggregator.clients import S3Client
+from data_aggregator.clients import MIN_PART_SIZE, S3Client
 from tests.integration._s3_hooks import error_response, inject, part_number
 
 if TYPE_CHECKING:
@@ -34,13 +34,12 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-MIB = 1024 * 1024
-
 
 def _engine(s3: Boto3S3Client, dest: str, **kwargs: Any) -> BundleEngine:
-    client = S3Client(s3, multipart_part_size_bytes=5 * MIB, upload_concurrency=2)
+    client = S3Client(s3)
     source: ObjectSource = client  # the real client satisfies the protocol
-    return BundleEngine(source, MultipartSink(client, dest), **kwargs)
+    sink = MultipartSink(client, dest, part_size=MIN_PART_SIZE, max_concurrency=2)
+    return BundleEngine(source, sink, **kwargs)
 
 
 def _put_many(s3: Boto3S3Client, bucket: str, objects: dict[str, bytes]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from botocore.exceptions import (
 from urllib3.exceptions import ProtocolError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
 
-from data_aggregator.clients import ALLOWED_UPLOAD_ARGS, S3Client
+from data_aggregator.clients import ALLOWED_UPLOAD_ARGS, S3Client, connection_pool_size
 from data_aggregator.config import AppConfig
 from data_aggregator.exceptions import (
     S3AccessDeniedError,
@@ -496,25 +496,28 @@ def test_default_client_honours_aws_endpoint_url(
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     bucket = make_bucket()
     _put(boto, bucket, "k")
-    s3 = S3Client(fetch_concurrency=10, upload_concurrency=3)
+    s3 = S3Client(max_pool_connections=13)
     assert [e.key for e in s3.iter_objects(bucket)] == ["k"]
     config = s3.client.meta.config
     assert getattr(config, "retries", {})["mode"] == "adaptive"
-    assert getattr(config, "max_pool_connections", 0) >= 13
+    assert getattr(config, "max_pool_connections", 0) == 13
 
 
-def test_from_config_takes_owner_kms_and_sizes(boto: Boto3S3Client) -> None:
-    """from_config copies owner, KMS key, concurrency, part and spool sizes from AppConfig."""
+def test_from_config_takes_owner_kms_and_pool_size(
+    boto: Boto3S3Client, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """from_config copies owner and KMS key, and pools a connection per thread plus four."""
     config = AppConfig(
         distribution_bucket_name="dest-bucket",
         expected_bucket_owner=OWNER,
         kms_key_id=KMS_KEY,
+        fetch_concurrency=10,
         upload_concurrency=6,
-        multipart_part_size_mb=8,
     )
     s3 = S3Client.from_config(config, boto)
     assert (s3.expected_bucket_owner, s3.kms_key_id) == (OWNER, KMS_KEY)
-    assert (s3.upload_concurrency, s3.fetch_concurrency) == (6, config.fetch_concurrency)
-    assert s3.multipart_part_size_bytes == 8 * 1024 * 1024
-    assert s3.spool_max_size_bytes == config.spool_file_max_size_bytes
     assert s3.client is boto
+    assert connection_pool_size(config) == 20
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    built = S3Client.from_config(config).client.meta.config
+    assert getattr(built, "max_pool_connections", 0) == 20

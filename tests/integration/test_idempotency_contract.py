@@ -24,7 +24,7 @@ from data_aggregator.idempotency import (
     RecordStatus,
     UpdateStatus,
 )
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.integration._dynamodb_support import (
     atomic_endpoint,  # noqa: F401 - fixture
     store_factory,

@@ -33,7 +33,7 @@ from data_aggregator.idempotency import (
     main,
     make_idempotency_key,
 )
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.integration._claim_worker import ClaimJob, claim_in_process
 from tests.integration._dynamodb_support import (
     BATCH_MODES,
@@ -346,7 +346,7 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl.get("TimeToLiveStatus") == "ENABLED"
     assert ttl.get("AttributeName") == "expiration"
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)
     store = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, ttl_seconds=86_400, batch_mode=batch_mode
     )
@@ -433,8 +433,19 @@ def test_wrong_key_schema_is_a_configuration_error(
 
 
 def test_verify_table_accepts_a_good_table(client: DynamoDBClient, table: str) -> None:
-    """A table made by create_idempotency_table passes verification."""
+    """A table made by create_idempotency_table passes verification, which reads its key
+    schema with one DescribeTable; the same table checked for another key name fails."""
+    sent: list[tuple[str, str]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        sent.append((model.name, json.loads(params["body"])["TableName"]))
+
+    client.meta.events.register("before-call.dynamodb", record)
     DynamoDBIdempotencyStore(table, client=client).verify_table()
+    assert sent == [("DescribeTable", table)]
+    with pytest.raises(IdempotencyConfigurationError) as caught:
+        DynamoDBIdempotencyStore(table, client=client, partition_key="other").verify_table()
+    assert caught.value.error_code == "IDEMPOTENCY_KEY_SCHEMA_MISMATCH"
 
 
 def test_custom_partition_key(client: DynamoDBClient, batch_mode: BatchMode) -> None:

@@ -20,10 +20,10 @@ from data_aggregator.idempotency import (
     UpdateStatus,
     make_idempotency_key,
 )
+from data_aggregator.testing import FakeClock
 from tests.idempotency_support import (
     FAULT_POINTS,
     FakeBundleSink,
-    FakeClock,
     Faults,
     SimulatedProcessor,
     deliver_until_done,

@@ -22,8 +22,8 @@ from data_aggregator.idempotency import (
     S3ManifestBundleLocator,
     make_idempotency_key,
 )
+from data_aggregator.testing import FakeClock
 from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource
-from tests.idempotency_support import FakeClock
 from tests.integration._dynamodb_support import ddb_client, new_table
 
 if TYPE_CHECKING:

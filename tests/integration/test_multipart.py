@@ -15,9 +15,11 @@ import pytest
 
 from data_aggregator.clients import (
     CONTENT_SHA256,
+    MIB,
     MIN_PART_SIZE,
     MultipartWriter,
     S3Client,
+    WriterOptions,
     WriterState,
     _part_uploads,
 )
@@ -44,8 +46,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-MIB = 1024 * 1024
 PART = MIN_PART_SIZE  # 5 MiB: the smallest part S3 (and moto) accept
+#: The writers of these tests: small parts, three in flight.
+SMALL_PARTS: WriterOptions = {"part_size": PART, "max_concurrency": 3}
 _BLOCKS = [os.urandom(MIB) for _ in range(7)]
 
 
@@ -97,8 +100,8 @@ def boto(moto_endpoint: str) -> Boto3S3Client:
 
 @pytest.fixture
 def s3(boto: Boto3S3Client) -> S3Client:
-    """The library's client with small parts and three uploads in flight."""
-    return S3Client(boto, multipart_part_size_bytes=PART, upload_concurrency=3)
+    """The library's client over the raw client."""
+    return S3Client(boto)
 
 
 @pytest.fixture
@@ -145,7 +148,7 @@ def spools(monkeypatch: pytest.MonkeyPatch) -> type[CountingSpool]:
 def test_zero_bytes_is_one_put_object(s3: S3Client, boto: Boto3S3Client, bucket: str) -> None:
     """An empty stream is sent as one PutObject carrying SHA-256 metadata and checksum."""
     log = RequestLog().attach(boto)
-    with MultipartWriter(s3, bucket, "empty") as writer:
+    with MultipartWriter(s3, bucket, "empty", **SMALL_PARTS) as writer:
         pass
     result = writer.result
     assert result is not None
@@ -164,7 +167,9 @@ def test_small_stream_is_one_put_object(s3: S3Client, boto: Boto3S3Client, bucke
     """A stream within one part, written in pieces, is one PutObject that reads back intact."""
     log = RequestLog().attach(boto)
     size = 3 * MIB + 17
-    with MultipartWriter(s3, bucket, "small", extra_args={"ContentType": "x/y"}) as writer:
+    with MultipartWriter(
+        s3, bucket, "small", **SMALL_PARTS, extra_args={"ContentType": "x/y"}
+    ) as writer:
         for piece in stream(size, chunk=100_003):
             writer.write(piece)
         assert writer.tell() == size
@@ -181,7 +186,7 @@ def test_exactly_one_full_part_is_still_one_put_object(
 ) -> None:
     """A stream of exactly one part size does not open a multipart upload."""
     log = RequestLog().attach(boto)
-    with MultipartWriter(s3, bucket, "one") as writer:
+    with MultipartWriter(s3, bucket, "one", **SMALL_PARTS) as writer:
         for piece in stream(PART):
             writer.write(piece)
     assert log.operations() == ["PutObject"]
@@ -198,7 +203,7 @@ def test_multipart_stream_uploads_parts_concurrently(
     log = RequestLog().attach(boto)
     in_flight = Concurrency().attach(boto, "UploadPart", delay=0.15)
     size = 5 * PART + MIB // 2
-    with MultipartWriter(s3, bucket, "multi") as writer:
+    with MultipartWriter(s3, bucket, "multi", **SMALL_PARTS) as writer:
         for piece in stream(size, chunk=MIB + 7):
             writer.write(piece)
     result = writer.finish()
@@ -229,7 +234,7 @@ def test_writer_blocks_instead_of_buffering(
 ) -> None:
     """With slow uploads, at most concurrency + 1 part buffers ever exist at once."""
     in_flight = Concurrency().attach(boto, "UploadPart", delay=0.2)
-    with MultipartWriter(s3, bucket, "bounded", max_concurrency=2) as writer:
+    with MultipartWriter(s3, bucket, "bounded", part_size=PART, max_concurrency=2) as writer:
         for piece in stream(10 * PART, chunk=2 * MIB):
             writer.write(piece)
     stats = writer.stats
@@ -247,7 +252,7 @@ def test_parts_spill_to_disk_above_the_spool_threshold(
     """Part buffers larger than spool_max_size roll over to disk and still upload intact."""
     size = 2 * PART + 1
     with MultipartWriter(
-        s3, bucket, "spilled", spool_max_size=MIB, spool_dir=str(tmp_path)
+        s3, bucket, "spilled", part_size=PART, spool_max_size=MIB, spool_dir=str(tmp_path)
     ) as writer:
         for piece in stream(size):
             writer.write(piece)
@@ -258,7 +263,7 @@ def test_parts_spill_to_disk_above_the_spool_threshold(
 def test_user_metadata_and_tags_are_kept(s3: S3Client, bucket: str) -> None:
     """User Metadata and Tagging survive; the SHA-256 tag is added beside the user's tags."""
     extra = {"Metadata": {"origin": "test"}, "Tagging": "team=data&kind=bundle"}
-    with MultipartWriter(s3, bucket, "tagged", extra_args=extra) as writer:
+    with MultipartWriter(s3, bucket, "tagged", **SMALL_PARTS, extra_args=extra) as writer:
         for piece in stream(PART + 1):
             writer.write(piece)
     result = writer.finish()
@@ -277,10 +282,9 @@ def test_owner_and_kms_apply_to_every_multipart_request(boto: Boto3S3Client, buc
         boto,
         expected_bucket_owner="123456789012",
         kms_key_id=key_id,
-        multipart_part_size_bytes=PART,
     )
     log = RequestLog().attach(boto)
-    with MultipartWriter(s3, bucket, "kms") as writer:
+    with MultipartWriter(s3, bucket, "kms", **SMALL_PARTS) as writer:
         for piece in stream(PART + 1):
             writer.write(piece)
     assert log.operations()[0] == "CreateMultipartUpload"
@@ -298,7 +302,7 @@ def test_owner_and_kms_apply_to_every_multipart_request(boto: Boto3S3Client, buc
 
 def test_tarfile_can_stream_into_the_writer(s3: S3Client, bucket: str) -> None:
     """The writer is a file object tarfile's streaming gzip mode can write to."""
-    with MultipartWriter(s3, bucket, "b.tar.gz") as writer:
+    with MultipartWriter(s3, bucket, "b.tar.gz", **SMALL_PARTS) as writer:
         with tarfile.open(fileobj=writer, mode="w|gz") as tar:
             info = tarfile.TarInfo("hello.txt")
             info.size = 5
@@ -322,7 +326,7 @@ def test_exception_inside_with_aborts_and_leaves_nothing(
     log = RequestLog().attach(boto)
     with (  # noqa: PT012
         pytest.raises(RuntimeError, match="producer failed"),
-        MultipartWriter(s3, bucket, "broken") as writer,
+        MultipartWriter(s3, bucket, "broken", **SMALL_PARTS) as writer,
     ):
         for piece in stream(3 * PART):
             writer.write(piece)
@@ -341,7 +345,7 @@ def test_exception_before_the_first_part_sends_nothing(
 ) -> None:
     """An exception while the stream still fits in one part makes no request at all."""
     log = RequestLog().attach(boto)
-    with pytest.raises(KeyError), MultipartWriter(s3, bucket, "never") as writer:  # noqa: PT012
+    with pytest.raises(KeyError), MultipartWriter(s3, bucket, "never", **SMALL_PARTS) as writer:  # noqa: PT012
         writer.write(b"some bytes")
         raise KeyError("boom")
     assert log.sent == []
@@ -362,7 +366,7 @@ def test_failed_part_aborts_and_raises_a_typed_error(
 ) -> None:
     """A part failing after client retries aborts the upload; write/close raise its error."""
     inject(boto, "UploadPart", _fail_part(2))
-    writer = MultipartWriter(s3, bucket, "failed-part")
+    writer = MultipartWriter(s3, bucket, "failed-part", **SMALL_PARTS)
     with pytest.raises(S3ServiceError) as caught, writer:  # noqa: PT012
         for piece in stream(6 * PART):
             writer.write(piece)
@@ -383,7 +387,7 @@ def test_failed_last_part_is_raised_by_close(
 ) -> None:
     """A failure of the final part surfaces from close(), after the upload was aborted."""
     inject(boto, "UploadPart", _fail_part(2))
-    writer = MultipartWriter(s3, bucket, "failed-last")
+    writer = MultipartWriter(s3, bucket, "failed-last", **SMALL_PARTS)
     for piece in stream(PART + 10):
         writer.write(piece)
     with pytest.raises(S3ServiceError):
@@ -398,7 +402,7 @@ def test_failed_create_raises_typed_error_and_leaves_nothing(
 ) -> None:
     """A refused CreateMultipartUpload raises S3AccessDeniedError from write()."""
     inject(boto, "CreateMultipartUpload", lambda r: error_response(r, 403, "AccessDenied"))
-    writer = MultipartWriter(s3, bucket, "denied")
+    writer = MultipartWriter(s3, bucket, "denied", **SMALL_PARTS)
     with pytest.raises(S3AccessDeniedError), writer:  # noqa: PT012
         for piece in stream(2 * PART):
             writer.write(piece)
@@ -409,7 +413,7 @@ def test_failed_create_raises_typed_error_and_leaves_nothing(
 def test_failed_complete_aborts(s3: S3Client, boto: Boto3S3Client, bucket: str) -> None:
     """A failed CompleteMultipartUpload aborts the upload; nothing is left behind."""
     inject(boto, "CompleteMultipartUpload", lambda r: error_response(r, 500, "InternalError"))
-    writer = MultipartWriter(s3, bucket, "no-complete")
+    writer = MultipartWriter(s3, bucket, "no-complete", **SMALL_PARTS)
     with pytest.raises(S3ServiceError), writer:  # noqa: PT012
         for piece in stream(2 * PART):
             writer.write(piece)
@@ -422,7 +426,7 @@ def test_failed_tagging_keeps_the_completed_object(
 ) -> None:
     """Tagging is best effort: when refused, the durable object stands and the result says so."""
     inject(boto, "PutObjectTagging", lambda r: error_response(r, 403, "AccessDenied"))
-    with MultipartWriter(s3, bucket, "untagged") as writer:
+    with MultipartWriter(s3, bucket, "untagged", **SMALL_PARTS) as writer:
         for piece in stream(PART + 1):
             writer.write(piece)
     result = writer.finish()
@@ -434,7 +438,7 @@ def test_collected_open_writer_aborts_instead_of_completing(
     s3: S3Client, boto: Boto3S3Client, bucket: str
 ) -> None:
     """A writer dropped without close() is aborted on collection, never completed."""
-    writer = MultipartWriter(s3, bucket, "dropped")
+    writer = MultipartWriter(s3, bucket, "dropped", **SMALL_PARTS)
     for piece in stream(PART + 1):
         writer.write(piece)
     assert writer.upload_id is not None
@@ -465,13 +469,16 @@ def test_unsupported_operations_raise(
     s3: S3Client, bucket: str, call: Callable[[MultipartWriter], object]
 ) -> None:
     """Reading, seeking and file descriptors are io.UnsupportedOperation."""
-    with MultipartWriter(s3, bucket, "k") as writer, pytest.raises(io.UnsupportedOperation):
+    with (
+        MultipartWriter(s3, bucket, "k", **SMALL_PARTS) as writer,
+        pytest.raises(io.UnsupportedOperation),
+    ):
         call(writer)
 
 
 def test_file_object_state(s3: S3Client, bucket: str) -> None:
     """closed follows the state; writes after close fail; close is idempotent."""
-    writer = MultipartWriter(s3, bucket, "k")
+    writer = MultipartWriter(s3, bucket, "k", **SMALL_PARTS)
     assert (writer.writable(), writer.readable(), writer.seekable()) == (True, False, False)
     assert writer.mode == "wb"
     assert [writer.closed, writer.state] == [False, WriterState.OPEN]  # (no mypy narrowing)
@@ -494,11 +501,13 @@ def test_file_object_state(s3: S3Client, bucket: str) -> None:
 def test_invalid_arguments_are_rejected_up_front(s3: S3Client, bucket: str) -> None:
     """Unknown extra_args, or ten user tags (no room for the SHA-256 tag), are refused."""
     with pytest.raises(ValidationError, match="allowed arguments are"):
-        MultipartWriter(s3, bucket, "k", extra_args={"ACL": "private"})
+        MultipartWriter(s3, bucket, "k", **SMALL_PARTS, extra_args={"ACL": "private"})
     tags = "&".join(f"t{i}=v" for i in range(10))
     with pytest.raises(ValidationError, match="at most 9"):
-        MultipartWriter(s3, bucket, "k", extra_args={"Tagging": tags})
-    MultipartWriter(s3, bucket, "k", extra_args={"Tagging": tags}, tag_sha256=False).abort()
+        MultipartWriter(s3, bucket, "k", **SMALL_PARTS, extra_args={"Tagging": tags})
+    MultipartWriter(
+        s3, bucket, "k", **SMALL_PARTS, extra_args={"Tagging": tags}, tag_sha256=False
+    ).abort()
 
 
 # --------------------------------------------------------------------------- large
@@ -509,9 +518,9 @@ def test_two_hundred_mib_stream(moto_endpoint: str, bucket: str) -> None:
     """A ~200 MiB stream goes up in 16 MiB parts, four at a time, and reads back intact."""
     boto = no_retry_client(moto_endpoint, max_pool_connections=8)
     in_flight = Concurrency().attach(boto, "UploadPart")
-    s3 = S3Client(boto, upload_concurrency=4)  # default part size: 16 MiB
+    s3 = S3Client(boto)
     size = 200 * MIB + 12345
-    with MultipartWriter(s3, bucket, "large") as writer:
+    with MultipartWriter(s3, bucket, "large") as writer:  # defaults: 16 MiB parts, 4 at once
         for piece in stream(size, chunk=4 * MIB):
             writer.write(piece)
     result = writer.finish()

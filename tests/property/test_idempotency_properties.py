@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_aggregator.idempotency import InMemoryIdempotencyStore, make_idempotency_key
+from data_aggregator.testing import FakeClock
 from tests.idempotency_model import IdempotencyMachine
 from tests.idempotency_support import (
     FakeBundleSink,
-    FakeClock,
     Faults,
     SimulatedProcessor,
     deliver_until_done,

@@ -10,13 +10,13 @@ from data_aggregator.clients import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
+    MIB,
     MIN_PART_SIZE,
     PARTS_PER_DOUBLING,
     clamp_part_size,
     part_size_for,
 )
 
-MIB = 1024 * 1024
 requested_sizes = st.integers(min_value=-1, max_value=2 * MAX_PART_SIZE)
 stream_sizes = st.integers(min_value=0, max_value=MAX_OBJECT_SIZE)
 
@@ -86,3 +86,10 @@ def test_part_numbers_outside_s3_range_are_refused(number: int) -> None:
     """Part numbers exist only from 1 to 10,000."""
     with pytest.raises(ValueError, match="part_number"):
         part_size_for(number, 16 * MIB)
+
+
+def test_the_limits_are_s3s() -> None:
+    """The shared sizes are S3's documented multipart limits, in bytes."""
+    assert MIB == 1_048_576
+    assert (MIN_PART_SIZE, MAX_PART_SIZE) == (5 * 2**20, 5 * 2**30)
+    assert (MAX_PARTS, MAX_OBJECT_SIZE) == (10_000, 5 * 2**40)

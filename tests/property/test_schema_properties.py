@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_plus
 
 import pytest
@@ -18,13 +18,12 @@ from data_aggregator.schemas import (
     record_from_eventbridge,
 )
 from data_aggregator.security import sanitize_s3_key
+from data_aggregator.testing import encode_event_key, eventbridge_object_created, s3_record
+from tests.processor_support import sqs_batch
 from tests.strategies import (
     event_keys,
-    eventbridge_event,
-    form_encode_key,
     notification_wrappers,
     raw_s3_records,
-    sqs_event,
     wrap_notification,
 )
 
@@ -39,9 +38,9 @@ def sanitized_or_code(key: str) -> tuple[str | None, str | None]:
 
 def test_s3_form_encoding_matches_the_documented_examples() -> None:
     """The strategies encode as S3 does: space to ``+``, ``+`` to ``%2B``, ``/`` kept."""
-    assert form_encode_key("red flower.jpg") == "red+flower.jpg"
-    assert form_encode_key("a+b/c d") == "a%2Bb/c+d"
-    assert form_encode_key("50%") == "50%25"
+    assert encode_event_key("red flower.jpg") == "red+flower.jpg"
+    assert encode_event_key("a+b/c d") == "a%2Bb/c+d"
+    assert encode_event_key("50%") == "50%25"
 
 
 @given(key=event_keys(), wrapper=notification_wrappers(), data=st.data())
@@ -68,10 +67,10 @@ def test_keys_survive_every_envelope_exactly(key: str, wrapper: str, data: st.Da
 @given(key=event_keys())
 def test_decoding_is_never_applied_twice(key: str) -> None:
     """A key that itself looks encoded (``%2B``, ``+``) is returned as it is, not decoded again."""
-    already_encoded = form_encode_key(key)  # a real key made of escape sequences
-    notification = {"Records": [_record(form_encode_key(already_encoded))]}
+    already_encoded = encode_event_key(key)  # a real key made of escape sequences
+    notification = {"Records": [_record(encode_event_key(already_encoded))]}
 
-    (message,) = parse_event(sqs_event([json.dumps(notification)]))
+    (message,) = parse_event(sqs_batch([json.dumps(notification)]))
 
     if message.error is None:
         assert message.records[0].s3.object.original_key == already_encoded
@@ -99,10 +98,10 @@ def test_eventbridge_keys_offer_literal_then_decoded(key: str) -> None:
     safe, code = sanitized_or_code(key)
     if code is not None:
         with pytest.raises(ValidationError) as caught:
-            record_from_eventbridge(eventbridge_event(key))
+            record_from_eventbridge(eventbridge_object_created("bucket-name", key))
         assert caught.value.error_code == code
         return
-    parsed = record_from_eventbridge(eventbridge_event(key))
+    parsed = record_from_eventbridge(eventbridge_object_created("bucket-name", key))
     candidates = parsed.s3.object.key_candidates
     assert parsed.s3.object.original_key == key
     assert candidates[0] == key
@@ -142,7 +141,7 @@ _JSON = st.recursive(
 @given(bodies=st.lists(st.one_of(st.text(), _JSON.map(json.dumps)), min_size=1, max_size=5))
 def test_arbitrary_sqs_bodies_never_break_the_batch(bodies: list[str]) -> None:
     """Whatever the bodies hold, every SQS message comes back, parsed or with an error."""
-    messages = parse_event(sqs_event(bodies))
+    messages = parse_event(sqs_batch(bodies))
 
     assert [m.message_id for m in messages] == [f"message-{i}" for i in range(len(bodies))]
     for message in messages:
@@ -162,14 +161,10 @@ def test_arbitrary_object_fields_raise_only_our_error(obj: dict[str, Any]) -> No
 
 
 def _record(event_key: str) -> dict[str, Any]:
-    return {
-        "eventName": "ObjectCreated:Put",
-        "eventTime": "2024-01-01T00:00:00Z",
-        "s3": {
-            "bucket": {"name": "bucket-name"},
-            "object": {"key": event_key, "sequencer": "0A"},
-        },
-    }
+    """A record whose ``key`` is ``event_key`` as written (the builder encodes its own)."""
+    record = cast("dict[str, Any]", s3_record("bucket-name", "", sequencer="0A"))
+    record["s3"]["object"]["key"] = event_key
+    return record
 
 
 def _form_decoded(key: str) -> str | None:

@@ -12,12 +12,15 @@ import pytest
 from data_aggregator.bundle import (
     BundleEngine,
     BundleSource,
+    MultipartSink,
     OutcomeStatus,
     StopReason,
     make_bundle_key_factory,
     verify_bundle,
 )
 from data_aggregator.bundle._codecs import resolve_codec
+from data_aggregator.clients import MIB
+from data_aggregator.config import AppConfig
 from data_aggregator.exceptions import (
     BundleError,
     ConfigurationError,
@@ -25,6 +28,7 @@ from data_aggregator.exceptions import (
     ValidationError,
 )
 from tests.bundle_fakes import FIXED_TIME, MemoryObject, MemorySink, MemorySource
+from tests.processor_fakes import FakeS3Client
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -379,8 +383,6 @@ def test_default_bundle_keys() -> None:
 
 def test_from_config_reads_app_config() -> None:
     """``from_config`` takes codec, level, concurrency and limits from ``AppConfig``."""
-    from data_aggregator.config import AppConfig
-
     config = AppConfig.from_env(
         {
             "DISTRIBUTION_BUCKET_NAME": "dest-bucket",
@@ -393,8 +395,29 @@ def test_from_config_reads_app_config() -> None:
     engine = BundleEngine.from_config(config, MemorySource(), MemorySink())
     assert (engine.codec.codec.value, engine.codec.level) == ("gzip", 9)
     assert engine.fetch_concurrency == 7
-    assert engine.max_bundle_size_bytes == 3 * 1024 * 1024
+    assert engine.max_bundle_size_bytes == 3 * MIB
     assert engine.extension == ".tar.gz"
+
+
+def test_multipart_sink_from_config_passes_the_writer_knobs() -> None:
+    """``MultipartSink.from_config`` sends bundles to the distribution bucket, and gives
+    each writer the configured part size, upload concurrency and spool size."""
+    config = AppConfig.from_env(
+        {
+            "DISTRIBUTION_BUCKET_NAME": "dest-bucket",
+            "MULTIPART_PART_SIZE_MB": "8",
+            "UPLOAD_CONCURRENCY": "6",
+            "SPOOL_FILE_MAX_SIZE_MB": "3",
+        }
+    )
+    s3 = FakeS3Client()
+    sink = MultipartSink.from_config(config, s3)
+    assert (sink.s3, sink.bucket) == (s3, "dest-bucket")
+    assert sink.writer_options == {
+        "part_size": 8 * MIB,
+        "max_concurrency": 6,
+        "spool_max_size": 3 * MIB,
+    }
 
 
 def test_verify_bundle_rejects_tampering() -> None:

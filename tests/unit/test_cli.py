@@ -24,6 +24,8 @@ from botocore.compat import HTTPHeaders
 import data_aggregator
 from data_aggregator.cli import build_parser, main
 from data_aggregator.cli._demo import AWKWARD, MIN_OBJECTS, TRAVERSAL_KEY
+from data_aggregator.idempotency import _table
+from data_aggregator.idempotency import main as idempotency_main
 from tests.unit.test_cli_inspect import write_many_member_bundle
 
 if TYPE_CHECKING:
@@ -396,3 +398,70 @@ def test_demo_keep_with_quiet_prints_nothing(
     assert main(["demo", "--objects", str(MIN_OBJECTS), "--quiet", "--keep", str(tmp_path)]) == 0
     assert capsys.readouterr().out == ""
     assert len(list(tmp_path.iterdir())) == 1
+
+
+# --------------------------------------------------------------------------- create-table
+
+
+@pytest.fixture
+def created(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, bool]]:
+    """The tables ``create-table`` asks for, recorded instead of created."""
+    calls: list[tuple[str, str, bool]] = []
+
+    def record(client: Any, table_name: str, partition_key: str, *, exist_ok: bool) -> None:
+        calls.append((table_name, partition_key, exist_ok))
+
+    monkeypatch.setattr(_table, "create_idempotency_table", record)
+    monkeypatch.delenv("IDEMPOTENCY_TABLE_NAME", raising=False)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["create-table", "t-1"],
+        ["create-table", "--table-name", "t-1"],
+        ["create-table", "t-1", "--table-name", "t-1"],
+    ],
+)
+def test_both_create_table_commands_are_one(
+    argv: list[str], created: list[tuple[str, str, bool]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``data-aggregator create-table`` and ``python -m data_aggregator.idempotency
+    create-table`` parse the same arguments the same way and create the same table."""
+    options = ["--region", "us-east-1", "--partition-key", "pk", "--exist-ok"]
+    assert main([*argv, *options]) == 0
+    assert idempotency_main([*argv, *options]) == 0
+    assert created == [("t-1", "pk", True)] * 2
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["table t-1 ready (partition key pk, TTL on expiration)"] * 2
+
+
+def test_create_table_name_from_the_environment(
+    created: list[tuple[str, str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without NAME or --table-name, the table is IDEMPOTENCY_TABLE_NAME's."""
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "from-env")
+    assert main(["create-table", "--region", "us-east-1"]) == 0
+    assert created == [("from-env", "object_key", False)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["create-table"], "the table's name is required"),
+        (["create-table", "a", "--table-name", "b"], "NAME and --table-name name different"),
+    ],
+)
+def test_create_table_without_one_name_is_a_usage_error(
+    argv: list[str],
+    message: str,
+    created: list[tuple[str, str, bool]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No table name, or two different ones, is a usage error (status 2) creating nothing."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+    assert created == []

@@ -12,6 +12,7 @@ import pytest
 
 from data_aggregator.config import MIB, AppConfig, Codec, get_config
 from data_aggregator.exceptions import ConfigurationError
+from tests.strategies import CONFIG_INT_RANGES, config_bounds
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -89,8 +90,22 @@ FROM_ENV: list[tuple[str, str, str, Any]] = [
     ("METRICS_NAMESPACE", "metrics_namespace", "My/App: Bundles#1", "My/App: Bundles#1"),
 ]
 
-# env name, bad values, a fragment of the allowed values the message must show
-BAD: list[tuple[str, list[str], str]] = [
+# The limits of the integer settings, read from the bounds AppConfig declares (the only
+# place they are written; test_every_limit_is_documented holds the documentation to them).
+LIMITS = CONFIG_INT_RANGES
+PART_MB = LIMITS["MULTIPART_PART_SIZE_MB"]
+DISK_MB = LIMITS["MAX_BUNDLE_ON_DISK_MB"]
+
+
+def beyond(env: str) -> list[str]:
+    """A number setting's values one step outside its limits."""
+    low, high = LIMITS[env]
+    return [str(low - 1), str(high + 1)]
+
+
+# env name, bad values, a fragment of the allowed values the message must show (None: the
+# limits of a number setting, as the message states them)
+BAD: list[tuple[str, list[str], str | None]] = [
     (
         "DISTRIBUTION_BUCKET_NAME",
         ["ab", "Upper", "under_score", "-dash", "dot.", "a..b", "192.168.1.1", "x" * 64, "s3://b"],
@@ -99,18 +114,27 @@ BAD: list[tuple[str, list[str], str]] = [
     ("IDEMPOTENCY_TABLE_NAME", ["ab", "bad name", "t/able", "x" * 256], "3-255 characters"),
     ("SERVICE_NAME", ["has space", "a/b", "x" * 129], "1-128 characters"),
     ("ENVIRONMENT", ["pr@d", "x" * 65], "1-64 characters"),
-    ("IDEMPOTENCY_TTL_DAYS", ["0", "-1", "366", "abc", "7.5", "1e9"], "from 1 to 365"),
+    ("IDEMPOTENCY_TTL_DAYS", [*beyond("IDEMPOTENCY_TTL_DAYS"), "-1", "abc", "7.5", "1e9"], None),
     (
         "SPOOL_FILE_MAX_SIZE_MB",
-        ["abc", "0", "-1", "1e9", "10241", "64MB", "6 4", "0x10", "\uff11\uff12"],
-        "from 1 to 10240",
+        [
+            *beyond("SPOOL_FILE_MAX_SIZE_MB"),
+            "abc",
+            "-1",
+            "1e9",
+            "64MB",
+            "6 4",
+            "0x10",
+            "\uff11\uff12",
+        ],
+        None,
     ),
     (
         "TIMEOUT_GUARD_THRESHOLD_SECONDS",
         ["0", "-1", "900.5", "nan", "inf", "abc", "1_0", "30s"],
-        "greater than 0 and at most 900",
+        None,
     ),
-    ("MAX_BUNDLE_ON_DISK_MB", ["0", "10241", "x"], "from 1 to 10240"),
+    ("MAX_BUNDLE_ON_DISK_MB", [*beyond("MAX_BUNDLE_ON_DISK_MB"), "x"], None),
     ("LOG_LEVEL", ["verbose", "WARN", "10", "TRACE"], "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     (
         "BUNDLE_PREFIX",
@@ -118,12 +142,12 @@ BAD: list[tuple[str, list[str], str]] = [
         "at most 512 characters",
     ),
     ("BUNDLE_CODEC", ["bz2", "gz", "lz4", "true"], "gzip, zstd, none"),
-    ("COMPRESSION_LEVEL", ["0", "23", "-1", "fast", "3.5"], "from 1 to 22"),
-    ("MAX_BUNDLE_SIZE_MB", ["0", "5000001", "big"], "from 1 to 5000000"),
-    ("FETCH_CONCURRENCY", ["0", "257", "x"], "from 1 to 256"),
-    ("UPLOAD_CONCURRENCY", ["0", "65", "4.0"], "from 1 to 64"),
-    ("MULTIPART_PART_SIZE_MB", ["4", "5121", "0"], "from 5 to 5120"),
-    ("IN_FLIGHT_BYTES_MB", ["0", "10241", "-5"], "from 1 to 10240"),
+    ("COMPRESSION_LEVEL", [*beyond("COMPRESSION_LEVEL"), "-1", "fast", "3.5"], None),
+    ("MAX_BUNDLE_SIZE_MB", [*beyond("MAX_BUNDLE_SIZE_MB"), "big"], None),
+    ("FETCH_CONCURRENCY", [*beyond("FETCH_CONCURRENCY"), "x"], None),
+    ("UPLOAD_CONCURRENCY", [*beyond("UPLOAD_CONCURRENCY"), "4.0"], None),
+    ("MULTIPART_PART_SIZE_MB", [*beyond("MULTIPART_PART_SIZE_MB"), "0"], None),
+    ("IN_FLIGHT_BYTES_MB", [*beyond("IN_FLIGHT_BYTES_MB"), "-5"], None),
     (
         "SOURCE_BUCKET_ALLOWLIST",
         ["ok-bucket,a b", ",", " , ,", "ab", "bucket/path", "ok-bucket,s3://x"],
@@ -141,29 +165,36 @@ BAD: list[tuple[str, list[str], str]] = [
         "exactly 12 digits",
     ),
     ("IDEMPOTENCY_PARTITION_KEY", ["x" * 256, "a\tb", "\u00e9" * 128], "1-255 UTF-8 bytes"),
-    ("LEASE_MARGIN_SECONDS", ["-1", "300.5", "nan", "abc"], "from 0 to 300"),
+    ("LEASE_MARGIN_SECONDS", ["-1", "300.5", "nan", "abc"], None),
     ("METRICS_ENABLED", ["maybe", "2", "tru", "enabled"], "true/false"),
     ("METRICS_NAMESPACE", ["AWS/S3", "bad|ns", "x" * 256], "not starting with 'AWS/'"),
 ]
 
-# env name, lowest valid, highest valid, extra variables that keep the extremes consistent
-# (MAX_BUNDLE_ON_DISK_MB is 1-10240 on its own, but must hold one part of at least 5 MiB)
+# env name, lowest usable, highest usable, extra variables that keep the extremes consistent
+# (MAX_BUNDLE_ON_DISK_MB's own limits start lower, but the disk must hold one part)
 INT_RANGES: list[tuple[str, int, int, dict[str, str]]] = [
-    ("IDEMPOTENCY_TTL_DAYS", 1, 365, {}),
-    ("SPOOL_FILE_MAX_SIZE_MB", 1, 10240, {}),
-    ("MAX_BUNDLE_ON_DISK_MB", 5, 10240, {"MULTIPART_PART_SIZE_MB": "5"}),
+    ("IDEMPOTENCY_TTL_DAYS", *LIMITS["IDEMPOTENCY_TTL_DAYS"], {}),
+    ("SPOOL_FILE_MAX_SIZE_MB", *LIMITS["SPOOL_FILE_MAX_SIZE_MB"], {}),
+    ("MAX_BUNDLE_ON_DISK_MB", PART_MB[0], DISK_MB[1], {"MULTIPART_PART_SIZE_MB": str(PART_MB[0])}),
     (
         "MAX_BUNDLE_SIZE_MB",
-        1,
-        5_000_000,
+        *LIMITS["MAX_BUNDLE_SIZE_MB"],
         {"MULTIPART_PART_SIZE_MB": "500", "MAX_BUNDLE_ON_DISK_MB": "500"},
     ),
-    ("FETCH_CONCURRENCY", 1, 256, {}),
-    ("UPLOAD_CONCURRENCY", 1, 64, {}),
-    ("MULTIPART_PART_SIZE_MB", 5, 5120, {"MAX_BUNDLE_ON_DISK_MB": "10240"}),
-    ("IN_FLIGHT_BYTES_MB", 1, 10240, {}),
-    ("COMPRESSION_LEVEL", 1, 22, {"BUNDLE_CODEC": "zstd"}),
+    ("FETCH_CONCURRENCY", *LIMITS["FETCH_CONCURRENCY"], {}),
+    ("UPLOAD_CONCURRENCY", *LIMITS["UPLOAD_CONCURRENCY"], {}),
+    ("MULTIPART_PART_SIZE_MB", *PART_MB, {"MAX_BUNDLE_ON_DISK_MB": str(DISK_MB[1])}),
+    ("IN_FLIGHT_BYTES_MB", *LIMITS["IN_FLIGHT_BYTES_MB"], {}),
+    ("COMPRESSION_LEVEL", *LIMITS["COMPRESSION_LEVEL"], {"BUNDLE_CODEC": "zstd"}),
 ]
+
+
+def stated_limits(env: str) -> str:
+    """How an error message states a number setting's limits: ``from 1 to 365``."""
+    limits = config_bounds(env.lower())
+    if limits.low_allowed:
+        return f"from {limits.low} to {limits.high}"
+    return f"greater than {limits.low} and at most {limits.high}"
 
 
 BAD_CASES = [
@@ -318,7 +349,7 @@ def test_directory_bucket_name_is_a_valid_destination() -> None:
 
 
 @pytest.mark.parametrize(("env", "value", "allowed"), BAD_CASES)
-def test_bad_value_is_refused(env: str, value: str, allowed: str) -> None:
+def test_bad_value_is_refused(env: str, value: str, allowed: str | None) -> None:
     """A bad value is refused with one error naming the variable and its allowed values."""
     environ = {**BASE, env: value}
     error = config_error(environ)
@@ -327,7 +358,7 @@ def test_bad_value_is_refused(env: str, value: str, allowed: str) -> None:
     assert error.context["variable"] == env
     assert error.context["source"] == "environment"
     assert f"{env}=" in error.message
-    assert allowed in error.message
+    assert (allowed or stated_limits(env)) in error.message
 
 
 @pytest.mark.parametrize(
@@ -342,19 +373,17 @@ def test_integer_range_boundaries(env: str, low: int, high: int, extra: dict[str
         assert env in config_error({**BASE, **extra, env: str(bad)}).context["variables"]
 
 
-@pytest.mark.parametrize(
-    ("env", "good", "bad"),
-    [
-        ("TIMEOUT_GUARD_THRESHOLD_SECONDS", ["0.001", "900"], ["0", "900.001"]),
-        ("LEASE_MARGIN_SECONDS", ["0", "300"], ["-0.001", "300.001"]),
-    ],
-)
-def test_float_range_boundaries(env: str, good: list[str], bad: list[str]) -> None:
-    """Second-valued settings accept their range's ends and refuse values just outside."""
-    for value in good:
-        AppConfig.from_env({**BASE, env: value})
-    for value in bad:
-        assert config_error({**BASE, env: value}).context["variables"] == [env]
+@pytest.mark.parametrize("env", ["TIMEOUT_GUARD_THRESHOLD_SECONDS", "LEASE_MARGIN_SECONDS"])
+def test_float_range_boundaries(env: str) -> None:
+    """Second-valued settings accept their range's ends and refuse values just outside
+    (an excluded lower bound is refused itself)."""
+    limits = config_bounds(env.lower())
+    lowest = limits.low if limits.low_allowed else limits.low + 0.001
+    below = limits.low - 0.001 if limits.low_allowed else limits.low
+    for value in (lowest, limits.high):
+        assert getattr(AppConfig.from_env({**BASE, env: repr(value)}), env.lower()) == value
+    for value in (below, limits.high + 0.001):
+        assert config_error({**BASE, env: repr(value)}).context["variables"] == [env]
 
 
 def test_all_bad_variables_reported_together() -> None:
@@ -581,6 +610,41 @@ def test_every_variable_is_documented() -> None:
         assert f"| `{name}` |" in text, name
 
 
+def documented_allowed(name: str) -> str:
+    """The "allowed" cell of ``name``'s row in the reference tables of the documentation."""
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"| `{name}` |"):
+            return line.split(" | ")[4]
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [*CONFIG_INT_RANGES, "TIMEOUT_GUARD_THRESHOLD_SECONDS", "LEASE_MARGIN_SECONDS"],
+)
+def test_every_limit_is_documented(env: str) -> None:
+    """The reference tables state each number setting's limits as AppConfig declares them."""
+    limits = config_bounds(env.lower())
+    if limits.low_allowed:
+        expected = f"{limits.low}\u2013{limits.high}"
+    else:
+        expected = f"greater than {limits.low}, at most {limits.high}"
+    assert expected in documented_allowed(env)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"SPOOL_FILE_MAX_SIZE_MB": "abc", "METRICS_ENABLED": "maybe"},
+        {**BASE, "MULTIPART_PART_SIZE_MB": "500"},
+    ],
+)
+def test_documented_errors_are_the_real_ones(environ: dict[str, str]) -> None:
+    """The messages the documentation shows under "Errors" are the ones raised, verbatim."""
+    message = config_error(environ).message
+    assert f"```text\n{message}\n```" in DOCS.read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- in code
 
 
@@ -624,7 +688,8 @@ def test_in_code_errors_name_the_fields() -> None:
     error = info.value
     assert error.context["source"] == "arguments"
     assert error.context["variables"] == ["distribution_bucket_name", "fetch_concurrency", "bogus"]
-    assert "fetch_concurrency='5': expected an integer from 1 to 256" in error.message
+    low, high = CONFIG_INT_RANGES["FETCH_CONCURRENCY"]
+    assert f"fetch_concurrency='5': expected an integer from {low} to {high}" in error.message
     assert "bogus: unknown setting" in error.message
 
 

@@ -15,17 +15,10 @@ from data_aggregator.metrics import (
     MetricUnit,
     NullMetrics,
 )
+from data_aggregator.testing import FakeClock
 
 if TYPE_CHECKING:
     import pytest
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_local_context_counts_down_with_its_clock() -> None:
@@ -33,9 +26,9 @@ def test_local_context_counts_down_with_its_clock() -> None:
     clock = FakeClock()
     ctx = LocalContext.from_timeout(10, clock=clock)
     assert ctx.get_remaining_time_in_millis() == 10_000
-    clock.now += 9.5
+    clock.advance(9.5)
     assert ctx.get_remaining_time_in_millis() == 500
-    clock.now += 60
+    clock.advance(60)
     assert ctx.get_remaining_time_in_millis() == 0
 
 

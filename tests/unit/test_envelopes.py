@@ -17,8 +17,9 @@ from data_aggregator.schemas import (
     parse_sqs_message,
     record_from_eventbridge,
 )
+from data_aggregator.testing import sns_notification
 from tests.events import event_names, load_event
-from tests.strategies import sns_notification_body, sqs_event
+from tests.processor_support import sqs_batch
 
 S3_NOTIFICATIONS = [
     "s3_object_created_put",
@@ -268,14 +269,14 @@ def test_one_bad_message_does_not_fail_the_batch() -> None:
         json.dumps({"hello": "world"}),  # 2
         notification_body(key="..%2F..%2Fetc%2Fpasswd"),  # 3
         notification_body(size=-5),  # 4
-        sns_notification_body("not json"),  # 5
+        sns_notification("not json"),  # 5
         json.dumps({**load_event("eventbridge_object_created"), "source": "aws.ec2"}),  # 6
         json.dumps({"Records": []}),  # 7
         json.dumps([1, 2, 3]),  # 8
         "[" * 100_000,  # 9
         json.dumps(load_event("s3_test_event")),  # 10
     ]
-    event = sqs_event(bodies)
+    event = sqs_batch(bodies)
 
     messages = parse_event(event)
 
@@ -318,7 +319,7 @@ def test_one_bad_record_fails_the_whole_message() -> None:
     bad["s3"]["object"]["key"] = "a/%2E%2E/b"
     notification["Records"].append(bad)
 
-    message = only(parse_event(sqs_event([json.dumps(notification)])))
+    message = only(parse_event(sqs_batch([json.dumps(notification)])))
 
     assert message.records == ()
     assert message.error is not None
@@ -343,7 +344,7 @@ def test_traversal_key_in_eventbridge_event_fails_the_message() -> None:
     event = load_event("eventbridge_object_created")
     event["detail"]["object"]["key"] = "../../x"
 
-    message = only(parse_event(sqs_event([json.dumps(event)])))
+    message = only(parse_event(sqs_batch([json.dumps(event)])))
 
     assert message.error is not None
     assert message.error.error_code == "UNSAFE_S3_KEY_PATH"
@@ -356,10 +357,10 @@ def test_traversal_key_in_eventbridge_event_fails_the_message() -> None:
 )
 def test_sns_messages_that_are_not_s3_events_fail(sns_type: str, code: str) -> None:
     """SNS subscription confirmations and non-S3 SNS messages fail their SQS message."""
-    envelope = json.loads(sns_notification_body(json.dumps({"greeting": "hello"})))
+    envelope = json.loads(sns_notification(json.dumps({"greeting": "hello"})))
     envelope["Type"] = sns_type
 
-    message = only(parse_event(sqs_event([json.dumps(envelope)])))
+    message = only(parse_event(sqs_batch([json.dumps(envelope)])))
 
     assert message.error is not None
     assert message.error.error_code == code
@@ -369,7 +370,7 @@ def test_sns_messages_that_are_not_s3_events_fail(sns_type: str, code: str) -> N
 @pytest.mark.parametrize("body", [None, 42, {"Records": []}])
 def test_non_string_bodies_fail_their_message(body: object) -> None:
     """A body that is not a string fails its message with INVALID_EVENT."""
-    event = sqs_event(["placeholder"])
+    event = sqs_batch(["placeholder"])
     event["Records"][0]["body"] = body
 
     message = only(parse_event(event))
@@ -380,7 +381,7 @@ def test_non_string_bodies_fail_their_message(body: object) -> None:
 
 def test_record_from_another_source_in_an_sqs_batch_fails() -> None:
     """A record of an SQS batch whose eventSource is not aws:sqs fails its message."""
-    event = sqs_event([GOOD_BODY, GOOD_BODY])
+    event = sqs_batch([GOOD_BODY, GOOD_BODY])
     event["Records"][1]["eventSource"] = "aws:kinesis"
 
     first, second = parse_event(event)
@@ -432,7 +433,7 @@ def test_direct_test_event_is_flagged() -> None:
 
 def test_error_to_dict_is_structured() -> None:
     """A message error serialises with its code, correlation id and envelope."""
-    message = only(parse_event(sqs_event(["{broken"])))
+    message = only(parse_event(sqs_batch(["{broken"])))
     assert message.error is not None
 
     data = message.error.to_dict()

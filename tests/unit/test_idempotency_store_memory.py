@@ -37,7 +37,7 @@ from data_aggregator.idempotency import (
     lease_expiry,
     lease_expiry_from_context,
 )
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet

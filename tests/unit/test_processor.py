@@ -19,7 +19,7 @@ from data_aggregator.exceptions import (
 from data_aggregator.idempotency import InMemoryIdempotencyStore, RecordStatus
 from data_aggregator.metrics import EmfMetrics, NullMetrics
 from data_aggregator.processor import Outcome, Reason
-from tests.idempotency_support import FakeClock
+from data_aggregator.testing import FakeClock
 from tests.processor_fakes import (
     DEST,
     SRC,
@@ -286,7 +286,7 @@ def test_on_bundle_written_never_fails_records(explode: bool) -> None:
 
 def test_user_subclass_overriding_every_hook_runs() -> None:
     """The typed example subclass (tests/typing/processor_api.py) works at runtime."""
-    clock = FakeClock()
+    clock = FakeClock(1_700_000_000.0)  # 2023-11-14T22:13:20Z: the folder below
     s3 = FakeS3Client()
     processor = PartnerDropBundler(
         unit_config(), s3_client=s3, store=InMemoryIdempotencyStore(clock=clock), clock=clock

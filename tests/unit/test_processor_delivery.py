@@ -16,6 +16,7 @@ from data_aggregator.exceptions import (
 )
 from data_aggregator.idempotency import RecordStatus
 from data_aggregator.processor import BatchFailedError, Outcome, Reason
+from data_aggregator.testing import sns_event
 from tests.processor_fakes import SRC, make_unit_env, outcomes
 from tests.processor_support import (
     CountdownContext,
@@ -27,7 +28,6 @@ from tests.processor_support import (
     s3_test_event_body,
     sqs_batch,
 )
-from tests.strategies import sns_event
 
 if TYPE_CHECKING:
     from data_aggregator.schemas import S3EventNotificationRecord

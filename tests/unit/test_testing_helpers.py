@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import unicodedata
 from typing import TYPE_CHECKING, Any
 
@@ -178,6 +179,27 @@ def test_fake_clock_moves_only_forward_and_drives_a_context() -> None:
     assert context.get_remaining_time_in_millis() == 0
     with pytest.raises(ValueError, match="forward"):
         clock.advance(-1)
+
+
+def test_fake_clock_is_shared_safely_by_threads() -> None:
+    """Threads advancing and reading one FakeClock lose no step; ``now`` is read-only."""
+    clock = FakeClock(0.0)
+    seen: list[float] = []
+
+    def tick() -> None:
+        for _ in range(2_000):
+            clock.advance(0.25)
+            seen.append(clock())
+
+    threads = [threading.Thread(target=tick) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert clock() == clock.now == 8 * 2_000 * 0.25
+    assert max(seen) == clock()
+    with pytest.raises(AttributeError):
+        clock.now = 0.0  # type: ignore[misc]
 
 
 def test_use_environment_applies_then_restores_and_clears_the_config_cache(

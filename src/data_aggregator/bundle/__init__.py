@@ -32,21 +32,26 @@ Guarantees (``docs/bundle-format.md`` has the details):
 
 from __future__ import annotations
 
+from data_aggregator.bundle._codecs import CodecSpec
 from data_aggregator.bundle._engine import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    MIB,
     BundleEngine,
-    BundleManifest,
-    BundleRun,
     BundleSettings,
+    MultipartSink,
+    make_bundle_key_factory,
+)
+from data_aggregator.bundle._manifest import (
+    FORMAT_VERSION,
+    BundleManifest,
+    ManifestMember,
+)
+from data_aggregator.bundle._naming import MANIFEST_NAME
+from data_aggregator.bundle._reader import verify_bundle
+from data_aggregator.bundle._types import (
+    BundleRun,
     BundleSink,
     BundleSource,
     BundleSummary,
     BundleUpload,
-    CodecSpec,
-    ManifestMember,
-    MultipartSink,
     ObjectBody,
     ObjectOutcome,
     ObjectSource,
@@ -54,14 +59,11 @@ from data_aggregator.bundle._engine import (
     ReadableStream,
     StopReason,
     UploadReceipt,
-    make_bundle_key_factory,
-    verify_bundle,
 )
 
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
-    "MIB",
     "BundleEngine",
     "BundleManifest",
     "BundleRun",

@@ -7,28 +7,15 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
 
+from data_aggregator._sizes import MIB
 from data_aggregator.bundle import _runner
-from data_aggregator.bundle._codecs import CodecSpec
 from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
-from data_aggregator.bundle._manifest import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    BundleManifest,
-    ManifestMember,
-)
-from data_aggregator.bundle._reader import verify_bundle
 from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,
     BundleSource,
-    BundleSummary,
     BundleUpload,
-    ObjectBody,
-    ObjectOutcome,
     ObjectSource,
-    OutcomeStatus,
-    ReadableStream,
-    StopReason,
     UploadReceipt,
 )
 from data_aggregator.config import Codec
@@ -39,35 +26,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
-    from data_aggregator.clients import MultipartWriter, S3Client
+    from typing_extensions import Unpack
 
-__all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST_NAME",
-    "MIB",
-    "BundleEngine",
-    "BundleManifest",
-    "BundleRun",
-    "BundleSettings",
-    "BundleSink",
-    "BundleSource",
-    "BundleSummary",
-    "BundleUpload",
-    "CodecSpec",
-    "ManifestMember",
-    "MultipartSink",
-    "ObjectBody",
-    "ObjectOutcome",
-    "ObjectSource",
-    "OutcomeStatus",
-    "ReadableStream",
-    "StopReason",
-    "UploadReceipt",
-    "make_bundle_key_factory",
-    "verify_bundle",
-]
+    from data_aggregator.clients import MultipartWriter, S3Client, WriterOptions
+    from data_aggregator.config import AppConfig
 
-MIB = 1024 * 1024
+__all__ = ["BundleEngine", "BundleSettings", "MultipartSink", "make_bundle_key_factory"]
 
 
 class BundleSettings(Protocol):
@@ -143,8 +107,8 @@ class BundleEngine:
             A single member larger than the limit gets a bundle of its own.
         chunk_size: Read size for bodies.
         sanitize: Turns keys (or requested names) into safe member names.
-        clock: Seconds since the epoch, like ``time.time`` (``created_at``, the default
-            key folder); tests pass a fake.
+        clock: The current time in seconds since the epoch, like ``time.time`` (the
+            bundles' ``created_at`` and the default key folder).
 
     Raises:
         ConfigurationError: an invalid codec, level or limit.
@@ -207,6 +171,9 @@ class BundleEngine:
             clock=clock,
         )
 
+    def _utc_now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), timezone.utc)
+
     @property
     def extension(self) -> str:
         """File extension of this engine's bundles: ``.tar.gz``, ``.tar.zst`` or ``.tar``."""
@@ -254,9 +221,7 @@ class BundleEngine:
             sanitize=self._sanitize,
             clock=self._clock,
         )
-        keys = bundle_key or make_bundle_key_factory(
-            extension=self.extension, now=datetime.fromtimestamp(self._clock(), timezone.utc)
-        )
+        keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._utc_now())
         runner = _runner.BundleRunner(
             settings, sources, keys, should_continue or _always, before_commit
         )
@@ -296,16 +261,16 @@ class MultipartSink:
     verifies every part's checksum. A failure aborts the multipart upload.
 
     Args:
-        s3: The destination client (owner check, KMS key, part size, concurrency).
+        s3: The destination client (owner check, KMS key).
         bucket: Destination bucket.
         extra_args: More upload arguments (``Metadata``, ``Tagging``, ``StorageClass``
             ...), checked by
             [`validate_upload_args`][data_aggregator.clients.validate_upload_args].
             ``ContentType`` defaults to the codec's.
-        part_size: Passed to each writer.
-        max_concurrency: Passed to each writer.
-        spool_max_size: Passed to each writer.
-        spool_dir: Passed to each writer.
+        **writer_options: How each writer cuts and uploads its bundle (``part_size``,
+            ``max_concurrency``, ``spool_max_size``, ``spool_dir``: see
+            [`MultipartWriter`][data_aggregator.clients.MultipartWriter]); the writer's
+            defaults for those left out.
     """
 
     def __init__(
@@ -314,18 +279,26 @@ class MultipartSink:
         bucket: str,
         *,
         extra_args: Mapping[str, Any] | None = None,
-        part_size: int | None = None,
-        max_concurrency: int | None = None,
-        spool_max_size: int | None = None,
-        spool_dir: str | None = None,
+        **writer_options: Unpack[WriterOptions],
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
         self._extra_args = dict(extra_args or {})
-        self._part_size = part_size
-        self._max_concurrency = max_concurrency
-        self._spool_max_size = spool_max_size
-        self._spool_dir = spool_dir
+        #: The keyword arguments each writer gets besides the bucket, key and upload arguments.
+        self.writer_options = writer_options
+
+    @classmethod
+    def from_config(cls, config: AppConfig, s3: S3Client) -> MultipartSink:
+        """Bundles go to ``DISTRIBUTION_BUCKET_NAME`` in parts of ``MULTIPART_PART_SIZE_MB``,
+        ``UPLOAD_CONCURRENCY`` at a time, each held in memory up to
+        ``SPOOL_FILE_MAX_SIZE_MB`` (then on disk)."""
+        return cls(
+            s3,
+            config.distribution_bucket_name,
+            part_size=config.multipart_part_size_bytes,
+            max_concurrency=config.upload_concurrency,
+            spool_max_size=config.spool_file_max_size_bytes,
+        )
 
     def open_upload(self, key: str, *, content_type: str) -> BundleUpload:
         """Start the upload of one bundle."""
@@ -336,9 +309,6 @@ class MultipartSink:
             self.bucket,
             key,
             extra_args={"ContentType": content_type, **self._extra_args},
-            part_size=self._part_size,
-            max_concurrency=self._max_concurrency,
-            spool_max_size=self._spool_max_size,
-            spool_dir=self._spool_dir,
+            **self.writer_options,
         )
         return _MultipartUpload(writer)

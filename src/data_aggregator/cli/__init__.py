@@ -23,7 +23,6 @@ usage error.
 from __future__ import annotations
 
 from data_aggregator.cli._main import (
-    DISTRIBUTION,
     PROG,
     CommandError,
     build_parser,
@@ -31,7 +30,6 @@ from data_aggregator.cli._main import (
 )
 
 __all__ = [
-    "DISTRIBUTION",
     "PROG",
     "CommandError",
     "build_parser",

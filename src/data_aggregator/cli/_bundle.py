@@ -17,16 +17,15 @@ listing does not have.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus
+from typing import TYPE_CHECKING
 
 from data_aggregator.exceptions import ValidationError
 from data_aggregator.processor import Outcome, ReusableProcessor
+from data_aggregator.testing import s3_notification, s3_record, sqs_event, sqs_message
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from data_aggregator.config import AppConfig
     from data_aggregator.idempotency import IdempotencyStore
     from data_aggregator.processor import BatchResult
+    from data_aggregator.schemas import SQSRecord
 
 __all__ = [
     "BackfillOptions",
@@ -59,18 +59,18 @@ class BackfillError(Exception):
 
 @dataclass(frozen=True)
 class BackfillOptions:
-    """What ``data-aggregator bundle`` was asked to do."""
+    """What ``data-aggregator bundle`` was asked to do (its parser has the defaults)."""
 
     source_bucket: str
     source_prefix: str
     dest_bucket: str
     dest_prefix: str
     table: str
-    codec: str = "gzip"
-    max_bundle_mb: int = 5120
-    batch_size: int = 1000
-    chunk_seconds: int = 600
-    limit: int | None = None
+    codec: str
+    max_bundle_mb: int
+    batch_size: int
+    chunk_seconds: int
+    limit: int | None
 
 
 @dataclass(frozen=True)
@@ -165,51 +165,39 @@ def backfill_sequencer(etag: str, last_modified: datetime | None) -> str:
     A listing has no event sequencer; ``ETag`` + ``LastModified`` (UTC, milliseconds)
     tell apart successive writes of one key the same way, and are stable across runs.
     """
-    stamp = "-"
-    if last_modified is not None:
-        moment = last_modified.astimezone(timezone.utc)
-        stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    stamp = "-" if last_modified is None else _event_time(last_modified)
     return f"backfill:{etag}:{stamp}"
 
 
-def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> dict[str, Any]:
+def _event_time(moment: datetime) -> str:
+    """``moment`` as S3 events write times: UTC, milliseconds, ``2024-05-01T12:00:00.123Z``."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> SQSRecord:
     """An SQS record carrying one classic S3 ``ObjectCreated`` notification about ``obj``.
 
-    The key is form-encoded as S3 encodes it (the processor decodes it back to the exact
-    key); the ETag makes the fetch conditional (``If-Match``), so an object rewritten since
-    the listing is skipped as superseded rather than bundled under the old version's key.
+    Built with the event builders of `data_aggregator.testing`: the key is form-encoded as
+    S3 encodes it (the processor decodes it back to the exact key); the ETag makes the
+    fetch conditional (``If-Match``), so an object rewritten since the listing is skipped
+    as superseded rather than bundled under the old version's key.
     """
-    s3_object: dict[str, Any] = {
-        "key": quote_plus(obj.key, safe="/"),
-        "size": obj.size,
-        "eTag": obj.etag,
-    }
-    if obj.version_id is not None:
-        s3_object["versionId"] = obj.version_id
-    else:
-        s3_object["sequencer"] = backfill_sequencer(obj.etag, obj.last_modified)
-    moment = obj.last_modified or datetime.now(timezone.utc)
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "",
-        "eventTime": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "eventName": EVENT_NAME,
-        "userIdentity": {"principalId": "data-aggregator-bundle"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "data-aggregator-bundle",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": s3_object,
-        },
-    }
-    return {
-        "messageId": message_id,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": _QUEUE_ARN,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "body": json.dumps({"Records": [record]}, ensure_ascii=False),
-    }
+    record = s3_record(
+        bucket,
+        obj.key,
+        size=obj.size,
+        etag=obj.etag,
+        version_id=obj.version_id,
+        sequencer=(
+            None if obj.version_id is not None else backfill_sequencer(obj.etag, obj.last_modified)
+        ),
+        event_name=EVENT_NAME,
+        event_time=_event_time(obj.last_modified or datetime.now(timezone.utc)),
+        region="",
+        configuration_id="data-aggregator-bundle",
+    )
+    return sqs_message(s3_notification([record]), message_id=message_id, queue_arn=_QUEUE_ARN)
 
 
 def iter_chunks(items: Iterable[ListedObject], size: int) -> Iterator[list[ListedObject]]:
@@ -284,12 +272,10 @@ def run_backfill(
     for number, chunk in enumerate(iter_chunks(listed, options.batch_size), start=1):
         request_id = f"backfill-{run_id}-{number}"
         keys = {f"{request_id}-{i}": obj.key for i, obj in enumerate(chunk)}
-        event = {
-            "Records": [
-                synthetic_message(options.source_bucket, obj, message_id)
-                for (message_id, obj) in zip(keys, chunk, strict=True)
-            ]
-        }
+        event = sqs_event(
+            synthetic_message(options.source_bucket, obj, message_id)
+            for (message_id, obj) in zip(keys, chunk, strict=True)
+        )
         context = LocalContext.from_timeout(options.chunk_seconds, aws_request_id=request_id)
         totals.add(processor.process(event, context), keys)
         progress(f"chunk {number}: {totals.line()}")

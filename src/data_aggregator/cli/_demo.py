@@ -58,7 +58,7 @@ from data_aggregator.cli._demo_report import (
     VerifiedBundle,
     check_report,
 )
-from data_aggregator.clients import S3Client, build_boto3_s3_client
+from data_aggregator.clients import S3Client, build_boto3_s3_client, connection_pool_size
 from data_aggregator.config import AppConfig, Codec
 from data_aggregator.context import LocalContext
 from data_aggregator.exceptions import DataAggregatorError
@@ -162,7 +162,7 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] = lambda _: N
         progress(f"moto: creating DynamoDB table {TABLE_NAME} (create_idempotency_table)")
         create_idempotency_table(dynamodb, TABLE_NAME)
 
-        pool = config.fetch_concurrency + config.upload_concurrency + 4
+        pool = connection_pool_size(config)
         s3 = S3Client.from_config(
             config, build_boto3_s3_client(session=session, max_pool_connections=pool)
         )

@@ -11,7 +11,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from data_aggregator._metadata import DISTRIBUTION
+from data_aggregator._version import DISTRIBUTION
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from data_aggregator.idempotency import IdempotencyStore
 
 __all__ = [
-    "DISTRIBUTION",
     "PROG",
     "CommandError",
     "build_parser",
@@ -33,7 +32,6 @@ __all__ = [
 PROG = "data-aggregator"
 #: Documentation pages, named by title: a wheel's user has no ``docs/`` folder.
 _DOCS_PAGE = '"Command line"'
-_DELIVERY_PAGE = '"Delivery semantics"'
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -203,26 +201,17 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
-    from data_aggregator.idempotency._table import (  # noqa: PLC0415
-        add_create_table_options,
+    from data_aggregator.idempotency._table import (  # noqa: PLC0415 - commands load their parts
+        add_create_table_command,
     )
 
-    create = commands.add_parser(
-        "create-table",
-        parents=[common],
-        help="create the DynamoDB idempotency table",
-        description=(
-            "Create the idempotency table: a string partition key, no sort key, on-demand "
-            f"billing, TTL on 'expiration' (documentation: {_DELIVERY_PAGE}). Waits until it is "
-            "active. Credentials come from the usual AWS configuration."
-        ),
-    )
-    create.add_argument("name", metavar="NAME", help="the table's name")
-    add_create_table_options(create)
-    create.set_defaults(run=_run_create_table)
+    add_create_table_command(commands, parents=[common])
 
 
 def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
+    from data_aggregator.config import AppConfig  # noqa: PLC0415 - commands load their parts
+    from data_aggregator.config import _bounds as config_bounds  # noqa: PLC0415
+
     bundle = commands.add_parser(
         "bundle",
         parents=[common],
@@ -249,10 +238,11 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_aws_options(bundle, "S3 and DynamoDB endpoint")
     _add_codec(bundle)
+    bundle_mb = config_bounds("max_bundle_size_mb")  # MAX_BUNDLE_SIZE_MB's, like its default
     bundle.add_argument(
         "--max-bundle-mb",
-        type=_int_in(1, 5_000_000),
-        default=5120,
+        type=_int_in(int(bundle_mb.low), int(bundle_mb.high)),
+        default=AppConfig.model_fields["max_bundle_size_mb"].default,
         metavar="MB",
         help="largest bundle before another is started (default: %(default)s)",
     )
@@ -361,9 +351,9 @@ def _library_logging(level: str) -> Iterator[None]:
 
 
 def _version() -> str:
-    from data_aggregator._metadata import read_version  # noqa: PLC0415
+    from data_aggregator._version import __version__  # noqa: PLC0415
 
-    return read_version()
+    return __version__
 
 
 def _one_line(exc: BaseException) -> str:
@@ -509,15 +499,6 @@ def _render(report: DemoReport, out: TextIO) -> None:
     )
 
 
-# --------------------------------------------------------------------------- create-table
-
-
-def _run_create_table(args: argparse.Namespace) -> int:
-    from data_aggregator.idempotency._table import run_create_table  # noqa: PLC0415
-
-    return run_create_table(args.name, args, sys.stdout)
-
-
 # --------------------------------------------------------------------------- bundle
 
 
@@ -581,7 +562,7 @@ def _backfill_clients(
     from botocore.exceptions import ClientError  # noqa: PLC0415
 
     from data_aggregator.cli._bundle import build_config  # noqa: PLC0415
-    from data_aggregator.clients import S3Client  # noqa: PLC0415
+    from data_aggregator.clients import S3Client, connection_pool_size  # noqa: PLC0415
     from data_aggregator.idempotency import (  # noqa: PLC0415
         DynamoDBIdempotencyStore,
         S3ManifestBundleLocator,
@@ -591,7 +572,7 @@ def _backfill_clients(
     session = boto3.session.Session(region_name=region)
     retries = Config(
         retries={"mode": "adaptive", "total_max_attempts": 5},
-        max_pool_connections=config.fetch_concurrency + config.upload_concurrency + 4,
+        max_pool_connections=connection_pool_size(config),
     )
     s3 = S3Client.from_config(
         config, session.client("s3", endpoint_url=endpoint_url, config=retries)

@@ -23,40 +23,45 @@ boto3 is imported only when a default client is built, so importing this module 
 
 from __future__ import annotations
 
-from data_aggregator.clients._multipart import (
+from data_aggregator._sizes import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
+    MIB,
     MIN_PART_SIZE,
+)
+from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
+from data_aggregator.clients._multipart import MultipartWriter, WriterOptions, WriterState
+from data_aggregator.clients._part_uploads import (
     PARTS_PER_DOUBLING,
-    MultipartWriter,
-    WriterState,
     WriterStats,
     clamp_part_size,
     part_size_for,
 )
 from data_aggregator.clients._s3 import (
+    DEFAULT_POOL_CONNECTIONS,
+    S3Client,
+    build_boto3_s3_client,
+    connection_pool_size,
+)
+from data_aggregator.clients._types import (
     ALLOWED_UPLOAD_ARGS,
     CONTENT_SHA256,
     MAX_TAGS,
-    MIB,
     CompletedPart,
-    S3BodyStream,
-    S3Client,
     S3ClientSettings,
     S3ListEntry,
     S3Object,
     S3ObjectInfo,
     UploadResult,
-    build_boto3_s3_client,
     parse_tagging,
-    translate_s3_error,
     validate_upload_args,
 )
 
 __all__ = [
     "ALLOWED_UPLOAD_ARGS",
     "CONTENT_SHA256",
+    "DEFAULT_POOL_CONNECTIONS",
     "MAX_OBJECT_SIZE",
     "MAX_PARTS",
     "MAX_PART_SIZE",
@@ -73,10 +78,12 @@ __all__ = [
     "S3Object",
     "S3ObjectInfo",
     "UploadResult",
+    "WriterOptions",
     "WriterState",
     "WriterStats",
     "build_boto3_s3_client",
     "clamp_part_size",
+    "connection_pool_size",
     "parse_tagging",
     "part_size_for",
     "translate_s3_error",

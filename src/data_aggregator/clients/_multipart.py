@@ -35,15 +35,11 @@ import logging
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from data_aggregator._sizes import MAX_OBJECT_SIZE, MAX_PARTS, MIB
 from data_aggregator.clients import _part_uploads, _types
 from data_aggregator.clients._part_uploads import (
-    MAX_OBJECT_SIZE,
-    MAX_PART_SIZE,
-    MAX_PARTS,
-    MIN_PART_SIZE,
-    PARTS_PER_DOUBLING,
     WriterStats,
     clamp_part_size,
     part_size_for,
@@ -67,21 +63,21 @@ if TYPE_CHECKING:
 
     from data_aggregator.clients._s3 import S3Client
 
-__all__ = [
-    "MAX_OBJECT_SIZE",
-    "MAX_PARTS",
-    "MAX_PART_SIZE",
-    "MIN_PART_SIZE",
-    "PARTS_PER_DOUBLING",
-    "MultipartWriter",
-    "UploadResult",
-    "WriterState",
-    "WriterStats",
-    "clamp_part_size",
-    "part_size_for",
-]
+__all__ = ["MultipartWriter", "WriterOptions", "WriterState"]
 
 logger = logging.getLogger(__name__)
+
+
+class WriterOptions(TypedDict, total=False):
+    """How a [`MultipartWriter`][data_aggregator.clients.MultipartWriter] cuts and uploads
+    a stream: its keyword arguments of that name, for code that opens writers on behalf of
+    others ([`MultipartSink`][data_aggregator.bundle.MultipartSink]). A key left out takes
+    the writer's default."""
+
+    part_size: int
+    max_concurrency: int
+    spool_max_size: int | None
+    spool_dir: str | None
 
 
 class WriterState(Enum):
@@ -107,12 +103,12 @@ class MultipartWriter(io.BufferedIOBase):
         key: Destination key.
         extra_args: Upload arguments (``ContentType``, ``Metadata``, ``Tagging`` ...),
             checked against `ALLOWED_UPLOAD_ARGS`.
-        part_size: Base part size in bytes (default ``s3.multipart_part_size_bytes``),
-            clamped by [`clamp_part_size`][data_aggregator.clients.clamp_part_size] and grown
-            by [`part_size_for`][data_aggregator.clients.part_size_for].
-        max_concurrency: Parts uploaded at once (default ``s3.upload_concurrency``).
-        spool_max_size: In-memory size of a part buffer before it spills to disk
-            (default ``s3.spool_max_size_bytes``, else the part size: memory only).
+        part_size: Base part size in bytes, clamped by
+            [`clamp_part_size`][data_aggregator.clients.clamp_part_size] and grown by
+            [`part_size_for`][data_aggregator.clients.part_size_for].
+        max_concurrency: Parts uploaded at once.
+        spool_max_size: In-memory size of a part buffer before it spills to disk;
+            ``None``: the part size (memory only).
         spool_dir: Directory of spilled buffers (default: `tempfile`'s, ``/tmp``).
         tag_sha256: Tag multipart objects with ``content-sha256`` after completion.
 
@@ -128,8 +124,8 @@ class MultipartWriter(io.BufferedIOBase):
         key: str,
         *,
         extra_args: Mapping[str, Any] | None = None,
-        part_size: int | None = None,
-        max_concurrency: int | None = None,
+        part_size: int = 16 * MIB,
+        max_concurrency: int = 4,
         spool_max_size: int | None = None,
         spool_dir: str | None = None,
         tag_sha256: bool = True,
@@ -150,9 +146,9 @@ class MultipartWriter(io.BufferedIOBase):
                 msg, ValidationErrorCode.INVALID_UPLOAD_ARGUMENT, {"argument": "Tagging"}
             )
         self._tag_sha256 = tag_sha256
-        self._part_size = clamp_part_size(part_size or s3.multipart_part_size_bytes)
-        self._max_concurrency = max(1, max_concurrency or s3.upload_concurrency)
-        self._spool_max_size = spool_max_size or s3.spool_max_size_bytes or self._part_size
+        self._part_size = clamp_part_size(part_size)
+        self._max_concurrency = max(1, max_concurrency)
+        self._spool_max_size = spool_max_size or self._part_size
         self._spool_dir = spool_dir
 
         self._sha256 = hashlib.sha256()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, Final
 
-from data_aggregator.clients._types import MIB
+from data_aggregator._sizes import MAX_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE
 from data_aggregator.exceptions import S3IntegrityError
 
 if TYPE_CHECKING:
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     from data_aggregator.clients._types import CompletedPart
 
 __all__ = [
-    "MAX_OBJECT_SIZE",
-    "MAX_PARTS",
-    "MAX_PART_SIZE",
-    "MIN_PART_SIZE",
     "PARTS_PER_DOUBLING",
     "PartBuffer",
     "PartUploader",
@@ -32,10 +28,6 @@ __all__ = [
     "part_size_for",
 ]
 
-MIN_PART_SIZE: Final = 5 * MIB
-MAX_PART_SIZE: Final = 5 * 1024 * MIB
-MAX_PARTS: Final = 10_000
-MAX_OBJECT_SIZE: Final = 5 * 1024 * 1024 * MIB
 #: Part size doubles after every this many parts (see `part_size_for`).
 PARTS_PER_DOUBLING: Final = 500
 _HASH_CHUNK: Final = MIB

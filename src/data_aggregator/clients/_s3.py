@@ -8,19 +8,16 @@ import logging
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
+from data_aggregator._sizes import MIB
 from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
 from data_aggregator.clients._types import (
-    ALLOWED_UPLOAD_ARGS,
     CONTENT_SHA256,
-    MAX_TAGS,
-    MIB,
     CompletedPart,
     S3ClientSettings,
     S3ListEntry,
     S3Object,
     S3ObjectInfo,
     UploadResult,
-    parse_tagging,
     validate_upload_args,
 )
 from data_aggregator.exceptions import ConfigurationError
@@ -33,25 +30,19 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import TagTypeDef
 
 __all__ = [
-    "ALLOWED_UPLOAD_ARGS",
-    "CONTENT_SHA256",
-    "MAX_TAGS",
-    "MIB",
-    "CompletedPart",
-    "S3BodyStream",
+    "DEFAULT_POOL_CONNECTIONS",
     "S3Client",
-    "S3ClientSettings",
-    "S3ListEntry",
-    "S3Object",
-    "S3ObjectInfo",
-    "UploadResult",
     "build_boto3_s3_client",
-    "parse_tagging",
-    "translate_s3_error",
-    "validate_upload_args",
+    "connection_pool_size",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Connections of the default client's pool: the default configuration's 32 fetch and 4
+#: upload threads (see `connection_pool_size`).
+DEFAULT_POOL_CONNECTIONS = 40
+#: Connections beyond one per fetch and upload thread: heads, listings, tags, completions.
+_SPARE_CONNECTIONS = 4
 
 
 def _strip_etag(etag: str | None) -> str:
@@ -83,10 +74,16 @@ def _b64(digest: bytes) -> str:
 # --------------------------------------------------------------------------- client
 
 
+def connection_pool_size(settings: S3ClientSettings) -> int:
+    """Connections an S3 client needs for ``settings``: one per fetch and upload thread,
+    plus a few for the calls in between (heads, listings, tags, completions)."""
+    return settings.fetch_concurrency + settings.upload_concurrency + _SPARE_CONNECTIONS
+
+
 def build_boto3_s3_client(
     *,
     session: Session | None = None,
-    max_pool_connections: int = 40,
+    max_pool_connections: int = DEFAULT_POOL_CONNECTIONS,
     max_attempts: int = 5,
     connect_timeout: float = 5.0,
     read_timeout: float = 60.0,
@@ -118,15 +115,14 @@ class S3Client:
     Args:
         client: A boto3 S3 client to use as is. When omitted, one is built by
             [`build_boto3_s3_client`][data_aggregator.clients.build_boto3_s3_client] (adaptive
-            retries, a pool of ``fetch_concurrency + upload_concurrency + 4`` connections).
+            retries, a pool of ``max_pool_connections``).
         session: The boto3 session to build the default client from.
         expected_bucket_owner: Account id sent as ``ExpectedBucketOwner`` on every call.
         kms_key_id: KMS key for SSE-KMS on uploads; ``None`` leaves the bucket default.
-        fetch_concurrency: Parallel reads the caller will make (sizes the pool).
-        upload_concurrency: Default parts in flight per multipart writer.
-        multipart_part_size_bytes: Default part size of multipart writers.
-        spool_max_size_bytes: Default in-memory size of a writer's part spool before it
-            spills to disk; ``None`` keeps whole parts in memory.
+        max_pool_connections: Connections the threads sharing this client need at once
+            ([`connection_pool_size`][data_aggregator.clients.connection_pool_size] of the
+            configuration): the pool of the default client. An injected client with a
+            smaller pool is used as it is, with a warning.
         max_attempts: Attempts per request of the default client, the first included
             (botocore's ``total_max_attempts``).
         connect_timeout: Connect timeout of the default client, in seconds; an injected
@@ -144,28 +140,22 @@ class S3Client:
         session: Session | None = None,
         expected_bucket_owner: str | None = None,
         kms_key_id: str | None = None,
-        fetch_concurrency: int = 32,
-        upload_concurrency: int = 4,
-        multipart_part_size_bytes: int = 16 * MIB,
-        spool_max_size_bytes: int | None = None,
+        max_pool_connections: int = DEFAULT_POOL_CONNECTIONS,
         max_attempts: int = 5,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
     ) -> None:
         for name, value in (
-            ("fetch_concurrency", fetch_concurrency),
-            ("upload_concurrency", upload_concurrency),
-            ("multipart_part_size_bytes", multipart_part_size_bytes),
+            ("max_pool_connections", max_pool_connections),
             ("max_attempts", max_attempts),
         ):
             if value < 1:
                 msg = f"{name} must be at least 1, got {value}"
                 raise ConfigurationError(msg, context={"variable": name})
-        pool = fetch_concurrency + upload_concurrency + 4
         if client is None:
             client = build_boto3_s3_client(
                 session=session,
-                max_pool_connections=pool,
+                max_pool_connections=max_pool_connections,
                 max_attempts=max_attempts,
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
@@ -173,34 +163,28 @@ class S3Client:
         else:
             botocore_config = client.meta.config
             configured = getattr(botocore_config, "max_pool_connections", None)
-            if configured is not None and configured < fetch_concurrency + upload_concurrency:
+            if configured is not None and configured < max_pool_connections:
                 logger.warning(
                     "boto3 client pool smaller than the configured concurrency",
-                    extra={"max_pool_connections": configured, "wanted": pool},
+                    extra={"max_pool_connections": configured, "wanted": max_pool_connections},
                 )
             connect_timeout = float(getattr(botocore_config, "connect_timeout", connect_timeout))
             read_timeout = float(getattr(botocore_config, "read_timeout", read_timeout))
         self._client = client
         self.expected_bucket_owner = expected_bucket_owner
         self.kms_key_id = kms_key_id
-        self.fetch_concurrency = fetch_concurrency
-        self.upload_concurrency = upload_concurrency
-        self.multipart_part_size_bytes = multipart_part_size_bytes
-        self.spool_max_size_bytes = spool_max_size_bytes
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
 
     @classmethod
     def from_config(cls, config: S3ClientSettings, client: Boto3S3Client | None = None) -> S3Client:
-        """Build a client from ``AppConfig`` (or anything with the same attributes)."""
+        """Build a client from ``AppConfig`` (or anything with the same attributes): its
+        bucket owner, KMS key and a pool for its fetch and upload threads."""
         return cls(
             client,
             expected_bucket_owner=config.expected_bucket_owner,
             kms_key_id=config.kms_key_id,
-            fetch_concurrency=config.fetch_concurrency,
-            upload_concurrency=config.upload_concurrency,
-            multipart_part_size_bytes=config.multipart_part_size_bytes,
-            spool_max_size_bytes=config.spool_file_max_size_bytes,
+            max_pool_connections=connection_pool_size(config),
         )
 
     @property

@@ -21,7 +21,6 @@ __all__ = [
     "ALLOWED_UPLOAD_ARGS",
     "CONTENT_SHA256",
     "MAX_TAGS",
-    "MIB",
     "CompletedPart",
     "S3ClientSettings",
     "S3ListEntry",
@@ -32,7 +31,6 @@ __all__ = [
     "validate_upload_args",
 ]
 
-MIB: Final = 1024 * 1024
 #: Metadata key (``x-amz-meta-content-sha256``) and tag key holding the object's hex SHA-256.
 CONTENT_SHA256: Final = "content-sha256"
 #: S3 allows at most 10 tags per object; the SHA-256 tag of a multipart upload needs one.
@@ -203,7 +201,3 @@ class S3ClientSettings(Protocol):
     def fetch_concurrency(self) -> int: ...
     @property
     def upload_concurrency(self) -> int: ...
-    @property
-    def multipart_part_size_bytes(self) -> int: ...
-    @property
-    def spool_file_max_size_bytes(self) -> int: ...

@@ -36,8 +36,9 @@ python -m data_aggregator.idempotency create-table --table-name my-table
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from data_aggregator import _lazy
 from data_aggregator.idempotency._base import IdempotencyStore, claim_allowed, held_by
 from data_aggregator.idempotency._keys import make_idempotency_key
 from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
         DynamoDBStoreSettings,
     )
     from data_aggregator.idempotency._recovery import S3ManifestBundleLocator
-    from data_aggregator.idempotency._table import create_idempotency_table
+    from data_aggregator.idempotency._table import create_idempotency_table, main
 
 __all__ = [
     "DEFAULT_LEASE_MARGIN_SECONDS",
@@ -93,33 +94,14 @@ __all__ = [
     "make_idempotency_key",
 ]
 
-# Names whose modules import botocore: loaded on first attribute access.
+# Names whose modules import botocore: loaded on first attribute access (``main`` is
+# ``python -m data_aggregator.idempotency``).
 _LAZY: dict[str, str] = {
     "DynamoDBIdempotencyStore": "data_aggregator.idempotency._dynamodb",
     "DynamoDBStoreSettings": "data_aggregator.idempotency._dynamodb",
     "create_idempotency_table": "data_aggregator.idempotency._table",
+    "main": "data_aggregator.idempotency._table",
     "S3ManifestBundleLocator": "data_aggregator.idempotency._recovery",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib  # noqa: PLC0415 - deferred: keeps the cold-start import small
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m data_aggregator.idempotency create-table``: make a table for local use."""
-    from data_aggregator.idempotency._table import main as run  # noqa: PLC0415
-
-    return run(argv)
+__getattr__, __dir__ = _lazy.lazy_attributes(globals(), _LAZY)

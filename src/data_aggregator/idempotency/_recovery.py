@@ -51,12 +51,7 @@ def _s3_client(
             raise ConfigurationError(msg, context={"variable": "expected_bucket_owner"})
         return client
     # A boto3 client (or none: the default one) wrapped for one reader at a time.
-    return S3Client(
-        client,
-        expected_bucket_owner=expected_bucket_owner,
-        fetch_concurrency=1,
-        upload_concurrency=1,
-    )
+    return S3Client(client, expected_bucket_owner=expected_bucket_owner, max_pool_connections=1)
 
 
 def _error_facts(error: DataAggregatorError) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The DynamoDB idempotency table: its schema, creation, verification and command line.
+"""The DynamoDB idempotency table: its schema, creation, verification and ``create-table``.
 
 Schema (``docs/delivery-semantics.md`` has the full description):
 
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from data_aggregator.exceptions import IdempotencyConfigurationError, IdempotencyStoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -32,7 +32,7 @@ __all__ = [
     "DEFAULT_PARTITION_KEY",
     "TABLE_ENV_VAR",
     "TTL_ATTRIBUTE",
-    "add_create_table_options",
+    "add_create_table_command",
     "check_table",
     "configuration_error",
     "create_idempotency_table",
@@ -170,63 +170,87 @@ def create_idempotency_table(
     logger.info("created idempotency table", extra={"table_name": table_name})
 
 
-def add_create_table_options(parser: argparse.ArgumentParser) -> None:
-    """The options of ``create-table`` (the table name is left to the caller)."""
-    parser.add_argument(
+def add_create_table_command(
+    commands: Any, parents: Sequence[argparse.ArgumentParser] = ()
+) -> argparse.ArgumentParser:
+    """Add the ``create-table`` command to ``commands`` (an ``add_subparsers()`` result).
+
+    The one definition of the command: ``data-aggregator create-table`` and
+    ``python -m data_aggregator.idempotency create-table`` both parse and run it through
+    here. ``parents`` adds options every command of the caller takes.
+    """
+    create: argparse.ArgumentParser = commands.add_parser(
+        "create-table",
+        parents=list(parents),
+        help="create the DynamoDB idempotency table",
+        description=(
+            "Create the idempotency table: a string partition key, no sort key, on-demand "
+            f'billing, TTL on {TTL_ATTRIBUTE!r} (documentation: "Delivery semantics"). '
+            "Waits until it is active. Credentials come from the usual AWS configuration."
+        ),
+    )
+    create.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help=f"the table's name (or --table-name; default: ${TABLE_ENV_VAR})",
+    )
+    create.add_argument(
+        "--table-name", metavar="NAME", default=None, help="the table's name, as NAME"
+    )
+    create.add_argument(
         "--partition-key",
         default=DEFAULT_PARTITION_KEY,
         metavar="NAME",
         help="name of the string partition key attribute (default: %(default)s)",
     )
-    parser.add_argument(
+    create.add_argument(
         "--endpoint-url",
         default=None,
         metavar="URL",
         help="DynamoDB endpoint, e.g. http://127.0.0.1:5000 for moto or DynamoDB Local "
         "(default: AWS, or AWS_ENDPOINT_URL)",
     )
-    parser.add_argument(
+    create.add_argument(
         "--region", default=None, help="AWS region (default: the usual AWS configuration)"
     )
-    parser.add_argument(
+    create.add_argument(
         "--exist-ok",
         action="store_true",
         help="succeed if the table already exists with the right key schema",
     )
+    create.set_defaults(run=run_create_table, usage_error=create.error)
+    return create
 
 
-def run_create_table(table_name: str, args: argparse.Namespace, out: TextIO) -> int:
-    """Create ``table_name`` as the ``create-table`` options in ``args`` say; report to ``out``."""
-    import boto3  # noqa: PLC0415 - command line only
+def run_create_table(args: argparse.Namespace) -> int:
+    """Run ``create-table`` as parsed into ``args``; report the table on stdout."""
+    import os  # noqa: PLC0415 - command line only
+    import sys  # noqa: PLC0415
 
+    import boto3  # noqa: PLC0415
+
+    given = {name for name in (args.name, args.table_name) if name}
+    if len(given) > 1:
+        args.usage_error("NAME and --table-name name different tables")
+    table_name = given.pop() if given else os.environ.get(TABLE_ENV_VAR, "").strip()
+    if not table_name:
+        args.usage_error(f"the table's name is required: NAME, --table-name or ${TABLE_ENV_VAR}")
     client = boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=args.region)
     create_idempotency_table(client, table_name, args.partition_key, exist_ok=args.exist_ok)
-    out.write(
+    sys.stdout.write(
         f"table {table_name} ready (partition key {args.partition_key}, TTL on {TTL_ATTRIBUTE})\n"
     )
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m data_aggregator.idempotency create-table``: make a table for local use.
 
-    ``data-aggregator create-table NAME`` does the same with the same options.
+    The same command as ``data-aggregator create-table``, with the same arguments.
     """
-    import os  # noqa: PLC0415 - command line only
-    import sys  # noqa: PLC0415
-
     parser = argparse.ArgumentParser(prog="python -m data_aggregator.idempotency")
-    commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser(
-        "create-table", help="create the idempotency table (on-demand) with TTL on expiration"
-    )
-    create.add_argument(
-        "--table-name",
-        default=os.environ.get(TABLE_ENV_VAR),
-        help=f"the table to create (default: ${TABLE_ENV_VAR})",
-    )
-    add_create_table_options(create)
+    add_create_table_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    if not args.table_name:
-        parser.error(f"--table-name is required (or set {TABLE_ENV_VAR})")
-    return run_create_table(args.table_name, args, sys.stdout)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)

@@ -89,13 +89,7 @@ class ReusableProcessor:
         self.s3 = s3_client
         self.store = store if store is not None else self._default_store()
         self.metrics: MetricsSink = metrics if metrics is not None else self._default_metrics()
-        sink = MultipartSink(
-            s3_client,
-            config.distribution_bucket_name,
-            part_size=config.multipart_part_size_bytes,
-            max_concurrency=config.upload_concurrency,
-            spool_max_size=config.spool_file_max_size_bytes,
-        )
+        sink = MultipartSink.from_config(config, s3_client)
         self.engine = BundleEngine.from_config(config, s3_client, sink, clock=clock)
         #: The result of the latest `process` / `handle` call.
         self.last_result: BatchResult | None = None

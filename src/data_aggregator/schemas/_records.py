@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 from typing_extensions import Self
 
+from data_aggregator._sizes import MAX_OBJECT_SIZE
 from data_aggregator.exceptions import ValidationError, ValidationErrorCode
 from data_aggregator.security import MAX_KEY_BYTES, sanitize_s3_key
 
@@ -36,8 +37,6 @@ __all__ = [
     "validation_error_from_pydantic",
 ]
 
-#: Largest object S3 stores: 5 TiB. A larger ``size`` in an event is refused.
-MAX_OBJECT_SIZE = 5 * 1024**4
 #: Validation-context key selecting how ``s3.object.key`` is encoded (a `KeyEncoding`).
 KEY_ENCODING_CONTEXT = "data_aggregator.key_encoding"
 #: Pydantic error ``type`` of a key refused by decoding or `sanitize_s3_key`; its
@@ -49,6 +48,7 @@ KEY_ERROR_TYPE = "s3_key_rejected"
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]", re.ASCII)
 
 
+#: An event's ``size``: S3 stores nothing larger than `MAX_OBJECT_SIZE` (5 TiB).
 _ObjectSize = Annotated[int, Field(strict=True, ge=0, le=MAX_OBJECT_SIZE)]
 
 

@@ -11,6 +11,7 @@ Standard library only (plus the package itself); the hypothesis strategies are i
   [`sqs_message`][data_aggregator.testing.sqs_message],
   [`sqs_event`][data_aggregator.testing.sqs_event],
   [`sns_notification`][data_aggregator.testing.sns_notification],
+  [`sns_event`][data_aggregator.testing.sns_event],
   [`eventbridge_object_created`][data_aggregator.testing.eventbridge_object_created]
   ([`encode_event_key`][data_aggregator.testing.encode_event_key] on its own);
 * time: [`FakeClock`][data_aggregator.testing.FakeClock],
@@ -50,6 +51,7 @@ from data_aggregator.testing._events import (
     s3_notification,
     s3_record,
     s3_test_event,
+    sns_event,
     sns_notification,
     sqs_event,
     sqs_message,
@@ -72,6 +74,7 @@ __all__ = [
     "s3_notification",
     "s3_record",
     "s3_test_event",
+    "sns_event",
     "sns_notification",
     "sqs_event",
     "sqs_message",

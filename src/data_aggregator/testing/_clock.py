@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,8 @@ class FakeClock:
     moves it.
 
     Call it for the current time in seconds since the epoch, like ``time.time``; pass it
-    wherever the library takes a ``clock``.
+    wherever the library takes a ``clock``. Thread-safe: the processor's fetch and upload
+    threads, a store's workers and the test may read it and move it at once.
 
     >>> clock = FakeClock(100.0)
     >>> clock.advance(2.5)
@@ -27,11 +29,19 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 1_714_564_800.0) -> None:
-        self.now = float(start)
+        self._now = float(start)
+        self._lock = threading.Lock()
 
     def __call__(self) -> float:
         """The current fake time."""
-        return self.now
+        with self._lock:
+            return self._now
+
+    @property
+    def now(self) -> float:
+        """The current fake time (read-only: [`advance`][data_aggregator.testing.FakeClock.advance]
+        moves it)."""
+        return self()
 
     def advance(self, seconds: float) -> None:
         """Move the clock ``seconds`` forward.
@@ -42,10 +52,11 @@ class FakeClock:
         if seconds < 0:
             msg = f"a clock only moves forward, got {seconds} seconds"
             raise ValueError(msg)
-        self.now += seconds
+        with self._lock:
+            self._now += seconds
 
     def __repr__(self) -> str:
-        return f"FakeClock({self.now!r})"
+        return f"FakeClock({self()!r})"
 
 
 def local_context(

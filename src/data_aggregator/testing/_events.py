@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote_plus
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
         S3Notification,
         S3ObjectData,
         S3TestEvent,
+        SNSEvent,
+        SNSMessage,
         SQSEvent,
         SQSRecord,
         SQSRecordAttributes,
@@ -40,6 +42,7 @@ __all__ = [
     "s3_notification",
     "s3_record",
     "s3_test_event",
+    "sns_event",
     "sns_notification",
     "sqs_event",
     "sqs_message",
@@ -219,23 +222,51 @@ def sns_notification(
     With ``raw`` (raw message delivery) that is ``body`` itself; otherwise the SNS JSON
     envelope whose ``Message`` is ``body``, pretty-printed as SNS does.
     """
-    message = _as_text(body)
     if raw:
-        return message
+        return _as_text(body)
+    envelope = _sns_message(body, message_id, topic_arn, url="URL")
+    return json.dumps(envelope, indent=2, separators=(",", " : "), ensure_ascii=False)
+
+
+def sns_event(
+    body: str | Mapping[str, object],
+    *,
+    message_id: str = "sns-message",
+    topic_arn: str = DEFAULT_TOPIC_ARN,
+) -> SNSEvent:
+    """The event a Lambda subscribed to an SNS topic receives when ``body`` is published
+    (no queue in between); a mapping is serialised as compact JSON."""
+    message = cast("SNSMessage", _sns_message(body, message_id, topic_arn, url="Url"))
+    return {
+        "Records": [
+            {
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic_arn}:subscription",
+                "EventSource": "aws:sns",
+                "Sns": message,
+            }
+        ]
+    }
+
+
+def _sns_message(
+    body: str | Mapping[str, object], message_id: str, topic_arn: str, *, url: str
+) -> dict[str, object]:
+    """What SNS says about one published message; its two URL fields end in ``url``
+    (``SigningCertURL`` in an SQS body, ``SigningCertUrl`` in a Lambda event)."""
     region = topic_arn.split(":")[3]
-    envelope = {
+    return {
         "Type": "Notification",
         "MessageId": message_id,
         "TopicArn": topic_arn,
         "Subject": "Amazon S3 Notification",
-        "Message": message,
+        "Message": _as_text(body),
         "Timestamp": _DEFAULT_EVENT_TIME,
         "SignatureVersion": "1",
         "Signature": "EXAMPLE",
-        "SigningCertURL": f"https://sns.{region}.amazonaws.com/cert.pem",
-        "UnsubscribeURL": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe",
+        f"SigningCert{url}": f"https://sns.{region}.amazonaws.com/cert.pem",
+        f"Unsubscribe{url}": f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe",
     }
-    return json.dumps(envelope, indent=2, separators=(",", " : "), ensure_ascii=False)
 
 
 def eventbridge_object_created(

@@ -190,13 +190,33 @@ def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- idempotency
-# (fault schedules for the simulated processor; see tests/idempotency_support.py)
-from tests.idempotency_support import FAULT_POINTS  # noqa: E402
+# (fault schedules for the real processor; see tests/faults.py)
+from tests.faults import STORE_OPERATIONS, Fault, Rule  # noqa: E402
 
-#: ``{invocation number: {fault point, ...}}`` over the first few invocations.
-fault_plans = st.dictionaries(
-    st.integers(1, 8), st.sets(st.sampled_from(FAULT_POINTS), max_size=2), max_size=6
-)
+#: What the processor calls for S3 notifications through SQS, with one-part bundles.
+_FAULTED_OPERATIONS = (*STORE_OPERATIONS, "GetObject", "PutObject")
+
+
+@st.composite
+def fault_rules(draw: st.DrawFn, max_invocation: int = 8) -> Rule:
+    """One fault at one of the first three calls of an operation, in up to three of the
+    first ``max_invocation`` invocations. Delays are short (at most 5 s of fake time):
+    six of them stay within a 60 s function timeout, as on Lambda."""
+    operation = draw(st.sampled_from(_FAULTED_OPERATIONS))
+    faults = [f for f in Fault if f is not Fault.CRASH_MIDWAY or operation in STORE_OPERATIONS]
+    fault = draw(st.sampled_from(faults))
+    delayed = fault in (Fault.DELAY, Fault.DELAY_ANSWER)
+    return Rule(
+        operation,
+        fault,
+        call=draw(st.integers(1, 3)),
+        invocations=draw(st.frozensets(st.integers(1, max_invocation), min_size=1, max_size=3)),
+        seconds=draw(st.sampled_from([1.0, 5.0])) if delayed else 0.0,
+    )
+
+
+#: Up to six rules: a fault plan over the first eight invocations.
+fault_plans = st.lists(fault_rules(), max_size=6)
 
 
 # ----------------------------------------------------------------------------- bundles

@@ -1,135 +1,271 @@
-"""Fault injection at every step, then SQS-style redelivery: each record ends up completed
-exactly once and in exactly one bundle.
+"""The real ReusableProcessor under injected faults, over moto's S3 and each store kind:
+in-memory, and DynamoDB over HTTP in both batch modes.
 
-The processor and bundle engine are simulated (``tests/idempotency_support.py``): bundles
-are lists of keys in a dictionary. The stores are real: in-memory and DynamoDB over HTTP
-(in both batch modes).
+Faults are injected by wrappers around the real `S3Client` and store
+(``tests/faults.py``); messages are delivered like SQS does, at least once
+(``tests/redelivery.py``). Every acknowledgement is checked against the bundles read back
+from S3 and against the store; at the end every object is in exactly one bundle, and
+crash recovery has read real bundles' manifests (`S3ManifestBundleLocator`).
+
+DynamoDB runs on the serialised moto server of ``_dynamodb_support`` (moto's own applies
+conditional writes without a lock), so that concurrent invocations see atomic conditions.
+``tests/unit/test_processor_fault_injection.py`` runs every scenario in memory.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import random
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from data_aggregator.clients import S3Client
 from data_aggregator.idempotency import (
-    ClaimStatus,
-    IdempotencyStore,
     InMemoryIdempotencyStore,
     RecordStatus,
-    UpdateStatus,
-    make_idempotency_key,
+    S3ManifestBundleLocator,
 )
+from data_aggregator.processor import Outcome, Reason
 from data_aggregator.testing import FakeClock
-from tests.idempotency_support import (
-    FAULT_POINTS,
-    FakeBundleSink,
-    Faults,
-    SimulatedProcessor,
-    deliver_until_done,
-)
+from tests.faults import Fault, Rule
 from tests.integration._dynamodb_support import (
     atomic_endpoint,  # noqa: F401 - fixture
     store_factory,
 )
+from tests.integration.conftest import make_client
+from tests.processor_fakes import unit_config
+from tests.processor_support import SourceObject
+from tests.redelivery import (
+    SCENARIOS,
+    BundleShelf,
+    Message,
+    World,
+    assert_exactly_once,
+    deliver_until_done,
+    messages_for,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-    from data_aggregator.idempotency import BatchMode
+    from mypy_boto3_s3 import S3Client as Boto3S3Client
 
+    from data_aggregator.idempotency import BatchMode, IdempotencyStore
+    from data_aggregator.processor import BatchResult
 
-class World:
-    """A store, a fake bundle sink that is also the locator, and a fake clock."""
+MIB = 1024 * 1024
 
-    def __init__(self, factory: Callable[..., IdempotencyStore]) -> None:
-        self.clock = FakeClock()
-        self.sink = FakeBundleSink()
-        self.store = factory(bundle_locator=self.sink, clock=self.clock, ttl_seconds=86_400)
+#: The scenarios run here, over DynamoDB: every step's crash, and the lost answers, whose
+#: recovery reads bundles back from S3 (every scenario runs in memory, in the unit tests).
+MOTO_SCENARIOS = (
+    "crash-after-claim",
+    "claim-answer-lost",
+    "crash-during-fetch",
+    "fetch-fails",
+    "crash-after-mark-pending",
+    "mark-pending-answer-lost",
+    "upload-fails",
+    "crash-after-upload",
+    "upload-answer-lost",
+    "crash-during-complete",
+    "complete-answer-lost",
+    "crash-during-release",
+)
 
-
-@pytest.fixture(params=["memory", "dynamodb", "dynamodb-transact"])
-def world(request: pytest.FixtureRequest) -> World:
-    """A fresh world over each store kind (DynamoDB in both batch modes)."""
-    if request.param == "memory":
-        return World(InMemoryIdempotencyStore)
-    mode: BatchMode = "transact" if request.param == "dynamodb-transact" else "single"
-    return World(store_factory(request.getfixturevalue("atomic_endpoint"), mode))
-
-
-def messages(objects: int = 12, duplicates: int = 3) -> list[tuple[str, str]]:
-    keys = [make_idempotency_key(f"in/{i}.log", None, f"{i:08X}") for i in range(objects)]
-    sent = [(f"m{i}", key) for i, key in enumerate(keys)]
-    # S3 and SQS deliver some notifications twice, in other batches.
-    sent += [(f"dup{i}", keys[i * 4]) for i in range(duplicates)]
-    return sent
-
-
-def assert_exactly_once(world: World, sent: list[tuple[str, str]]) -> None:
-    keys = {key for _, key in sent}
-    occurrences = world.sink.occurrences()
-    assert set(occurrences) == keys, "every record is bundled"
-    assert all(count == 1 for count in occurrences.values()), occurrences
-    for key in keys:
-        record = world.store.get(key)
-        assert record is not None
-        assert record.status is RecordStatus.COMPLETED
-        assert record.bundle_key is not None
-        assert key in world.sink.uploads[record.bundle_key]
+STORES = ("memory", "dynamodb", "dynamodb-transact")
+DYNAMODB = ("dynamodb", "dynamodb-transact")
 
 
-@pytest.mark.parametrize("point", FAULT_POINTS)
-def test_fault_then_redelivery_bundles_every_record_once(world: World, point: str) -> None:
-    """A fault at any step in the first two invocations loses nothing and duplicates nothing."""
-    faults = Faults(plan={1: {point}, 2: {point}})
-    processor = SimulatedProcessor(world.store, world.sink, world.clock, faults=faults)
-    sent = messages()
-    statuses = deliver_until_done(processor, sent, batch_size=5)
-    assert_exactly_once(world, sent)
-    if point in {"after_upload", "during_complete"}:
-        assert statuses[ClaimStatus.RECOVERED.value] > 0, "the dead invocation's bundle is used"
+@functools.cache
+def _processor_client(endpoint: str) -> Boto3S3Client:
+    """The processors' boto3 client (one per endpoint: making a client takes ~0.2 s)."""
+    client: Boto3S3Client = make_client("s3", endpoint, max_pool_connections=32)
+    return client
 
 
-def test_every_fault_at_once_across_invocations(world: World) -> None:
-    """Faults at every step in successive invocations still give exactly-once bundles."""
-    plan = {i + 1: {point} for i, point in enumerate(FAULT_POINTS)}
-    processor = SimulatedProcessor(world.store, world.sink, world.clock, faults=Faults(plan))
-    sent = messages(20, 5)
-    deliver_until_done(processor, sent, batch_size=3)
-    assert_exactly_once(world, sent)
+@pytest.fixture
+def make_world(
+    request: pytest.FixtureRequest,
+    moto_endpoint: str,
+    s3_client: Boto3S3Client,
+    make_bucket: Callable[..., str],
+) -> Iterator[Callable[..., World]]:
+    """A factory of worlds over fresh buckets: ``make_world(store kind, **AppConfig
+    fields)``; the stores are closed at the end."""
+    made: list[World] = []
+
+    def make(kind: str, **config: Any) -> World:
+        source, dest = make_bucket("source"), make_bucket("dest")
+        clock = FakeClock()
+        locator = S3ManifestBundleLocator(dest, client=s3_client)
+        make_store: Callable[..., IdempotencyStore] = InMemoryIdempotencyStore
+        if kind != "memory":
+            mode: BatchMode = "transact" if kind == "dynamodb-transact" else "single"
+            make_store = store_factory(request.getfixturevalue("atomic_endpoint"), mode)
+        store = make_store(bundle_locator=locator, clock=clock, ttl_seconds=86_400)
+        app_config = unit_config(distribution_bucket_name=dest, **config)
+
+        def keys() -> list[str]:
+            listing = s3_client.list_objects_v2(Bucket=dest)
+            return [entry["Key"] for entry in listing.get("Contents", [])]
+
+        def read(key: str) -> bytes:
+            return s3_client.get_object(Bucket=dest, Key=key)["Body"].read()
+
+        def put(key: str, data: bytes) -> SourceObject:
+            etag = s3_client.put_object(Bucket=source, Key=key, Body=data)["ETag"]
+            return SourceObject(source, key, data, etag.strip('"'))
+
+        world = World(
+            app_config,
+            S3Client.from_config(app_config, _processor_client(moto_endpoint)),
+            store,
+            BundleShelf(keys, read),
+            clock,
+            put,
+        )
+        made.append(world)
+        return world
+
+    yield make
+    for world in made:
+        world.store.close()
 
 
-def test_concurrent_duplicate_waits_for_the_live_lease(world: World) -> None:
-    """A duplicate delivered while the first invocation runs is failed, then acknowledged."""
-    sent = messages(4, 0)
-    duplicate = [("again", sent[0][1])]
-    seen: list[set[str]] = []
-    faults = Faults()
-    processor = SimulatedProcessor(world.store, world.sink, world.clock, faults=faults)
-    faults.hooks[(1, "after_claim")] = lambda: seen.append(processor.invoke(duplicate).failed)
-    first = processor.invoke(sent)
-    assert seen == [{"again"}], "the duplicate met a live lease and was failed"
-    assert first.failed == set()
+@pytest.mark.parametrize("kind", DYNAMODB)
+@pytest.mark.parametrize("scenario", MOTO_SCENARIOS)
+def test_fault_then_redelivery_bundles_every_object_once(
+    make_world: Callable[..., World], kind: str, scenario: str
+) -> None:
+    """A fault at a step in the first two invocations loses nothing and bundles nothing
+    twice; each fault did fire."""
+    world = make_world(kind)
+    objects = world.objects(8)
+    function = world.function(*SCENARIOS[scenario])
+    delivery = deliver_until_done(
+        [function], messages_for(objects, 2), world.shelf, world.store, batch_size=4
+    )
+    assert_exactly_once(world.shelf, objects, world.store)
+    assert set(function.plan.faults()) == {(r.operation, r.fault) for r in SCENARIOS[scenario]}
+    if scenario in {"crash-after-upload", "upload-answer-lost", "crash-during-complete"}:
+        assert delivery.outcomes[Outcome.DUPLICATE, Reason.RECOVERED] > 0
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_every_fault_at_once_across_invocations(
+    make_world: Callable[..., World], kind: str
+) -> None:
+    """Each scenario in its own invocation, one after the other: still exactly once."""
+    rules = [
+        Rule(rule.operation, rule.fault, invocations=frozenset({number}), seconds=rule.seconds)
+        for number, scenario in enumerate(sorted(SCENARIOS), start=1)
+        for rule in SCENARIOS[scenario]
+    ]
+    world = make_world(kind)
+    objects = world.objects(16)
+    function = world.function(*rules)
+    delivery = deliver_until_done(
+        [function], messages_for(objects, 4), world.shelf, world.store, batch_size=3
+    )
+    assert_exactly_once(world.shelf, objects, world.store)
+    assert delivery.crashes >= 5
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_concurrent_duplicate_waits_for_the_live_lease(
+    make_world: Callable[..., World], kind: str
+) -> None:
+    """A duplicate delivered while the first invocation holds the lease is failed, then
+    acknowledged as already completed once redelivered."""
+    world = make_world(kind)
+    objects = world.objects(4)
+    duplicate = [Message("again", objects[0])]
+    other = world.function()
+    seen: list[BatchResult | None] = []
+    function = world.function(
+        Rule("claim", Fault.DELAY_ANSWER, meanwhile=lambda: seen.append(other.invoke(duplicate)))
+    )
+    first = function.invoke(messages_for(objects))
+    assert first is not None
+    assert first.failed_message_ids == ()
+    (during,) = seen
+    assert during is not None
+    assert [r.reason for r in during.records] == [Reason.IN_PROGRESS_ELSEWHERE]
     world.clock.advance(360)
-    retried = processor.invoke(duplicate)
-    assert retried.failed == set()
-    assert retried.statuses[ClaimStatus.ALREADY_COMPLETED.value] == 1
-    assert_exactly_once(world, sent)
+    retried = other.invoke(duplicate)
+    assert retried is not None
+    assert [r.reason for r in retried.records] == [Reason.ALREADY_COMPLETED]
+    assert_exactly_once(world.shelf, objects, world.store)
 
 
-def test_upload_after_the_lease_ended_is_the_duplicate_window(world: World) -> None:
-    """An upload that completes after its lease ended and was taken over can duplicate;
-    the late holder's complete then says LEASE_LOST, so the duplicate is detected."""
-    key = make_idempotency_key("late.log", None, "01")
-    a = world.store.claim([key], owner="a", lease_expires_at=world.clock() + 70)
-    assert a[key].status is ClaimStatus.CLAIMED
-    world.store.mark_pending([key], owner="a", bundle_key="bundle-a")
-    world.clock.advance(70)  # "a" stalls past its lease (not possible on Lambda)
-    b = world.store.claim([key], owner="b", lease_expires_at=world.clock() + 70)
-    assert b[key].status is ClaimStatus.CLAIMED  # bundle-a is not there yet
-    world.sink.upload("bundle-b", [key])
-    assert world.store.complete([key], owner="b", bundle_key="bundle-b")[key].ok
-    world.sink.upload("bundle-a", [key])  # the stalled upload lands anyway
-    late = world.store.complete([key], owner="a", bundle_key="bundle-a")[key]
-    assert late.status is UpdateStatus.LEASE_LOST
-    assert world.sink.occurrences()[key] == 2
+@pytest.mark.parametrize("kind", STORES)
+def test_commit_after_the_lease_ended_is_the_duplicate_window(
+    make_world: Callable[..., World], kind: str
+) -> None:
+    """A commit that lands after its lease ended and another invocation took over
+    duplicates the object (impossible on Lambda: the deadline comes first); the late
+    invocation's complete is refused, so it does not acknowledge its message."""
+    world = make_world(kind)
+    (obj,) = world.objects(1)
+    taker = world.function()
+    taken: list[BatchResult | None] = []
+    stalled = world.function(
+        Rule(
+            "PutObject",
+            Fault.DELAY,
+            seconds=71.0,  # past the 60 s deadline and the 10 s margin
+            meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
+        )
+    )
+    late = stalled.invoke([Message("stalled", obj)])
+    assert late is not None
+    (taker_result,) = taken
+    assert taker_result is not None
+    assert [r.outcome for r in taker_result.records] == [Outcome.BUNDLED]
+    assert [r.reason for r in late.records] == [Reason.COMPLETE_FAILED]
+    bundles = world.shelf.bundles()
+    assert sorted(b.key for b in bundles if obj.identity in b.by_identity()) == sorted(
+        {taker_result.records[0].bundle_key or "", late.records[0].bundle_key or ""}
+    )
+    record = world.store.get(obj.idempotency_key)
+    assert record is not None
+    assert record.status is RecordStatus.COMPLETED
+    assert record.bundle_key == taker_result.records[0].bundle_key
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_concurrent_overlapping_batches_with_crashes(
+    make_world: Callable[..., World], kind: str
+) -> None:
+    """Three function instances at once on overlapping batches (every object announced
+    twice), crashing after the claim, after the upload and midway through complete:
+    exactly once, the store's conditions deciding every race."""
+    world = make_world(kind)
+    objects = world.objects(12)
+    functions = [
+        world.function(*SCENARIOS[name])
+        for name in ("crash-after-claim", "crash-after-upload", "crash-during-complete")
+    ]
+    sent = messages_for(objects, len(objects))
+    deliver_until_done(functions, sent, world.shelf, world.store, batch_size=4)
+    assert_exactly_once(world.shelf, objects, world.store)
+    assert functions[0].plan.fired
+
+
+@pytest.mark.parametrize("fault", [Fault.CRASH_AFTER, Fault.LOSE_ANSWER])
+def test_multipart_commit_crash_or_lost_answer_is_recovered(
+    make_world: Callable[..., World], fault: Fault
+) -> None:
+    """A multipart bundle whose ``CompleteMultipartUpload`` succeeded but was never
+    followed by ``complete`` (crash, or lost answer): after the leases end, the redelivery
+    reads the bundle's manifest back and acknowledges every record as recovered."""
+    world = make_world("dynamodb", multipart_part_size_mb=5)
+    rng = random.Random(11)
+    objects = [world.put(f"big/{i}.bin", rng.randbytes(3 * MIB)) for i in range(3)]
+    function = world.function(Rule("CompleteMultipartUpload", fault, invocations=frozenset({1})))
+    delivery = deliver_until_done([function], messages_for(objects), world.shelf, world.store)
+    assert function.plan.faults() == [("CompleteMultipartUpload", fault)]
+    assert delivery.outcomes[Outcome.DUPLICATE, Reason.RECOVERED] == 3
+    assert delivery.outcomes[Outcome.BUNDLED, None] == 0
+    assert_exactly_once(world.shelf, objects, world.store)

@@ -1,21 +1,19 @@
 """Property tests of the idempotency layer: a stateful model of the in-memory store, and
-random fault schedules followed by redelivery."""
+the real processor under random fault schedules followed by redelivery."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_aggregator.idempotency import InMemoryIdempotencyStore, make_idempotency_key
-from data_aggregator.testing import FakeClock
 from tests.idempotency_model import IdempotencyMachine
-from tests.idempotency_support import (
-    FakeBundleSink,
-    Faults,
-    SimulatedProcessor,
-    deliver_until_done,
-)
+from tests.redelivery import assert_exactly_once, deliver_until_done, in_process_world, messages_for
 from tests.strategies import fault_plans
+
+if TYPE_CHECKING:
+    from tests.faults import Rule
 
 IdempotencyMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=40, deadline=None
@@ -26,28 +24,19 @@ TestInMemoryStoreModel = IdempotencyMachine.TestCase
 
 @settings(max_examples=150, deadline=None)
 @given(
-    plan=fault_plans,
+    rules=fault_plans,
     objects=st.integers(1, 12),
     duplicates=st.integers(0, 4),
     batch_size=st.integers(1, 6),
 )
-def test_random_faults_then_redelivery_bundle_each_record_once(
-    plan: dict[int, set[str]], objects: int, duplicates: int, batch_size: int
+def test_random_faults_then_redelivery_bundle_each_object_once(
+    rules: list[Rule], objects: int, duplicates: int, batch_size: int
 ) -> None:
-    """Whatever faults hit whichever invocations, every record ends in exactly one bundle."""
-    clock = FakeClock()
-    sink = FakeBundleSink()
-    store = InMemoryIdempotencyStore(clock=clock, bundle_locator=sink)
-    keys = [make_idempotency_key(f"o/{i}", None, f"{i:04X}") for i in range(objects)]
-    sent = [(f"m{i}", k) for i, k in enumerate(keys)]
-    sent += [(f"d{i}", keys[i % objects]) for i in range(duplicates)]
-    processor = SimulatedProcessor(store, sink, clock, faults=Faults(plan={**plan}))
-    deliver_until_done(processor, sent, batch_size=batch_size)
-    occurrences = sink.occurrences()
-    assert set(occurrences) == set(keys)
-    assert all(count == 1 for count in occurrences.values())
-    for key in keys:
-        record = store.get(key)
-        assert record is not None
-        assert record.bundle_key is not None
-        assert key in sink.uploads[record.bundle_key]
+    """Whatever faults hit whichever calls of the real processor, once SQS has
+    redelivered everything, every object is in exactly one bundle and completed there."""
+    world = in_process_world()
+    sources = world.objects(objects)
+    function = world.function(*rules)
+    sent = messages_for(sources, duplicates)
+    deliver_until_done([function], sent, world.shelf, world.store, batch_size=batch_size)
+    assert_exactly_once(world.shelf, sources, world.store)

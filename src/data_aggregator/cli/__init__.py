@@ -22,12 +22,8 @@ usage error.
 
 from __future__ import annotations
 
-from data_aggregator.cli._main import (
-    PROG,
-    CommandError,
-    build_parser,
-    main,
-)
+from data_aggregator.cli._common import PROG, CommandError
+from data_aggregator.cli._main import build_parser, main
 
 __all__ = [
     "PROG",

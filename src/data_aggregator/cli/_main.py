@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import logging
 import os
-import shlex
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from data_aggregator._version import DISTRIBUTION
+from data_aggregator.cli._common import PROG, CommandError, report_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from data_aggregator.cli._bundle import BackfillOptions
-    from data_aggregator.cli._demo_report import DemoReport
-    from data_aggregator.cli._inspect import InspectResult
-    from data_aggregator.clients import S3Client
-    from data_aggregator.idempotency import IdempotencyStore
 
-__all__ = [
-    "PROG",
-    "CommandError",
-    "build_parser",
-    "main",
-]
+__all__ = ["build_parser", "main"]
 
-PROG = "data-aggregator"
 #: Documentation pages, named by title: a wheel's user has no ``docs/`` folder.
 _DOCS_PAGE = '"Command line"'
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -40,8 +30,15 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) 
 }
 
 
-class CommandError(Exception):
-    """An error to report to the user as one line; the exit status is 1."""
+def _command(module: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand's ``run``, imported from ``data_aggregator.cli.<module>`` when called."""
+
+    def run(args: argparse.Namespace) -> int:
+        command = importlib.import_module(f"data_aggregator.cli.{module}")
+        status: int = command.run(args)
+        return status
+
+    return run
 
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
@@ -136,7 +133,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="print nothing but errors (the exit status tells the result)",
     )
-    demo.set_defaults(run=_run_demo)
+    demo.set_defaults(run=_command("_demo_command"))
     _add_inspect(commands, common)
     _add_create_table(commands, common)
     _add_bundle(commands, common)
@@ -197,7 +194,7 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
     inspect.add_argument(
         "--json", action="store_true", help="print a machine-readable JSON report instead"
     )
-    inspect.set_defaults(run=_run_inspect)
+    inspect.set_defaults(run=_command("_inspect_command"))
 
 
 def _add_create_table(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -268,7 +265,7 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
         help="stop after the first N listed objects (run again to go on)",
     )
     bundle.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
-    bundle.set_defaults(run=_run_bundle)
+    bundle.set_defaults(run=_command("_bundle_command"))
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
@@ -285,12 +282,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
             raise
         return _stdout_closed()
     except KeyboardInterrupt:
-        _error(prog, "interrupted")
+        report_error(prog, "interrupted")
         status = 130
     except Exception as exc:
         if args.debug:
             raise
-        _error(prog, _one_line(exc))
+        report_error(prog, _one_line(exc))
         status = 1
     try:
         sys.stdout.flush()  # on every path: a closed pipe shows here, not at exit
@@ -372,358 +369,3 @@ def _one_line(exc: BaseException) -> str:
 def _error(prog: str, message: str) -> None:
     with contextlib.suppress(BrokenPipeError):  # nobody left to tell
         sys.stderr.write(f"{prog}: error: {message}\n")
-
-
-# --------------------------------------------------------------------------- demo
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from data_aggregator.cli._demo import DemoOptions, preflight, run_demo  # noqa: PLC0415
-
-    options = DemoOptions(
-        objects=args.objects, codec=args.codec, batch_size=args.batch_size, keep_dir=args.keep
-    )
-    preflight(options)
-    chatty = not (args.json or args.quiet)
-    out = sys.stdout
-
-    def progress(line: str) -> None:
-        if chatty:
-            out.write(f"  {line}\n")
-            out.flush()
-
-    if chatty:
-        out.write(
-            f"data-aggregator demo: {options.objects} objects, {options.codec}, "
-            f"{options.batch_size} SQS messages per invocation, "
-            "moto in this process (no AWS account, no network)\n"
-        )
-    report = run_demo(options, progress)
-    if args.json:
-        json.dump(report.to_json(), out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    elif chatty:
-        _render(report, out)
-    if report.kept is not None and chatty:
-        out.write(f"\nKept a bundle: {report.kept}\n")
-        out.write(f"Try: {args.prog} inspect {shlex.quote(report.kept)}\n")
-    if report.problems:
-        raise CommandError(f"check failed: {report.problems[0]}")
-    return 0
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
-
-
-def _short(text: str, limit: int = 48) -> str:
-    half = (limit - 3) // 2
-    return text if len(text) <= limit else f"{text[:half]}...{text[-half:]}"
-
-
-def _table(rows: Sequence[Sequence[object]], out: TextIO) -> None:
-    cells = [[str(cell) for cell in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    for row in cells:
-        left = row[0].ljust(widths[0])
-        rest = "  ".join(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
-        out.write(f"  {left}  {rest}\n")
-
-
-def _render(report: DemoReport, out: TextIO) -> None:
-    from data_aggregator.cli._demo import event_key  # noqa: PLC0415
-    from data_aggregator.cli._demo_report import TRAVERSAL_KEY  # noqa: PLC0415
-    from data_aggregator.processor import Outcome  # noqa: PLC0415
-
-    out.write("\nBundles (read back from S3 and checked with verify_bundle)\n")
-    for bundle in report.bundles:
-        out.write(f"  {bundle.key}\n")
-        out.write(
-            f"      {_plural(len(bundle.manifest.members), 'member')}, {bundle.size:,} bytes, "
-            f"sha256 {bundle.sha256}\n"
-        )
-
-    out.write("\nAwkward keys: exact S3 key, as the event carries it, name in the bundle\n")
-    names = {(m.key, m.version_id): m.name for b in report.bundles for m in b.manifest.members}
-    refused = {obj.key: code for obj, code in report.refused()}
-    for obj in report.uploaded:
-        if obj.note is None:
-            continue
-        name = names.get((obj.key, obj.version_id))
-        outcome = f"-> {_short(name)}" if name else f"-> REFUSED ({refused.get(obj.key)})"
-        out.write(f"  {_short(obj.key)!r}  ({obj.note})\n")
-        out.write(f"      event {_short(event_key(obj.key))}  {outcome}\n")
-
-    out.write("\nSummary\n")
-    header = ("invocation", "messages", "bundled", "duplicates", "skipped", "failed")
-    rows: list[Sequence[object]] = [(*header, "batchItemFailures", "bundles")]
-    for inv in report.invocations:
-        result = inv.result
-        rows.append(
-            (
-                inv.label,
-                inv.messages,
-                result.count(Outcome.BUNDLED),
-                result.count(Outcome.DUPLICATE),
-                result.count(Outcome.SKIPPED),
-                result.count(Outcome.FAILED),
-                len(result.failed_message_ids),
-                len(result.bundles),
-            )
-        )
-    totals = report.totals()
-    rows.append(
-        (
-            "total",
-            sum(inv.messages for inv in report.invocations),
-            totals["bundled"],
-            totals["duplicates"],
-            totals["skipped"],
-            totals["failed"],
-            totals["batch_item_failures"],
-            len(report.bundles),
-        )
-    )
-    _table(rows, out)
-    if report.problems:
-        out.write("\nChecks FAILED:\n")
-        out.writelines(f"  - {problem}\n" for problem in report.problems)
-        return
-    bundled = len(report.uploaded) - 1
-    out.write(
-        f"\nOK: {bundled} of {len(report.uploaded)} object versions are each in exactly one of "
-        f"{_plural(len(report.bundles), 'verified bundle')};\n"
-        f"    {TRAVERSAL_KEY!r} was refused, its message left to SQS (retries, then the DLQ);\n"
-        "    every redelivered notification was dropped as a duplicate; the s3:TestEvent "
-        "was skipped.\n"
-    )
-
-
-# --------------------------------------------------------------------------- bundle
-
-
-def _run_bundle(args: argparse.Namespace) -> int:
-    from data_aggregator.cli._bundle import (  # noqa: PLC0415
-        BackfillError,
-        BackfillOptions,
-        parse_s3_url,
-        run_backfill,
-    )
-
-    try:
-        src_bucket, src_prefix = parse_s3_url(args.source, "SOURCE")
-        dest_bucket, dest_prefix = parse_s3_url(args.to, "the destination (--to)")
-        options = BackfillOptions(
-            source_bucket=src_bucket,
-            source_prefix=src_prefix,
-            dest_bucket=dest_bucket,
-            dest_prefix=dest_prefix,
-            table=args.table,
-            codec=args.codec,
-            max_bundle_mb=args.max_bundle_mb,
-            batch_size=args.batch_size,
-            chunk_seconds=args.chunk_seconds,
-            limit=args.limit,
-        )
-    except BackfillError as exc:
-        raise CommandError(str(exc)) from None
-    s3, store = _backfill_clients(options, args.endpoint_url, args.region)
-
-    def progress(line: str) -> None:
-        if not args.quiet:
-            sys.stderr.write(f"{PROG} bundle: {line}\n")
-            sys.stderr.flush()
-
-    totals = run_backfill(options, s3=s3, store=store, progress=progress)
-    if not args.quiet:
-        sys.stdout.write(
-            f"{args.source} -> {args.to}: {_plural(totals.listed, 'object')} listed, "
-            f"{totals.bundled} bundled into {_plural(len(totals.bundles), 'bundle')}, "
-            f"{totals.duplicates} already bundled, {totals.not_bundled} not bundled\n"
-        )
-    for refused in totals.refused:
-        where = f"s3://{options.source_bucket}/{refused.key}"
-        _error(PROG, f"refused {where!r} ({refused.error_code}); running again will not help")
-    unlisted = totals.refused_count - len(totals.refused)
-    if unlisted:
-        _error(PROG, f"{_plural(unlisted, 'more object')} refused; running again will not help")
-    for problem, count in sorted(totals.problems.items()):
-        outcome, _, reason = problem.partition(" ")
-        _error(PROG, f"{_plural(count, 'object')} {outcome} ({reason}); run again to retry")
-    return 0 if not totals.not_bundled else 1
-
-
-def _backfill_clients(
-    options: BackfillOptions, endpoint_url: str | None, region: str | None
-) -> tuple[S3Client, IdempotencyStore]:
-    """The S3 client and the DynamoDB store of ``bundle``, after checking both ends exist."""
-    import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-
-    from data_aggregator.cli._bundle import build_config  # noqa: PLC0415
-    from data_aggregator.clients import S3Client, connection_pool_size  # noqa: PLC0415
-    from data_aggregator.idempotency import (  # noqa: PLC0415
-        DynamoDBIdempotencyStore,
-        S3ManifestBundleLocator,
-    )
-
-    config = build_config(options)
-    session = boto3.session.Session(region_name=region)
-    retries = Config(
-        retries={"mode": "adaptive", "total_max_attempts": 5},
-        max_pool_connections=connection_pool_size(config),
-    )
-    s3 = S3Client.from_config(
-        config, session.client("s3", endpoint_url=endpoint_url, config=retries)
-    )
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=retries)
-    checks = (
-        (f"source bucket {options.source_bucket!r}", s3.client.head_bucket, options.source_bucket),
-        (
-            f"destination bucket {options.dest_bucket!r} (--to)",
-            s3.client.head_bucket,
-            options.dest_bucket,
-        ),
-    )
-    for what, check, bucket in checks:
-        try:
-            check(Bucket=bucket)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
-            raise CommandError(f"{what} is not usable ({code})") from None
-    try:
-        dynamodb.describe_table(TableName=options.table)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        if code == "ResourceNotFoundException":
-            msg = (
-                f"idempotency table {options.table!r} does not exist "
-                f"(create it with: {PROG} create-table {options.table})"
-            )
-            raise CommandError(msg) from None
-        raise CommandError(f"idempotency table {options.table!r} is not usable ({code})") from None
-    locator = S3ManifestBundleLocator(options.dest_bucket, client=s3)
-    store = DynamoDBIdempotencyStore.from_config(config, client=dynamodb, bundle_locator=locator)
-    return s3, store
-
-
-# --------------------------------------------------------------------------- inspect
-
-
-def _parse_s3_url(url: str) -> tuple[str, str]:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise CommandError(f"expected s3://bucket/key, got {url!r}")
-    return bucket, key
-
-
-def _run_inspect(args: argparse.Namespace) -> int:
-    import tarfile  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from data_aggregator.cli._inspect import inspect_bundle  # noqa: PLC0415
-
-    extract_to = None if args.extract is None else Path(args.extract)
-    if extract_to is not None and not hasattr(tarfile, "data_filter"):
-        raise CommandError("--extract needs a Python whose tarfile has extraction filters")
-    expected: str | None = None
-    if args.bundle.startswith("s3://"):
-        from data_aggregator.clients import CONTENT_SHA256  # noqa: PLC0415
-
-        bucket, key = _parse_s3_url(args.bundle)
-        s3 = _s3_client(args.endpoint_url, args.region)
-        obj = s3.open_object(bucket, key, version_id=args.version_id)
-        expected = obj.metadata.get(CONTENT_SHA256)
-        if expected is None:  # multipart uploads carry it as a tag, of this same version
-            tags = s3.get_object_tags(bucket, key, version_id=obj.version_id)
-            expected = tags.get(CONTENT_SHA256)
-        with contextlib.closing(obj.body):
-            result = inspect_bundle(
-                obj.body, expected_sha256=expected, check_sha256=True, extract_to=extract_to
-            )
-    else:
-        if args.version_id is not None:
-            raise CommandError("--version-id applies to s3:// bundles only")
-        try:
-            handle = Path(args.bundle).open("rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise CommandError(f"cannot open {args.bundle}: {exc.strerror or exc}") from None
-        with handle:
-            result = inspect_bundle(handle, extract_to=extract_to)
-    if args.json:
-        json.dump(_inspect_json(args, result, expected), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        _render_inspect(args, result, sys.stdout)
-    for problem in result.problems:
-        _error(PROG, problem)
-    return 0 if result.ok else 1
-
-
-def _s3_client(endpoint_url: str | None, region: str | None) -> Any:
-    import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
-
-    from data_aggregator.clients import S3Client  # noqa: PLC0415
-
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=Config(retries={"mode": "standard", "total_max_attempts": 3}),
-    )
-    return S3Client(client)
-
-
-def _inspect_json(
-    args: argparse.Namespace, result: InspectResult, expected: str | None
-) -> dict[str, Any]:
-    manifest = result.manifest
-    return {
-        "bundle": args.bundle,
-        "ok": result.ok,
-        "problems": result.problems,
-        "codec": result.codec,
-        "size": result.size,
-        "sha256": result.sha256,
-        "content_sha256": expected,
-        "bundle_key": manifest.bundle_key if manifest else None,
-        "created_at": manifest.created_at if manifest else None,
-        "members": [m.to_json() for m in manifest.members] if manifest else [],
-        "extracted_to": args.extract if result.ok and args.extract else None,
-        "extracted": result.extracted,
-    }
-
-
-def _render_inspect(args: argparse.Namespace, result: InspectResult, out: TextIO) -> None:
-    manifest = result.manifest
-    out.write(f"{args.bundle}: {result.codec}, {result.size:,} bytes, sha256 {result.sha256}\n")
-    if manifest is not None:
-        out.write(
-            f"bundle key {manifest.bundle_key}, created {manifest.created_at}, "
-            f"{_plural(len(manifest.members), 'member')}\n"
-        )
-        rows = [("NAME", "SIZE", "SHA256", "SOURCE", "VERSION")]
-        rows.extend(
-            (m.name, str(m.size), m.sha256, f"s3://{m.bucket}/{m.key}", m.version_id or "-")
-            for m in manifest.members
-        )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-            cells[1] = row[1].rjust(widths[1])
-            out.write("  " + "  ".join(cells).rstrip() + "\n")
-    if result.ok:
-        if args.extract:
-            out.write(
-                f"OK: extracted {_plural(len(result.extracted), 'member')} into {args.extract}\n"
-            )
-        else:
-            out.write("OK: every checksum matches\n")
-    else:
-        out.write(
-            f"FAILED: {_plural(len(result.problems), 'problem')} (on stderr)"
-            + (", nothing extracted" if args.extract else "")
-            + "\n"
-        )

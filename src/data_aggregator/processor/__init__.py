@@ -27,7 +27,8 @@ release the rest → report, per SQS message, whether SQS must retry it.
 
 from __future__ import annotations
 
-from data_aggregator.processor._processor import (
+from data_aggregator.processor._processor import ReusableProcessor
+from data_aggregator.processor._results import (
     BatchFailedError,
     BatchItemFailure,
     BatchResult,
@@ -35,7 +36,6 @@ from data_aggregator.processor._processor import (
     PartialBatchResponse,
     Reason,
     RecordResult,
-    ReusableProcessor,
 )
 
 __all__ = [

@@ -15,12 +15,9 @@ from data_aggregator.metrics import EmfMetrics, MetricsSink, MetricUnit, NullMet
 from data_aggregator.processor._invocation import Collaborators, Invocation
 from data_aggregator.processor._results import (
     BatchFailedError,
-    BatchItemFailure,
     BatchResult,
     Outcome,
     PartialBatchResponse,
-    Reason,
-    RecordResult,
 )
 from data_aggregator.schemas import parse_event
 
@@ -34,16 +31,7 @@ if TYPE_CHECKING:
     from data_aggregator.idempotency import BundleLocator, IdempotencyStore
     from data_aggregator.schemas import S3EventNotificationRecord
 
-__all__ = [
-    "BatchFailedError",
-    "BatchItemFailure",
-    "BatchResult",
-    "Outcome",
-    "PartialBatchResponse",
-    "Reason",
-    "RecordResult",
-    "ReusableProcessor",
-]
+__all__ = ["ReusableProcessor"]
 
 logger = logging.getLogger("data_aggregator.processor")
 

@@ -154,7 +154,9 @@ def _add_codec(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_aws_options(parser: argparse.ArgumentParser, endpoint: str) -> None:
+def _add_aws_options(
+    parser: argparse.ArgumentParser, endpoint: str, *, dynamodb: bool = False
+) -> None:
     parser.add_argument(
         "--endpoint-url",
         metavar="URL",
@@ -162,6 +164,21 @@ def _add_aws_options(parser: argparse.ArgumentParser, endpoint: str) -> None:
         help=f"{endpoint}, e.g. http://127.0.0.1:5000 for moto or another S3-compatible "
         "store (default: AWS, or AWS_ENDPOINT_URL)",
     )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        default=None,
+        help="S3 endpoint only, e.g. a SeaweedFS gateway; wins over --endpoint-url "
+        "(default: AWS, or AWS_ENDPOINT_URL_S3)",
+    )
+    if dynamodb:
+        parser.add_argument(
+            "--dynamodb-endpoint-url",
+            metavar="URL",
+            default=None,
+            help="DynamoDB endpoint only, e.g. DynamoDB Local; wins over --endpoint-url "
+            "(default: AWS, or AWS_ENDPOINT_URL_DYNAMODB)",
+        )
     parser.add_argument(
         "--region", default=None, help="AWS region (default: the usual AWS configuration)"
     )
@@ -244,7 +261,7 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
     bundle.add_argument(
         "--table", required=True, metavar="NAME", help="the DynamoDB idempotency table"
     )
-    _add_aws_options(bundle, "S3 and DynamoDB endpoint")
+    _add_aws_options(bundle, "S3 and DynamoDB endpoint", dynamodb=True)
     _add_codec(bundle)
     bundle.add_argument(
         "--max-bundle-mb",
@@ -508,7 +525,12 @@ def _run_bundle(args: argparse.Namespace) -> int:
         )
     except BackfillError as exc:
         raise CommandError(str(exc)) from None
-    s3, store = _backfill_clients(options, args.endpoint_url, args.region)
+    s3, store = _backfill_clients(
+        options,
+        args.s3_endpoint_url or args.endpoint_url,
+        args.dynamodb_endpoint_url or args.endpoint_url,
+        args.region,
+    )
 
     def progress(line: str) -> None:
         if not args.quiet:
@@ -529,7 +551,10 @@ def _run_bundle(args: argparse.Namespace) -> int:
 
 
 def _backfill_clients(
-    options: BackfillOptions, endpoint_url: str | None, region: str | None
+    options: BackfillOptions,
+    s3_endpoint_url: str | None,
+    dynamodb_endpoint_url: str | None,
+    region: str | None,
 ) -> tuple[S3Client, IdempotencyStore]:
     """The S3 client and the DynamoDB store of ``bundle``, after checking both ends exist."""
     import boto3  # noqa: PLC0415
@@ -550,9 +575,9 @@ def _backfill_clients(
         max_pool_connections=config.fetch_concurrency + config.upload_concurrency + 4,
     )
     s3 = S3Client.from_config(
-        config, session.client("s3", endpoint_url=endpoint_url, config=retries)
+        config, session.client("s3", endpoint_url=s3_endpoint_url, config=retries)
     )
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=retries)
+    dynamodb = session.client("dynamodb", endpoint_url=dynamodb_endpoint_url, config=retries)
     checks = (
         (f"source bucket {options.source_bucket!r}", s3.client.head_bucket, options.source_bucket),
         (
@@ -607,7 +632,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         from data_aggregator.clients import CONTENT_SHA256  # noqa: PLC0415
 
         bucket, key = _parse_s3_url(args.bundle)
-        s3 = _s3_client(args.endpoint_url, args.region)
+        s3 = _s3_client(args.s3_endpoint_url or args.endpoint_url, args.region)
         obj = s3.open_object(bucket, key, version_id=args.version_id)
         expected = obj.metadata.get(CONTENT_SHA256)
         if expected is None:  # multipart uploads carry it as a tag, of this same version

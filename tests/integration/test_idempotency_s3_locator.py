@@ -124,10 +124,10 @@ def test_unreachable_bucket_cannot_tell(s3_client: Boto3S3Client) -> None:
 
 
 def test_crash_after_upload_is_recovered_from_the_real_bundle(
-    s3_client: Boto3S3Client, bucket: str, moto_endpoint: str
+    s3_client: Boto3S3Client, bucket: str, dynamodb_endpoint: str
 ) -> None:
     """A dead invocation's uploaded bundle is read from S3 and its records completed."""
-    client = ddb_client(moto_endpoint)
+    client = ddb_client(dynamodb_endpoint)
     table = new_table(client)
     clock = FakeClock()
     locator = S3ManifestBundleLocator(bucket, client=s3_client)

@@ -23,7 +23,7 @@ from data_aggregator.idempotency import (
     RecordStatus,
     UpdateStatus,
 )
-from tests.idempotency_support import FakeClock
+from tests.idempotency_support import FUTURE_START, FakeClock
 
 KEYS = ("k0", "k1", "k2", "k3")
 OWNERS = ("a", "b", "c")
@@ -43,7 +43,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock()
+        self.clock = FakeClock(FUTURE_START)
         self.locator = InMemoryBundleLocator()
         self.uploaded: dict[str, frozenset[str]] = {}
         self.model: dict[str, IdempotencyRecord] = {}

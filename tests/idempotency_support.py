@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 
+#: A clock start for records that reach a real DynamoDB: DynamoDB Local deletes an item
+#: whose TTL ``expiration`` is in the (real) past within about a second, so a clock in 2023
+#: would see its records vanish. 2100-01-01 keeps every expiration ahead of real time.
+FUTURE_START = 4_102_444_800.0
+
+
 class FakeClock:
     """A settable ``time.time`` replacement (thread-safe)."""
 

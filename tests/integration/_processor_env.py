@@ -26,7 +26,7 @@ from data_aggregator.idempotency import (
     S3ManifestBundleLocator,
     create_idempotency_table,
 )
-from tests.idempotency_support import FakeClock
+from tests.idempotency_support import FUTURE_START, FakeClock
 from tests.integration._s3_hooks import no_retry_client
 from tests.integration.conftest import REGION, make_client
 from tests.processor_support import SourceObject, read_bundle
@@ -124,7 +124,7 @@ def _build(
 ) -> ProcessorEnv:
     source = make_bucket("source", versioned=versioned)
     dest = make_bucket("dest")
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     processor_s3: Boto3S3Client = (
         no_retry_client(endpoint, max_pool_connections=16)
         if not retries

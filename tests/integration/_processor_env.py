@@ -1,4 +1,4 @@
-"""A ReusableProcessor wired to moto's server over HTTP, for the end-to-end tests.
+"""A ReusableProcessor wired to the S3 and DynamoDB servers over HTTP, for end-to-end tests.
 
 Real parts only: :class:`S3Client` over a boto3 client, :class:`DynamoDBIdempotencyStore`
 on a table made per test with :func:`create_idempotency_table`, and
@@ -27,6 +27,7 @@ from data_aggregator.idempotency import (
     create_idempotency_table,
 )
 from data_aggregator.testing import FakeClock
+from tests.clock_support import FUTURE_START
 from tests.integration._s3_hooks import no_retry_client
 from tests.integration.conftest import REGION, make_client
 from tests.processor_support import SourceObject, read_bundle
@@ -46,9 +47,9 @@ __all__ = ["ProcessorEnv", "dynamodb_error", "env_factory"]
 
 @dataclass
 class ProcessorEnv:
-    """Buckets, a table, a store and a processor, all on the moto server."""
+    """Buckets, a table, a store and a processor, all on the session's servers."""
 
-    endpoint: str
+    endpoint: str  # the S3 server's
     s3: Boto3S3Client  # set-up and read-back; never fault-injected
     processor_s3: Boto3S3Client  # the processor's own client (hooks go here)
     dynamodb: DynamoDBClient  # the store's client (hooks go here)
@@ -111,6 +112,7 @@ class ProcessorEnv:
 
 def _build(
     endpoint: str,
+    dynamodb_endpoint: str,
     s3: Boto3S3Client,
     make_bucket: Callable[..., str],
     *,
@@ -123,7 +125,7 @@ def _build(
 ) -> ProcessorEnv:
     source = make_bucket("source", versioned=versioned)
     dest = make_bucket("dest")
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     processor_s3: Boto3S3Client = (
         no_retry_client(endpoint, max_pool_connections=16)
         if not retries
@@ -133,7 +135,7 @@ def _build(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     ).client(
         "dynamodb",
-        endpoint_url=endpoint,
+        endpoint_url=dynamodb_endpoint,
         config=Config(
             retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=16
         ),
@@ -180,7 +182,10 @@ def _build(
 
 
 def env_factory(
-    moto_endpoint: str, s3_client: Boto3S3Client, make_bucket: Callable[..., str]
+    s3_endpoint: str,
+    dynamodb_endpoint: str,
+    s3_client: Boto3S3Client,
+    make_bucket: Callable[..., str],
 ) -> Iterator[Callable[..., ProcessorEnv]]:
     """Body of each test module's ``make_env`` fixture: a factory of :class:`ProcessorEnv`.
 
@@ -191,7 +196,7 @@ def env_factory(
     made: list[ProcessorEnv] = []
 
     def make(**kwargs: Any) -> ProcessorEnv:
-        env = _build(moto_endpoint, s3_client, make_bucket, **kwargs)
+        env = _build(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket, **kwargs)
         made.append(env)
         return env
 

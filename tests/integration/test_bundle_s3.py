@@ -23,6 +23,7 @@ from data_aggregator.bundle import (
 from data_aggregator.bundle._codecs import open_decompressed
 from data_aggregator.clients import MIN_PART_SIZE, S3Client
 from tests.integration._s3_hooks import error_response, inject, part_number
+from tests.integration.conftest import seed_objects
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client as Boto3S3Client
 
     from data_aggregator.bundle import BundleRun
+    from data_aggregator.testing.pytest_plugin import AwsBackend
 
 pytestmark = pytest.mark.integration
 
@@ -51,19 +53,6 @@ def _put_many(s3: Boto3S3Client, bucket: str, objects: dict[str, bytes]) -> dict
 
     with ThreadPoolExecutor(16) as pool:
         return dict(pool.map(put, objects.items()))
-
-
-def _seed(bucket: str, objects: dict[str, bytes]) -> None:
-    """Store objects straight into the in-process moto backend (fast set-up for bulk tests).
-
-    Only the set-up skips HTTP: the engine under test still fetches every object over it.
-    """
-    from moto.core.models import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    for key, data in objects.items():
-        backend.put_object(bucket, key, data)
 
 
 def _sources(
@@ -132,12 +121,12 @@ def test_one_object_round_trip(s3_client: Boto3S3Client, make_bucket: Callable[.
 
 
 def test_five_thousand_small_objects(
-    s3_client: Boto3S3Client, make_bucket: Callable[..., str]
+    s3_client: Boto3S3Client, make_bucket: Callable[..., str], aws_backend: AwsBackend
 ) -> None:
     """5,000 tiny objects (zero-byte ones included) land in one bundle, in input order."""
     src, dest = make_bucket("src"), make_bucket("dest")
     objects = {f"d{i % 7}/obj-{i:05d}.txt": b"x" * (i % 5) for i in range(5000)}
-    _seed(src, objects)
+    seed_objects(aws_backend, s3_client, src, objects)
     run = _engine(s3_client, dest, fetch_concurrency=32).run(_sources(src, objects))
     assert run.counts()[OutcomeStatus.BUNDLED] == 5000
     (data,) = _bundles(s3_client, dest, run).values()

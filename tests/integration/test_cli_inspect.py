@@ -1,4 +1,4 @@
-"""``data-aggregator inspect`` and ``create-table`` against moto's server over HTTP."""
+"""``data-aggregator inspect`` and ``create-table`` against the servers over HTTP."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def bundle_to_s3(s3: Boto3S3Client, make_bucket: Callable[..., str]) -> tuple[st
 
 
 def test_inspect_s3_bundle(
-    moto_endpoint: str,
+    s3_endpoint: str,
     s3_client: Boto3S3Client,
     make_bucket: Callable[..., str],
     capsys: pytest.CaptureFixture[str],
@@ -47,7 +47,7 @@ def test_inspect_s3_bundle(
     """An engine-written S3 bundle lists its members and matches its content-sha256."""
     dest, key = bundle_to_s3(s3_client, make_bucket)
     url = f"s3://{dest}/{key}"
-    assert main(["inspect", url, "--endpoint-url", moto_endpoint, "--json"]) == 0
+    assert main(["inspect", url, "--endpoint-url", s3_endpoint, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
     assert report["content_sha256"] == report["sha256"]
@@ -55,7 +55,7 @@ def test_inspect_s3_bundle(
 
 
 def test_tampered_content_sha256_fails(
-    moto_endpoint: str,
+    s3_endpoint: str,
     s3_client: Boto3S3Client,
     make_bucket: Callable[..., str],
     capsys: pytest.CaptureFixture[str],
@@ -69,27 +69,27 @@ def test_tampered_content_sha256_fails(
         Metadata={"content-sha256": "0" * 64},
         MetadataDirective="REPLACE",
     )
-    assert main(["inspect", f"s3://{dest}/{key}", "--endpoint-url", moto_endpoint]) == 1
+    assert main(["inspect", f"s3://{dest}/{key}", "--endpoint-url", s3_endpoint]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "content-sha256" in err[0]
 
 
 def test_missing_s3_bundle_is_one_line(
-    moto_endpoint: str, make_bucket: Callable[..., str], capsys: pytest.CaptureFixture[str]
+    s3_endpoint: str, make_bucket: Callable[..., str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A key that does not exist is one error line and exit status 1."""
     bucket = make_bucket("dest")
-    assert main(["inspect", f"s3://{bucket}/nope.tar.gz", "--endpoint-url", moto_endpoint]) == 1
+    assert main(["inspect", f"s3://{bucket}/nope.tar.gz", "--s3-endpoint-url", s3_endpoint]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_create_table_key_schema_and_ttl(
-    moto_endpoint: str, dynamodb_client: DynamoDBClient, capsys: pytest.CaptureFixture[str]
+    dynamodb_endpoint: str, dynamodb_client: DynamoDBClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``create-table`` makes the documented key schema and TTL; ``--exist-ok`` reruns."""
     name = f"cli-{uuid.uuid4().hex[:10]}"
-    args = ["create-table", name, "--endpoint-url", moto_endpoint, "--region", "us-east-1"]
+    args = ["create-table", name, "--endpoint-url", dynamodb_endpoint, "--region", "us-east-1"]
     assert main([*args, "--partition-key", "pk"]) == 0
     assert name in capsys.readouterr().out
     table = dynamodb_client.describe_table(TableName=name)["Table"]

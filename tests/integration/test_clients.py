@@ -35,12 +35,15 @@ from tests.integration._s3_hooks import (
     inject,
     no_retry_client,
 )
+from tests.integration.conftest import seed_objects
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
     from mypy_boto3_s3 import S3Client as Boto3S3Client
+
+    from data_aggregator.testing.pytest_plugin import AwsBackend
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +62,9 @@ ODD_KEYS = [
 
 
 @pytest.fixture
-def boto(moto_endpoint: str) -> Boto3S3Client:
+def boto(s3_endpoint: str) -> Boto3S3Client:
     """A raw boto3 client without retries (injected faults surface on the first attempt)."""
-    return no_retry_client(moto_endpoint)
+    return no_retry_client(s3_endpoint)
 
 
 @pytest.fixture
@@ -210,17 +213,12 @@ def test_head_object_describes_the_object(
 
 
 def test_list_prefix_paginates_past_one_thousand_keys(
-    s3: S3Client, boto: Boto3S3Client, make_bucket: Callable[..., str]
+    s3: S3Client, boto: Boto3S3Client, make_bucket: Callable[..., str], aws_backend: AwsBackend
 ) -> None:
     """iter_objects follows continuation tokens: 1,005 keys arrive in order, nothing else."""
     bucket = make_bucket()
     keys = [f"in/{i:05d}" for i in range(1005)]
-    # Seeded straight into the in-process moto backend: 1,005 HTTP PUTs would cost seconds.
-    from moto.s3.models import s3_backends
-
-    backend = s3_backends[OWNER]["aws"]
-    for key in keys:
-        backend.put_object(bucket, key, b"")
+    seed_objects(aws_backend, boto, bucket, dict.fromkeys(keys, b""))
     _put(boto, bucket, "out/x")
     log = RequestLog().attach(boto)
     entries = list(s3.iter_objects(bucket, "in/"))
@@ -327,10 +325,10 @@ def test_injected_faults_map_to_typed_errors(
 
 
 def test_timeout_error_reports_the_configured_timeout(
-    moto_endpoint: str, make_bucket: Callable[..., str]
+    s3_endpoint: str, make_bucket: Callable[..., str]
 ) -> None:
     """S3TimeoutError carries the client's read timeout in seconds."""
-    boto = no_retry_client(moto_endpoint, read_timeout=7)
+    boto = no_retry_client(s3_endpoint, read_timeout=7)
     s3 = S3Client(boto)
     bucket = make_bucket()
     inject(boto, "HeadObject", _raiser(ReadTimeoutError(endpoint_url="http://s3")))
@@ -418,10 +416,10 @@ def test_truncated_body_raises_retryable_error(
 
 
 def test_expected_owner_and_kms_are_sent_on_every_call(
-    boto: Boto3S3Client, make_bucket: Callable[..., str]
+    boto: Boto3S3Client, make_bucket: Callable[..., str], kms_key_id: str
 ) -> None:
-    """ExpectedBucketOwner goes on every request; SSE-KMS headers on the upload."""
-    s3 = S3Client(boto, expected_bucket_owner=OWNER, kms_key_id=KMS_KEY)
+    """ExpectedBucketOwner goes on every request; SSE-KMS headers on the upload, stored."""
+    s3 = S3Client(boto, expected_bucket_owner=OWNER, kms_key_id=kms_key_id)
     bucket = make_bucket()
     log = RequestLog().attach(boto)
     s3.put_object(bucket, "k", b"data", extra_args={"ContentType": "text/plain"})
@@ -440,9 +438,10 @@ def test_expected_owner_and_kms_are_sent_on_every_call(
     assert all(s.headers.get("x-amz-expected-bucket-owner") == OWNER for s in log.sent)
     (put,) = log.of("PutObject")
     assert put.headers["x-amz-server-side-encryption"] == "aws:kms"
-    assert put.headers["x-amz-server-side-encryption-aws-kms-key-id"] == KMS_KEY
+    assert put.headers["x-amz-server-side-encryption-aws-kms-key-id"] == kms_key_id
     assert put.headers["content-type"] == "text/plain"
     assert all("x-amz-server-side-encryption" not in s.headers for s in log.sent[1:])
+    assert boto.head_object(Bucket=bucket, Key="k")["ServerSideEncryption"] == "aws:kms"
 
 
 def test_no_owner_or_kms_headers_unless_configured(
@@ -487,13 +486,13 @@ def test_disallowed_upload_argument_lists_the_allowed_ones(
 
 
 def test_default_client_honours_aws_endpoint_url(
-    moto_endpoint: str,
+    s3_endpoint: str,
     boto: Boto3S3Client,
     make_bucket: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without an injected client, boto3's AWS_ENDPOINT_URL and adaptive retries are used."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     bucket = make_bucket()
     _put(boto, bucket, "k")
     s3 = S3Client(max_pool_connections=13)
@@ -504,7 +503,7 @@ def test_default_client_honours_aws_endpoint_url(
 
 
 def test_from_config_takes_owner_kms_and_pool_size(
-    boto: Boto3S3Client, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    boto: Boto3S3Client, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """from_config copies owner and KMS key, and pools a connection per thread plus four."""
     config = AppConfig(
@@ -518,6 +517,6 @@ def test_from_config_takes_owner_kms_and_pool_size(
     assert (s3.expected_bucket_owner, s3.kms_key_id) == (OWNER, KMS_KEY)
     assert s3.client is boto
     assert connection_pool_size(config) == 20
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     built = S3Client.from_config(config).client.meta.config
     assert getattr(built, "max_pool_connections", 0) == 20

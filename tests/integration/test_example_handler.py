@@ -95,7 +95,12 @@ def test_aggregator_env_resources_exist(aggregator_env: AggregatorEnv) -> None:
     assert ttl["TimeToLiveDescription"].get("AttributeName") == "expiration"
     assert aggregator_env.config.distribution_bucket_name == aggregator_env.destination_bucket
     assert aggregator_env.config.idempotency_table_name == aggregator_env.table_name
-    assert aggregator_env.environ["AWS_ENDPOINT_URL"] == aggregator_env.endpoint_url
+    environ = aggregator_env.environ
+    assert environ["AWS_ENDPOINT_URL_S3"] == aggregator_env.s3_endpoint_url
+    dynamodb_url = aggregator_env.dynamodb_endpoint_url or aggregator_env.endpoint_url
+    assert environ["AWS_ENDPOINT_URL_DYNAMODB"] == dynamodb_url
+    shared = dynamodb_url == aggregator_env.endpoint_url
+    assert environ.get("AWS_ENDPOINT_URL") == (aggregator_env.endpoint_url if shared else None)
 
 
 @pytest.mark.parametrize("aggregator_env", [{"versioned_source": True}], indirect=True)

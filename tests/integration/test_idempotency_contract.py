@@ -25,6 +25,7 @@ from data_aggregator.idempotency import (
     UpdateStatus,
 )
 from data_aggregator.testing import FakeClock
+from tests.clock_support import FUTURE_START
 from tests.integration._dynamodb_support import (
     atomic_endpoint,  # noqa: F401 - fixture
     store_factory,
@@ -44,7 +45,7 @@ class Env:
     """A store under test with its fake clock and bundle locator."""
 
     def __init__(self, factory: Callable[..., IdempotencyStore]) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(FUTURE_START)
         self.locator = InMemoryBundleLocator()
         self._factory = factory
         self.store = self.make()

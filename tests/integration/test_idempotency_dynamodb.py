@@ -34,6 +34,7 @@ from data_aggregator.idempotency import (
     make_idempotency_key,
 )
 from data_aggregator.testing import FakeClock
+from tests.clock_support import FUTURE_START
 from tests.integration._claim_worker import ClaimJob, claim_in_process
 from tests.integration._dynamodb_support import (
     BATCH_MODES,
@@ -84,7 +85,7 @@ def test_threads_claiming_overlapping_sets_win_each_key_once(
 
     In transact mode each claimer sends chunks of 8 keys, so chunks of different claimers
     overlap and cancel each other: the fallback paths run under contention too."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     all_keys = keys(40)
     shares = list(overlapping_sets(all_keys, workers, share=30))
     barrier = threading.Barrier(workers)
@@ -170,7 +171,7 @@ def test_racing_takeovers_of_pending_records_win_each_key_once(
 ) -> None:
     """Four claimers racing for expired leases with a pending bundle (the UpdateItem path)
     still win each key once, and every winner sees the announced bundle."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     batch = keys(24, "pending")
     dead = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, max_workers=8, batch_mode=batch_mode
@@ -214,7 +215,7 @@ def test_bulk_takeover_of_expired_leases(
     client: DynamoDBClient, table: str, batch_mode: BatchMode
 ) -> None:
     """Every expired lease of a crashed owner is taken over in one bulk call."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     store = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, max_workers=16, batch_mode=batch_mode
     )
@@ -241,7 +242,7 @@ def test_only_claims_ask_for_the_replaced_item(client: DynamoDBClient, table: st
         sent.append((model.name, json.loads(params["body"])))
 
     client.meta.events.register("before-call.dynamodb", record)
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=1)
     first, second = keys(2)
     claimed = store.claim([first, second], owner=A, lease_expires_at=clock() + 1)
@@ -281,7 +282,7 @@ def test_a_takeover_whose_answer_was_lost_still_checks_the_pending_bundle(
     applies the UpdateItem but the answer is lost (500), so the request is sent again and
     now finds B's own lease. The announcement it still carries is checked all the same:
     the record is recovered when bundle-a holds it, and plainly claimed when not."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     locator = InMemoryBundleLocator()
     store = DynamoDBIdempotencyStore(
         table,
@@ -346,7 +347,7 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
     ttl = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
     assert ttl.get("TimeToLiveStatus") == "ENABLED"
     assert ttl.get("AttributeName") == "expiration"
-    clock = FakeClock(1_700_000_000.0)
+    clock = FakeClock(FUTURE_START)
     store = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, ttl_seconds=86_400, batch_mode=batch_mode
     )
@@ -357,9 +358,9 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
         "object_key": {"S": "k"},
         "status": {"S": "IN_PROGRESS"},
         "owner": {"S": A},
-        "lease_expires_at": {"N": "1700000070.5"},
+        "lease_expires_at": {"N": str(FUTURE_START + 70.5)},
         "pending_bundle_key": {"S": "2024/bundle-1.tar.gz"},
-        "expiration": {"N": str(1_700_000_071 + 86_400)},
+        "expiration": {"N": str(int(FUTURE_START) + 71 + 86_400)},
     }
     store.complete(["k"], owner=A, bundle_key="2024/bundle-1.tar.gz")
     raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]
@@ -368,7 +369,7 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
         "status": {"S": "COMPLETED"},
         "owner": {"S": A},
         "bundle_key": {"S": "2024/bundle-1.tar.gz"},
-        "expiration": {"N": str(1_700_000_000 + 86_400)},
+        "expiration": {"N": str(int(FUTURE_START) + 86_400)},
     }
 
 

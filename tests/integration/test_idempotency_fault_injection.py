@@ -28,6 +28,7 @@ from data_aggregator.idempotency import (
 )
 from data_aggregator.processor import Outcome, Reason
 from data_aggregator.testing import FakeClock
+from tests.clock_support import FUTURE_START
 from tests.faults import Fault, Rule
 from tests.integration._dynamodb_support import (
     atomic_endpoint,  # noqa: F401 - fixture
@@ -87,7 +88,7 @@ def _processor_client(endpoint: str) -> Boto3S3Client:
 @pytest.fixture
 def make_world(
     request: pytest.FixtureRequest,
-    moto_endpoint: str,
+    s3_endpoint: str,
     s3_client: Boto3S3Client,
     make_bucket: Callable[..., str],
 ) -> Iterator[Callable[..., World]]:
@@ -97,7 +98,7 @@ def make_world(
 
     def make(kind: str, **config: Any) -> World:
         source, dest = make_bucket("source"), make_bucket("dest")
-        clock = FakeClock()
+        clock = FakeClock(FUTURE_START)
         locator = S3ManifestBundleLocator(dest, client=s3_client)
         make_store: Callable[..., IdempotencyStore] = InMemoryIdempotencyStore
         if kind != "memory":
@@ -119,7 +120,7 @@ def make_world(
 
         world = World(
             app_config,
-            S3Client.from_config(app_config, _processor_client(moto_endpoint)),
+            S3Client.from_config(app_config, _processor_client(s3_endpoint)),
             store,
             BundleShelf(keys, read),
             clock,

@@ -24,6 +24,7 @@ from data_aggregator.idempotency import (
 )
 from data_aggregator.testing import FakeClock
 from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource
+from tests.clock_support import FUTURE_START
 from tests.integration._dynamodb_support import ddb_client, new_table
 
 if TYPE_CHECKING:
@@ -196,12 +197,12 @@ def test_unreachable_bucket_cannot_tell(
 
 
 def test_crash_after_upload_is_recovered_from_the_real_bundle(
-    s3_client: Boto3S3Client, bucket: str, moto_endpoint: str
+    s3_client: Boto3S3Client, bucket: str, dynamodb_endpoint: str
 ) -> None:
     """A dead invocation's uploaded bundle is read from S3 and its records completed."""
-    client = ddb_client(moto_endpoint)
+    client = ddb_client(dynamodb_endpoint)
     table = new_table(client)
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     locator = S3ManifestBundleLocator(bucket, client=s3_client)
     store = DynamoDBIdempotencyStore(table, client=client, clock=clock, bundle_locator=locator)
     keys = sorted(expected_keys(OBJECTS))

@@ -27,6 +27,7 @@ from data_aggregator.idempotency import (
     UpdateStatus,
 )
 from data_aggregator.testing import FakeClock
+from tests.clock_support import FUTURE_START
 from tests.integration._dynamodb_support import (
     atomic_endpoint,  # noqa: F401 - fixture
     ddb_client,
@@ -141,7 +142,7 @@ def test_refused_keys_are_settled_and_their_neighbours_retried_as_one_transactio
 ) -> None:
     """A completed and a held key among fresh ones: the first transaction is cancelled,
     the two are settled from the returned items, the fresh ones go in a second one."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     other = transact_store(table, ddb_client(client.meta.endpoint_url), clock)
     other.claim(["done", "held"], owner=B, lease_expires_at=clock() + 70)
     other.complete(["done"], owner=B, bundle_key="bundle-b")
@@ -171,7 +172,7 @@ def test_refused_keys_are_settled_and_their_neighbours_retried_as_one_transactio
 def test_claimable_refusals_take_the_single_item_claim(client: DynamoDBClient, table: str) -> None:
     """Keys the fresh-claim transaction refuses but that are claimable (expired lease,
     pending bundle, own lease) are claimed one by one, with their previous owner."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     locator = InMemoryBundleLocator()
     other = transact_store(table, ddb_client(client.meta.endpoint_url), clock)
     other.claim(["expired", "pending"], owner=B, lease_expires_at=clock() + 10)
@@ -223,7 +224,7 @@ def test_a_cancellation_not_due_to_conditions_sends_the_chunk_to_single_writes(
     """TransactionConflict (another transaction on one of the items), a throttled or
     invalid item, or reasons that cannot be read: every key of the chunk is then written
     alone, and each gets the single write's result."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     store = transact_store(table, client, clock)
     answer_transactions(client, [lambda _body: cancelled(reasons)])
     requests = Requests(client)
@@ -239,7 +240,7 @@ def test_a_conflict_with_a_condition_failure_settles_the_failure_and_writes_the_
 ) -> None:
     """A refused key is settled from its item even when a conflict sends the rest of the
     chunk to single writes."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     store = transact_store(table, client, clock)
     store.claim(["done"], owner=B, lease_expires_at=clock() + 60)
     store.complete(["done"], owner=B, bundle_key="bundle-b")
@@ -262,7 +263,7 @@ def test_a_conflict_with_a_condition_failure_settles_the_failure_and_writes_the_
 def test_keys_cancelled_twice_are_written_alone(client: DynamoDBClient, table: str) -> None:
     """Cancelled neighbours get one more transaction; if that is cancelled too (another
     claimer took one of them meanwhile), what is left is written alone."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     other = transact_store(table, ddb_client(client.meta.endpoint_url), clock)
     other.claim(["done"], owner=B, lease_expires_at=clock() + 60)
     other.complete(["done"], owner=B, bundle_key="bundle-b")
@@ -289,7 +290,7 @@ def test_a_committed_transaction_whose_answer_was_lost_is_retried_safely(
     """The first attempt commits but answers 500; the retry (a new request, no reused
     token) finds every action refused by its own earlier write, and settles each key as
     the single-item path settles a repeated write: claimed, completed."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     side = ddb_client(client.meta.endpoint_url)
 
     def commit_then_fail(body: dict[str, Any]) -> Any:
@@ -346,7 +347,7 @@ def test_chunks_are_even_and_within_the_count_and_size_limits(
 ) -> None:
     """130 keys in chunks of at most 50 go as 44 + 43 + 43; actions whose total would pass
     4 MB are split; every key is settled by a transaction, none alone."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     store = transact_store(table, client, clock, max_workers=8, transact_max_items=50)
     batch = [f"key-{i:03d}" for i in range(130)]
     requests = Requests(client)
@@ -368,7 +369,9 @@ def test_chunks_are_even_and_within_the_count_and_size_limits(
 def test_chunks_run_concurrently(client: DynamoDBClient, table: str) -> None:
     """With 20 ms per request, the chunks of one bulk call are in flight together."""
     concurrency = Concurrency().attach(client, None, 0.02, service="dynamodb")
-    store = transact_store(table, client, FakeClock(), max_workers=8, transact_max_items=8)
+    store = transact_store(
+        table, client, FakeClock(FUTURE_START), max_workers=8, transact_max_items=8
+    )
     requests = Requests(client)
     results = store.claim([f"k{i}" for i in range(64)], owner=A, lease_expires_at=2e9)
     store.close()
@@ -382,7 +385,7 @@ def test_keys_sharing_a_stored_item_never_meet_in_one_transaction(
 ) -> None:
     """A key over 2 KiB is stored as its SHA-256; a key spelled as that digest goes alone
     (a transaction may not touch one item twice) and finds the item its owner holds."""
-    clock = FakeClock()
+    clock = FakeClock(FUTURE_START)
     long_key = "k" * 3000
     alias = "sha256:" + hashlib.sha256(long_key.encode()).hexdigest()
     store = transact_store(table, client, clock)

@@ -93,9 +93,9 @@ def assert_absent(s3: S3Client, bucket: str, key: str) -> None:
 
 
 @pytest.fixture
-def boto(moto_endpoint: str) -> Boto3S3Client:
+def boto(s3_endpoint: str) -> Boto3S3Client:
     """A raw boto3 client without retries (injected faults surface on the first attempt)."""
-    return no_retry_client(moto_endpoint, max_pool_connections=20)
+    return no_retry_client(s3_endpoint, max_pool_connections=20)
 
 
 @pytest.fixture
@@ -275,9 +275,11 @@ def test_user_metadata_and_tags_are_kept(s3: S3Client, bucket: str) -> None:
     }
 
 
-def test_owner_and_kms_apply_to_every_multipart_request(boto: Boto3S3Client, bucket: str) -> None:
+def test_owner_and_kms_apply_to_every_multipart_request(
+    boto: Boto3S3Client, bucket: str, kms_key_id: str
+) -> None:
     """ExpectedBucketOwner is on every request; SSE-KMS is set on CreateMultipartUpload."""
-    key_id = "arn:aws:kms:us-east-1:123456789012:key/mpu"
+    key_id = kms_key_id
     s3 = S3Client(
         boto,
         expected_bucket_owner="123456789012",
@@ -514,9 +516,9 @@ def test_invalid_arguments_are_rejected_up_front(s3: S3Client, bucket: str) -> N
 
 
 @pytest.mark.slow
-def test_two_hundred_mib_stream(moto_endpoint: str, bucket: str) -> None:
+def test_two_hundred_mib_stream(s3_endpoint: str, bucket: str) -> None:
     """A ~200 MiB stream goes up in 16 MiB parts, four at a time, and reads back intact."""
-    boto = no_retry_client(moto_endpoint, max_pool_connections=8)
+    boto = no_retry_client(s3_endpoint, max_pool_connections=8)
     in_flight = Concurrency().attach(boto, "UploadPart")
     s3 = S3Client(boto)
     size = 200 * MIB + 12345

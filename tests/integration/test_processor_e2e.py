@@ -39,10 +39,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def make_env(
-    moto_endpoint: str, s3_client: Boto3S3Client, make_bucket: Callable[..., str]
+    s3_endpoint: str,
+    dynamodb_endpoint: str,
+    s3_client: Boto3S3Client,
+    make_bucket: Callable[..., str],
 ) -> Iterator[Callable[..., ProcessorEnv]]:
     """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(moto_endpoint, s3_client, make_bucket)
+    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def test_every_sqs_envelope_kind_is_bundled(make_env: Callable[..., ProcessorEnv]) -> None:

@@ -43,10 +43,13 @@ MIB = 1024 * 1024
 
 @pytest.fixture
 def make_env(
-    moto_endpoint: str, s3_client: Boto3S3Client, make_bucket: Callable[..., str]
+    s3_endpoint: str,
+    dynamodb_endpoint: str,
+    s3_client: Boto3S3Client,
+    make_bucket: Callable[..., str],
 ) -> Iterator[Callable[..., ProcessorEnv]]:
     """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(moto_endpoint, s3_client, make_bucket)
+    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def test_failing_gets_fail_only_their_messages(make_env: Callable[..., ProcessorEnv]) -> None:

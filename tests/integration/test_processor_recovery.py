@@ -36,10 +36,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def make_env(
-    moto_endpoint: str, s3_client: Boto3S3Client, make_bucket: Callable[..., str]
+    s3_endpoint: str,
+    dynamodb_endpoint: str,
+    s3_client: Boto3S3Client,
+    make_bucket: Callable[..., str],
 ) -> Iterator[Callable[..., ProcessorEnv]]:
     """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(moto_endpoint, s3_client, make_bucket)
+    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def _slow_gets(env: ProcessorEnv, seconds: float) -> None:
@@ -56,7 +59,10 @@ def test_timeout_guard_returns_in_time_and_redelivery_converges(
 ) -> None:
     """Slow fetches trip the guard: handle() returns before the deadline with the rest
     failed and released; redelivering the failures converges, each object bundled once."""
-    env = make_env(timeout_guard_threshold_seconds=30.0)
+    # One fetch at a time, so the fake clock moves 5 s per object whatever the server's
+    # speed: with more, every fetch in the prefetch window starts (and moves the clock)
+    # before the guard is first checked.
+    env = make_env(timeout_guard_threshold_seconds=30.0, fetch_concurrency=1)
     objects = [env.put(f"slow/{i}.txt") for i in range(8)]
     _slow_gets(env, 5.0)
     event = sqs_batch([s3_body(o.record()) for o in objects])

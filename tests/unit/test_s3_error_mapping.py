@@ -99,6 +99,15 @@ CLIENT_ERRORS: list[tuple[str | None, int, type[S3Error], str]] = [
     ("InvalidObjectState", 403, S3Error, "S3_INVALID_OBJECT_STATE"),
     ("EntityTooSmall", 400, S3Error, "S3_ENTITY_TOO_SMALL"),
     ("InvalidArgument", 400, S3Error, "S3_ERROR"),
+    # What S3 answers when the SSE-KMS key cannot be used (docs/clients.md).
+    ("KMS.NotFoundException", 400, S3Error, "S3_KMS_KEY_UNUSABLE"),
+    ("KMS.DisabledException", 400, S3Error, "S3_KMS_KEY_UNUSABLE"),
+    ("KMS.KMSInvalidStateException", 400, S3Error, "S3_KMS_KEY_UNUSABLE"),
+    ("KMS.InvalidKeyUsageException", 400, S3Error, "S3_KMS_KEY_UNUSABLE"),
+    ("KMS.SomeFutureKeyException", 400, S3Error, "S3_KMS_KEY_UNUSABLE"),
+    ("KMS.KeyUnavailableException", 500, S3ServiceError, "S3_SERVICE_ERROR"),
+    ("KMS.KMSInternalException", 400, S3ServiceError, "S3_SERVICE_ERROR"),
+    ("KMS.DependencyTimeoutException", 503, S3ThrottlingError, "S3_THROTTLED"),
 ]
 
 
@@ -133,6 +142,18 @@ def test_client_error_context_is_useful_and_bodiless() -> None:
     }
     assert "s3://b/k" in mapped.message
     assert mapped.operation == "GetObject"
+
+
+def test_a_500_on_an_sse_kms_write_stays_retryable_but_names_the_key() -> None:
+    """A 500 on a write that used a KMS key is retryable and its message names the key."""
+    mapped = translate(client_error("InternalError", 500), context={"sse_kms_key_id": "alias/x"})
+    assert type(mapped) is S3ServiceError
+    assert mapped.retryable
+    assert "SSE-KMS key 'alias/x'" in mapped.message
+    assert mapped.context["sse_kms_key_id"] == "alias/x"
+    plain = translate(client_error("InternalError", 500))
+    assert plain is not None
+    assert "KMS" not in plain.message
 
 
 def test_delete_marker_405_is_not_found_but_other_405_is_not() -> None:

@@ -43,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except BackfillError as exc:
         raise CommandError(str(exc)) from None
-    s3, store = _backfill_clients(options, args.endpoint_url, args.region)
+    s3, store = _backfill_clients(
+        options,
+        args.s3_endpoint_url or args.endpoint_url,
+        args.dynamodb_endpoint_url or args.endpoint_url,
+        args.region,
+    )
 
     def progress(line: str) -> None:
         if not args.quiet:
@@ -72,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _backfill_clients(
-    options: BackfillOptions, endpoint_url: str | None, region: str | None
+    options: BackfillOptions,
+    s3_endpoint_url: str | None,
+    dynamodb_endpoint_url: str | None,
+    region: str | None,
 ) -> tuple[S3Client, IdempotencyStore]:
     """The S3 client and the DynamoDB store of ``bundle``, after checking both ends exist."""
     import boto3  # noqa: PLC0415
@@ -93,9 +101,9 @@ def _backfill_clients(
         max_pool_connections=connection_pool_size(config),
     )
     s3 = S3Client.from_config(
-        config, session.client("s3", endpoint_url=endpoint_url, config=retries)
+        config, session.client("s3", endpoint_url=s3_endpoint_url, config=retries)
     )
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url, config=retries)
+    dynamodb = session.client("dynamodb", endpoint_url=dynamodb_endpoint_url, config=retries)
     checks = (
         (f"source bucket {options.source_bucket!r}", s3.client.head_bucket, options.source_bucket),
         (

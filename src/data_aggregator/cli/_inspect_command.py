@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         from data_aggregator.clients import CONTENT_SHA256  # noqa: PLC0415
 
         bucket, key = _parse_s3_url(args.bundle)
-        s3 = _s3_client(args.endpoint_url, args.region)
+        s3 = _s3_client(args.s3_endpoint_url or args.endpoint_url, args.region)
         obj = s3.open_object(bucket, key, version_id=args.version_id)
         expected = obj.metadata.get(CONTENT_SHA256)
         if expected is None:  # multipart uploads carry it as a tag, of this same version

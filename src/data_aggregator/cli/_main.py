@@ -151,7 +151,9 @@ def _add_codec(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_aws_options(parser: argparse.ArgumentParser, endpoint: str) -> None:
+def _add_aws_options(
+    parser: argparse.ArgumentParser, endpoint: str, *, dynamodb: bool = False
+) -> None:
     parser.add_argument(
         "--endpoint-url",
         metavar="URL",
@@ -159,6 +161,21 @@ def _add_aws_options(parser: argparse.ArgumentParser, endpoint: str) -> None:
         help=f"{endpoint}, e.g. http://127.0.0.1:5000 for moto or another S3-compatible "
         "store (default: AWS, or AWS_ENDPOINT_URL)",
     )
+    parser.add_argument(
+        "--s3-endpoint-url",
+        metavar="URL",
+        default=None,
+        help="S3 endpoint only, e.g. a SeaweedFS gateway; wins over --endpoint-url "
+        "(default: AWS, or AWS_ENDPOINT_URL_S3)",
+    )
+    if dynamodb:
+        parser.add_argument(
+            "--dynamodb-endpoint-url",
+            metavar="URL",
+            default=None,
+            help="DynamoDB endpoint only, e.g. DynamoDB Local; wins over --endpoint-url "
+            "(default: AWS, or AWS_ENDPOINT_URL_DYNAMODB)",
+        )
     parser.add_argument(
         "--region", default=None, help="AWS region (default: the usual AWS configuration)"
     )
@@ -233,7 +250,7 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
     bundle.add_argument(
         "--table", required=True, metavar="NAME", help="the DynamoDB idempotency table"
     )
-    _add_aws_options(bundle, "S3 and DynamoDB endpoint")
+    _add_aws_options(bundle, "S3 and DynamoDB endpoint", dynamodb=True)
     _add_codec(bundle)
     bundle_mb = config_bounds("max_bundle_size_mb")  # MAX_BUNDLE_SIZE_MB's, like its default
     bundle.add_argument(

@@ -58,7 +58,6 @@ _ACCESS_DENIED_CODES: Final = frozenset(
         "ExpiredToken",
         "InvalidToken",
         "KMS.AccessDeniedException",
-        "KMS.DisabledException",
         "403",
     }
 )
@@ -66,6 +65,23 @@ _INTEGRITY_CODES: Final = frozenset(
     {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
 )
 _SERVICE_CODES: Final = frozenset({"InternalError", "ServiceUnavailable", "500", "502", "504"})
+# The KMS key named for SSE-KMS cannot be used: S3 answers 400 with the KMS error's name
+# (KMS.NotFoundException for a key that does not exist, KMS.DisabledException,
+# KMS.KMSInvalidStateException for one pending deletion ...). Retrying cannot help.
+_KMS_KEY_CODES: Final = frozenset(
+    {
+        "KMS.NotFoundException",
+        "KMS.DisabledException",
+        "KMS.KMSInvalidStateException",
+        "KMS.InvalidKeyUsageException",
+        "KMS.InvalidArnException",
+        "KMS.IncorrectKeyException",
+    }
+)
+# KMS failures that are the service's, not the key's: retryable like any 5xx.
+_KMS_TRANSIENT_CODES: Final = frozenset(
+    {"KMS.KMSInternalException", "KMS.KeyUnavailableException", "KMS.DependencyTimeoutException"}
+)
 # Codes that name a distinct, non-retryable condition: kept as their own error_code.
 _NAMED_CODES: Final = {
     "NoSuchBucket": "S3_NO_SUCH_BUCKET",
@@ -216,9 +232,28 @@ def _translate_client_error(
         )
     if code in _ACCESS_DENIED_CODES or status == 403:
         return S3AccessDeniedError(text, None, ctx, operation=operation)
+    if code in _KMS_TRANSIENT_CODES:
+        return S3ServiceError(text, None, ctx, operation=operation)
+    if code in _KMS_KEY_CODES or (
+        code.startswith("KMS.") and isinstance(status, int) and 400 <= status < 500
+    ):
+        return S3Error(
+            f"{text}: the KMS key for SSE-KMS cannot be used (missing, disabled, pending "
+            "deletion or of the wrong kind); retrying will not help",
+            "S3_KMS_KEY_UNUSABLE",
+            ctx,
+            operation=operation,
+        )
     if code in _INTEGRITY_CODES:
         return S3IntegrityError(text, "S3_CHECKSUM_MISMATCH", ctx, operation=operation)
     if code in _SERVICE_CODES or (isinstance(status, int) and status >= 500):
+        if ctx.get("sse_kms_key_id"):
+            # Still retryable: a 500 says nothing certain. But S3-compatible stores answer
+            # a KMS key they cannot use this way (SeaweedFS: 500 InternalError), so say so.
+            text += (
+                f"; the request used SSE-KMS key {ctx['sse_kms_key_id']!r}: if this persists, "
+                "check that the key exists and is usable"
+            )
         return S3ServiceError(text, None, ctx, operation=operation)
     if status == 404:
         return S3ObjectNotFoundError(text, None, ctx, operation=operation)

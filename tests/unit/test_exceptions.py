@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 
+import data_aggregator
 from data_aggregator import exceptions as exc
 from data_aggregator.exceptions import (
     ConfigurationError,
     DataAggregatorError,
+    ErrorCode,
     EventParseError,
     IdempotencyConfigurationError,
     IdempotencyStoreError,
@@ -218,3 +223,44 @@ def test_errors_survive_pickling(error: DataAggregatorError) -> None:
     assert type(clone) is type(error)
     assert clone.to_dict() == error.to_dict()
     assert str(clone) == str(error)
+
+
+def test_every_error_code_is_in_the_docs_table() -> None:
+    """docs/exceptions.md lists exactly the members of ErrorCode, in its table of codes."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "exceptions.md").read_text()
+    section = page.split("## Every error code", 1)[1].split("\n### ", 1)[0]
+    documented = re.findall(r"^\| `([A-Z0-9_]+)` \|", section, re.M)
+    assert documented == [code.value for code in ErrorCode]
+
+
+def test_the_library_spells_no_error_code_as_a_bare_string() -> None:
+    """Outside the enum, every code the package sets is written as an ErrorCode member."""
+    codes = {code.value for code in ErrorCode}
+    bare: list[str] = []
+    for path in sorted(Path(data_aggregator.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        enum_lines: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == "ErrorCode":
+                enum_lines = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        bare.extend(
+            f"{path.name}:{node.lineno} {node.value}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and node.value in codes
+            and node.lineno not in enum_lines
+        )
+    assert bare == []
+
+
+def test_validation_codes_are_error_codes() -> None:
+    """The seed's ValidationErrorCode values are ErrorCode members, not a second spelling."""
+    assert {code.value for code in ValidationErrorCode} <= {code.value for code in ErrorCode}
+
+
+def test_an_enum_code_is_stored_and_serialised_as_its_string() -> None:
+    """Raising with ErrorCode.X leaves error_code and to_dict() holding the plain string."""
+    error = DataAggregatorError("m", ErrorCode.S3_THROTTLED)
+    assert type(error.error_code) is str
+    assert error.error_code == "S3_THROTTLED"
+    assert error.to_dict()["error_code"] == "S3_THROTTLED"

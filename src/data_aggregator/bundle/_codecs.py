@@ -20,7 +20,7 @@ from enum import Enum
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from data_aggregator.config import Codec
-from data_aggregator.exceptions import ConfigurationError
+from data_aggregator.exceptions import ConfigurationError, ErrorCode
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -81,7 +81,7 @@ def _zstandard() -> ModuleType:
     except ImportError as exc:
         raise ConfigurationError(
             "the zstd codec needs the 'zstandard' package: pip install 's3-data-aggregator[zstd]'",
-            "ZSTD_NOT_INSTALLED",
+            ErrorCode.ZSTD_NOT_INSTALLED,
             {"variable": "BUNDLE_CODEC", "extra": "s3-data-aggregator[zstd]"},
         ) from exc
 
@@ -98,7 +98,7 @@ def resolve_codec(codec: Codec | str, level: int | None = None) -> CodecSpec:
     except ValueError:
         raise ConfigurationError(
             "unknown bundle codec: expected one of gzip, zstd, none",
-            "INVALID_CODEC",
+            ErrorCode.INVALID_CODEC,
             {"variable": "BUNDLE_CODEC", "value": str(codec)},
         ) from None
     bounds = resolved.level_range
@@ -106,7 +106,7 @@ def resolve_codec(codec: Codec | str, level: int | None = None) -> CodecSpec:
         if level is not None:
             raise ConfigurationError(
                 "the none codec takes no compression level",
-                "INVALID_COMPRESSION_LEVEL",
+                ErrorCode.INVALID_COMPRESSION_LEVEL,
                 {"variable": "COMPRESSION_LEVEL", "value": level},
             )
     else:
@@ -114,7 +114,7 @@ def resolve_codec(codec: Codec | str, level: int | None = None) -> CodecSpec:
         if level is None or not bounds[0] <= level <= bounds[1]:
             raise ConfigurationError(
                 f"compression level for {resolved.value} must be {bounds[0]}-{bounds[1]}",
-                "INVALID_COMPRESSION_LEVEL",
+                ErrorCode.INVALID_COMPRESSION_LEVEL,
                 {"variable": "COMPRESSION_LEVEL", "value": level},
             )
     if resolved is Codec.ZSTD:

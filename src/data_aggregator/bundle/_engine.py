@@ -19,7 +19,7 @@ from data_aggregator.bundle._types import (
     UploadReceipt,
 )
 from data_aggregator.config import Codec
-from data_aggregator.exceptions import ConfigurationError
+from data_aggregator.exceptions import ConfigurationError, ErrorCode
 from data_aggregator.security import sanitize_s3_key
 
 if TYPE_CHECKING:
@@ -136,7 +136,9 @@ class BundleEngine:
         ):
             if value < 1:
                 raise ConfigurationError(
-                    f"{name} must be at least 1", "INVALID_BUNDLE_SETTING", {"variable": name}
+                    f"{name} must be at least 1",
+                    ErrorCode.INVALID_BUNDLE_SETTING,
+                    {"variable": name},
                 )
         self.codec = _resolve_codec(codec, compression_level)
         self._source = source

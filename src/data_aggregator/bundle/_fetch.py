@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from data_aggregator.bundle._types import OutcomeStatus
 from data_aggregator.exceptions import (
     DataAggregatorError,
+    ErrorCode,
     S3IntegrityError,
     S3ObjectNotFoundError,
     S3ObjectSupersededError,
@@ -133,7 +134,7 @@ def classify(exc: BaseException, source: BundleSource) -> Rejected:
     # treated as transient: retrying is the safe choice, the redrive limit bounds it.
     wrapped = S3ServiceError(
         "reading the source object failed",
-        "S3_READ_FAILED",
+        ErrorCode.S3_READ_FAILED,
         {**_context(source), "cause": type(exc).__name__},
         operation="GetObject",
     )
@@ -219,7 +220,7 @@ def read_exact(
                     OutcomeStatus.FAILED_RETRYABLE,
                     S3ServiceError(
                         "object body ended before its announced size",
-                        "S3_BODY_TRUNCATED",
+                        ErrorCode.S3_BODY_TRUNCATED,
                         {**_context(source), "expected": size, "received": size - left},
                         operation="GetObject",
                     ),
@@ -231,7 +232,7 @@ def read_exact(
                 OutcomeStatus.REFUSED,
                 S3IntegrityError(
                     "object body is longer than its announced size",
-                    "S3_BODY_TOO_LONG",
+                    ErrorCode.S3_BODY_TOO_LONG,
                     {**_context(source), "expected": size},
                 ),
             )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from data_aggregator.bundle._naming import MANIFEST_NAME
 from data_aggregator.bundle._tar import BLOCK, RECORD
-from data_aggregator.exceptions import BundleError
+from data_aggregator.exceptions import BundleError, ErrorCode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -115,7 +115,7 @@ def manifest_overhead(bundle_key: str) -> int:
 
 def bundle_problem(message: str, **context: Any) -> BundleError:
     """One failed check of a bundle, as the error `verify_bundle` raises for it."""
-    return BundleError(message, "BUNDLE_INVALID", context)
+    return BundleError(message, ErrorCode.BUNDLE_INVALID, context)
 
 
 def _member_from_json(index: int, entry: Any, report: Report) -> ManifestMember | None:

@@ -28,7 +28,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from data_aggregator.exceptions import BundleError, ValidationError
+from data_aggregator.exceptions import BundleError, ErrorCode, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -219,7 +219,7 @@ def _rename(
         candidate = _suffixed(request.base, salts)
     raise BundleError(
         "could not find a unique member name",
-        "MEMBER_NAME_EXHAUSTED",
+        ErrorCode.MEMBER_NAME_EXHAUSTED,
         {"bucket": request.bucket, "key_hint": repr(request.key[:64])},
     )
 

@@ -36,6 +36,7 @@ from data_aggregator.bundle._writer import OpenBundle, SinkFailure, upload_error
 from data_aggregator.exceptions import (
     BundleUploadError,
     DataAggregatorError,
+    ErrorCode,
     ValidationError,
 )
 
@@ -192,7 +193,9 @@ class BundleRunner:
             if self._stop is not StopReason.UPLOAD_FAILED:
                 self._close_guarded()
         except BaseException:
-            self._abort_bundle(BundleUploadError("bundle run interrupted", "BUNDLE_INTERRUPTED"))
+            self._abort_bundle(
+                BundleUploadError("bundle run interrupted", ErrorCode.BUNDLE_INTERRUPTED)
+            )
             raise
         finally:
             self._window.close()
@@ -379,7 +382,7 @@ class BundleRunner:
         self._abort_bundle(
             BundleUploadError(
                 "bundle discarded: another member's body failed while being written",
-                "BUNDLE_MEMBER_FAILED",
+                ErrorCode.BUNDLE_MEMBER_FAILED,
                 {"bundle_key": key, "member": item.name},
             )
         )

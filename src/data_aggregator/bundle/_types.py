@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
-from data_aggregator.exceptions import ValidationError
+from data_aggregator.exceptions import ErrorCode, ValidationError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -94,7 +94,7 @@ class BundleSource:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise ValidationError(
                 "BundleSource.size must be a non-negative integer or None",
-                "INVALID_BUNDLE_SOURCE",
+                ErrorCode.INVALID_BUNDLE_SOURCE,
                 {"bucket": self.bucket, "size": repr(self.size)},
             )
 

@@ -21,7 +21,7 @@ from data_aggregator.bundle._manifest import (
 )
 from data_aggregator.bundle._tar import TarStream, member_header, padding
 from data_aggregator.bundle._types import BundleSummary
-from data_aggregator.exceptions import BundleUploadError
+from data_aggregator.exceptions import BundleUploadError, ErrorCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -39,7 +39,7 @@ class SinkFailure(Exception):  # noqa: N818 - internal signal
     """Internal: the sink or the compressor raised; the bundle cannot be stored."""
 
     #: The error code recorded on the bundle's objects.
-    error_code: ClassVar[str] = "BUNDLE_UPLOAD_FAILED"
+    error_code: ClassVar[str] = ErrorCode.BUNDLE_UPLOAD_FAILED
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(type(cause).__name__)
@@ -49,7 +49,7 @@ class SinkFailure(Exception):  # noqa: N818 - internal signal
 class CommitHookFailure(SinkFailure):
     """Internal: the caller's ``before_commit`` hook raised; the upload is not committed."""
 
-    error_code = "BUNDLE_COMMIT_HOOK_FAILED"
+    error_code = ErrorCode.BUNDLE_COMMIT_HOOK_FAILED
 
 
 def upload_error(failure: SinkFailure, key: str | None = None) -> BundleUploadError:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from data_aggregator.bundle._reader import hash_stream, read_bundle
-from data_aggregator.exceptions import BundleError
+from data_aggregator.exceptions import BundleError, ErrorCode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -101,7 +101,7 @@ def inspect_bundle(
     if extract_to is not None:
         if extract_to.exists() and (not extract_to.is_dir() or any(extract_to.iterdir())):
             msg = f"extract directory {str(extract_to)!r} exists and is not empty"
-            raise BundleError(msg, "EXTRACT_DIR_NOT_EMPTY", {"directory": str(extract_to)})
+            raise BundleError(msg, ErrorCode.EXTRACT_DIR_NOT_EMPTY, {"directory": str(extract_to)})
         extract_to.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     extractor = None if extract_to is None else _Extractor(extract_to, problems)

@@ -11,6 +11,7 @@ import io
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from data_aggregator.exceptions import (
+    ErrorCode,
     S3AccessDeniedError,
     S3Error,
     S3IntegrityError,
@@ -84,13 +85,13 @@ _KMS_TRANSIENT_CODES: Final = frozenset(
 )
 # Codes that name a distinct, non-retryable condition: kept as their own error_code.
 _NAMED_CODES: Final = {
-    "NoSuchBucket": "S3_NO_SUCH_BUCKET",
-    "NoSuchUpload": "S3_NO_SUCH_UPLOAD",
-    "InvalidObjectState": "S3_INVALID_OBJECT_STATE",
-    "EntityTooSmall": "S3_ENTITY_TOO_SMALL",
-    "EntityTooLarge": "S3_ENTITY_TOO_LARGE",
-    "InvalidPart": "S3_INVALID_PART",
-    "InvalidPartOrder": "S3_INVALID_PART",
+    "NoSuchBucket": ErrorCode.S3_NO_SUCH_BUCKET,
+    "NoSuchUpload": ErrorCode.S3_NO_SUCH_UPLOAD,
+    "InvalidObjectState": ErrorCode.S3_INVALID_OBJECT_STATE,
+    "EntityTooSmall": ErrorCode.S3_ENTITY_TOO_SMALL,
+    "EntityTooLarge": ErrorCode.S3_ENTITY_TOO_LARGE,
+    "InvalidPart": ErrorCode.S3_INVALID_PART,
+    "InvalidPartOrder": ErrorCode.S3_INVALID_PART,
 }
 
 
@@ -129,7 +130,7 @@ def translate_s3_error(
     if isinstance(exc, bce.FlexibleChecksumError):
         return S3IntegrityError(
             f"{where}: the response body does not match its S3 checksum",
-            "S3_CHECKSUM_MISMATCH",
+            ErrorCode.S3_CHECKSUM_MISMATCH,
             ctx,
             operation=operation,
         )
@@ -141,7 +142,7 @@ def translate_s3_error(
     if isinstance(exc, bce.IncompleteReadError | bce.ResponseStreamingError | u3e.ProtocolError):
         return S3ServiceError(
             f"{where}: the response stream broke off before its end",
-            "S3_STREAM_ERROR",
+            ErrorCode.S3_STREAM_ERROR,
             ctx,
             operation=operation,
         )
@@ -154,18 +155,24 @@ def translate_s3_error(
         | ConnectionError,
     ):
         return S3ServiceError(
-            f"{where}: the connection to S3 failed", "S3_CONNECTION_ERROR", ctx, operation=operation
+            f"{where}: the connection to S3 failed",
+            ErrorCode.S3_CONNECTION_ERROR,
+            ctx,
+            operation=operation,
         )
     if isinstance(
         exc, bce.NoCredentialsError | bce.PartialCredentialsError | bce.CredentialRetrievalError
     ):
         return S3Error(
-            f"{where}: no usable AWS credentials", "S3_CREDENTIALS_ERROR", ctx, operation=operation
+            f"{where}: no usable AWS credentials",
+            ErrorCode.S3_CREDENTIALS_ERROR,
+            ctx,
+            operation=operation,
         )
     if isinstance(exc, bce.ParamValidationError):
         return S3Error(
             f"{where}: the request parameters are invalid",
-            "S3_INVALID_REQUEST",
+            ErrorCode.S3_INVALID_REQUEST,
             ctx,
             operation=operation,
         )
@@ -240,12 +247,12 @@ def _translate_client_error(
         return S3Error(
             f"{text}: the KMS key for SSE-KMS cannot be used (missing, disabled, pending "
             "deletion or of the wrong kind); retrying will not help",
-            "S3_KMS_KEY_UNUSABLE",
+            ErrorCode.S3_KMS_KEY_UNUSABLE,
             ctx,
             operation=operation,
         )
     if code in _INTEGRITY_CODES:
-        return S3IntegrityError(text, "S3_CHECKSUM_MISMATCH", ctx, operation=operation)
+        return S3IntegrityError(text, ErrorCode.S3_CHECKSUM_MISMATCH, ctx, operation=operation)
     if code in _SERVICE_CODES or (isinstance(status, int) and status >= 500):
         if ctx.get("sse_kms_key_id"):
             # Still retryable: a 500 says nothing certain. But S3-compatible stores answer

@@ -49,6 +49,7 @@ from data_aggregator.clients._types import (
 )
 from data_aggregator.exceptions import (
     DataAggregatorError,
+    ErrorCode,
     S3Error,
     ValidationError,
     ValidationErrorCode,
@@ -217,7 +218,7 @@ class MultipartWriter(io.BufferedIOBase):
         try:
             if self._size + count > MAX_OBJECT_SIZE:
                 msg = f"s3://{self.bucket}/{self.key} would exceed S3's 5 TiB object limit"
-                raise S3Error(msg, "S3_OBJECT_TOO_LARGE", self._context())
+                raise S3Error(msg, ErrorCode.S3_OBJECT_TOO_LARGE, self._context())
             self._sha256.update(view)
             offset = 0
             while offset < count:
@@ -259,7 +260,7 @@ class MultipartWriter(io.BufferedIOBase):
         self.close()
         if self._result is None:
             msg = f"the upload of s3://{self.bucket}/{self.key} was aborted"
-            raise S3Error(msg, "S3_UPLOAD_ABORTED", self._context())
+            raise S3Error(msg, ErrorCode.S3_UPLOAD_ABORTED, self._context())
         return self._result
 
     def abort(self) -> None:
@@ -335,7 +336,7 @@ class MultipartWriter(io.BufferedIOBase):
     def _new_part(self) -> _part_uploads.PartBuffer:
         if self._uploads.parts_started >= MAX_PARTS:  # unreachable below 5 TiB: a guard
             msg = f"s3://{self.bucket}/{self.key} would need more than {MAX_PARTS} parts"
-            raise S3Error(msg, "S3_TOO_MANY_PARTS", self._context())
+            raise S3Error(msg, ErrorCode.S3_TOO_MANY_PARTS, self._context())
         number = self._uploads.buffer_opened()
         try:
             part = _part_uploads.PartBuffer(
@@ -456,7 +457,7 @@ class MultipartWriter(io.BufferedIOBase):
                 failure.context.setdefault(name, value)
             raise failure
         msg = f"uploading part {failed_part} of s3://{self.bucket}/{self.key} failed"
-        raise S3Error(msg, "S3_UPLOAD_FAILED", context, operation="UploadPart") from failure
+        raise S3Error(msg, ErrorCode.S3_UPLOAD_FAILED, context, operation="UploadPart") from failure
 
     def _abort_quietly(self) -> None:
         if self.closed:

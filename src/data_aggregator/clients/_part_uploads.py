@@ -13,7 +13,7 @@ from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, Final
 
 from data_aggregator._sizes import MAX_PART_SIZE, MAX_PARTS, MIB, MIN_PART_SIZE
-from data_aggregator.exceptions import S3IntegrityError
+from data_aggregator.exceptions import ErrorCode, S3IntegrityError
 
 if TYPE_CHECKING:
     from data_aggregator.clients._s3 import S3Client
@@ -169,7 +169,7 @@ class PartUploader:
             if completed.checksum_sha256 != base64.b64encode(digest).decode("ascii"):
                 msg = f"S3 returned a different SHA-256 for part {part.number}"
                 context = {"bucket": self.bucket, "key": self.key, "part_number": part.number}
-                raise S3IntegrityError(msg, "S3_CHECKSUM_MISMATCH", context)
+                raise S3IntegrityError(msg, ErrorCode.S3_CHECKSUM_MISMATCH, context)
         except BaseException as exc:
             with self.lock:
                 if self.failure is None:

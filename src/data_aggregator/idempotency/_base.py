@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from data_aggregator.exceptions import (
+    ErrorCode,
     IdempotencyConfigurationError,
     IdempotencyError,
     IdempotencyStoreError,
@@ -86,17 +87,17 @@ def held_by(record: IdempotencyRecord | None, owner: str) -> bool:
 def _unique(keys: Iterable[str]) -> list[str]:
     if isinstance(keys, str | bytes):  # one key given bare would claim its characters
         msg = "keys must be an iterable of keys, not a single string"
-        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT")
+        raise IdempotencyError(msg, ErrorCode.IDEMPOTENCY_INVALID_ARGUMENT)
     try:
         ordered = list(dict.fromkeys(keys))
     except TypeError:  # not iterable, or an unhashable key
         msg = "keys must be an iterable of non-empty strings"
-        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT") from None
+        raise IdempotencyError(msg, ErrorCode.IDEMPOTENCY_INVALID_ARGUMENT) from None
     for key in ordered:
         if not _is_token(key):
             msg = "idempotency keys must be non-empty strings"
             raise IdempotencyError(
-                msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"key_type": type(key).__name__}
+                msg, ErrorCode.IDEMPOTENCY_INVALID_ARGUMENT, {"key_type": type(key).__name__}
             )
     return ordered
 
@@ -109,7 +110,7 @@ def _is_token(value: object) -> bool:
 def _check_token(name: str, value: str) -> None:
     if not _is_token(value):
         msg = f"{name} must be a non-empty string"
-        raise IdempotencyError(msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": name})
+        raise IdempotencyError(msg, ErrorCode.IDEMPOTENCY_INVALID_ARGUMENT, {"argument": name})
 
 
 def _finite(given: object) -> int | float | None:
@@ -135,7 +136,7 @@ def _checked_lease(lease_expires_at: float) -> float:
     if value is None:
         msg = "lease_expires_at must be a finite number of epoch seconds"
         raise IdempotencyError(
-            msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"argument": "lease_expires_at"}
+            msg, ErrorCode.IDEMPOTENCY_INVALID_ARGUMENT, {"argument": "lease_expires_at"}
         )
     return value
 
@@ -147,7 +148,7 @@ def _checked_ttl(ttl_seconds: int) -> int:
     if value is None or int(value) <= 0:
         msg = "ttl_seconds must be a positive number of seconds"
         raise IdempotencyError(
-            msg, "IDEMPOTENCY_INVALID_ARGUMENT", {"ttl_seconds": repr(ttl_seconds)[:50]}
+            msg, ErrorCode.IDEMPOTENCY_INVALID_ARGUMENT, {"ttl_seconds": repr(ttl_seconds)[:50]}
         )
     return int(value)
 
@@ -568,7 +569,7 @@ class IdempotencyStore(ABC):
             return contained
         error = IdempotencyStoreError(
             "cannot tell whether the pending bundle holds the records",
-            "IDEMPOTENCY_BUNDLE_UNVERIFIED",
+            ErrorCode.IDEMPOTENCY_BUNDLE_UNVERIFIED,
             {"bundle_key": bundle_key, "records": records},
         )
         error.__cause__ = failure

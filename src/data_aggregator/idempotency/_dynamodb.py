@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from data_aggregator.exceptions import (
+    ErrorCode,
     IdempotencyConfigurationError,
     IdempotencyError,
+    IdempotencyKeySchemaError,
     IdempotencyStoreError,
 )
 from data_aggregator.idempotency._base import IdempotencyStore, Outcomes, claim_allowed
@@ -242,7 +244,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         if not name:
             msg = f"no idempotency table name: pass table_name or set {TABLE_ENV_VAR}"
             raise IdempotencyConfigurationError(
-                msg, "IDEMPOTENCY_TABLE_NOT_CONFIGURED", {"variable": TABLE_ENV_VAR}
+                msg, ErrorCode.IDEMPOTENCY_TABLE_NOT_CONFIGURED, {"variable": TABLE_ENV_VAR}
             )
         if not partition_key:
             msg = "partition_key must be a non-empty attribute name"
@@ -630,21 +632,20 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         if code == "ValidationException":
             context["aws_message"] = message
             if _KEY_SCHEMA_MESSAGE.search(message):
-                return IdempotencyConfigurationError(
+                return IdempotencyKeySchemaError(
                     f"idempotency table {self.table_name!r} does not have a string partition "
                     f"key named {self.partition_key!r} (and no sort key)",
-                    "IDEMPOTENCY_KEY_SCHEMA_MISMATCH",
-                    context,
+                    context=context,
                 )
             if key is not None and not self._schema_verified:
                 self._raise_if_schema_mismatch()
             return IdempotencyError(
-                "DynamoDB rejected the request", "IDEMPOTENCY_INVALID_REQUEST", context
+                "DynamoDB rejected the request", ErrorCode.IDEMPOTENCY_INVALID_REQUEST, context
             )
         if code in _RETRYABLE_CODES:
             return IdempotencyStoreError(
                 "DynamoDB throttled or failed the request after retries",
-                "IDEMPOTENCY_THROTTLED",
+                ErrorCode.IDEMPOTENCY_THROTTLED,
                 context,
             )
         return IdempotencyStoreError("DynamoDB request failed", context=context)
@@ -663,9 +664,9 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 return
             try:
                 self.verify_table()
+            except IdempotencyKeySchemaError:
+                raise
             except IdempotencyError as error:
-                if error.error_code == "IDEMPOTENCY_KEY_SCHEMA_MISMATCH":
-                    raise
                 self._schema_check_failed = True
                 logger.warning(
                     "cannot check the idempotency table's key schema",
@@ -821,6 +822,6 @@ def _default_client(max_workers: int) -> DynamoDBClient:
     except BotoCoreError as exc:
         msg = "cannot create a DynamoDB client (is AWS_REGION / AWS_DEFAULT_REGION set?)"
         raise IdempotencyConfigurationError(
-            msg, "IDEMPOTENCY_CLIENT_UNAVAILABLE", {"error_type": type(exc).__name__}
+            msg, ErrorCode.IDEMPOTENCY_CLIENT_UNAVAILABLE, {"error_type": type(exc).__name__}
         ) from exc
     return client

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from data_aggregator.exceptions import IdempotencyConfigurationError, IdempotencyStoreError
+from data_aggregator.exceptions import (
+    ErrorCode,
+    IdempotencyConfigurationError,
+    IdempotencyKeySchemaError,
+    IdempotencyStoreError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -59,13 +64,13 @@ def configuration_error(
     if code == "ResourceNotFoundException":
         return IdempotencyConfigurationError(
             f"idempotency table {table_name!r} does not exist (or is not ACTIVE)",
-            "IDEMPOTENCY_TABLE_NOT_FOUND",
+            ErrorCode.IDEMPOTENCY_TABLE_NOT_FOUND,
             context,
         )
     if code in _ACCESS_CODES:
         return IdempotencyConfigurationError(
             f"access to idempotency table {table_name!r} denied",
-            "IDEMPOTENCY_ACCESS_DENIED",
+            ErrorCode.IDEMPOTENCY_ACCESS_DENIED,
             context,
         )
     return None
@@ -106,9 +111,9 @@ def check_table(client: DynamoDBClient, table_name: str, partition_key: str) -> 
             f"idempotency table {table_name!r} must have exactly one key, a string "
             f"partition key named {partition_key!r}"
         )
-        raise IdempotencyConfigurationError(
+        raise IdempotencyKeySchemaError(
             msg,
-            "IDEMPOTENCY_KEY_SCHEMA_MISMATCH",
+            None,
             {
                 **context,
                 "expected_partition_key": partition_key,
@@ -155,7 +160,7 @@ def create_idempotency_table(
         if not exist_ok:
             msg = f"table {table_name!r} already exists"
             raise IdempotencyConfigurationError(
-                msg, "IDEMPOTENCY_TABLE_EXISTS", {"table_name": table_name}
+                msg, ErrorCode.IDEMPOTENCY_TABLE_EXISTS, {"table_name": table_name}
             ) from exc
         check_table(client, table_name, partition_key)
         return

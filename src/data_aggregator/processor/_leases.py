@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from data_aggregator.exceptions import BundleError, IdempotencyError
+from data_aggregator.exceptions import BundleError, ErrorCode, IdempotencyError
 from data_aggregator.idempotency import ClaimStatus, UpdateStatus
 from data_aggregator.processor._results import Outcome, Reason
 
@@ -83,7 +83,7 @@ class Leases:
             if refused:
                 raise BundleError(
                     "the idempotency store did not accept the bundle's pending mark",
-                    "PENDING_MARK_FAILED",
+                    ErrorCode.PENDING_MARK_FAILED,
                     {"bundle_key": bundle_key, "records": len(refused)},
                 )
         except Exception:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, TypedDict
 
-from data_aggregator.exceptions import DataAggregatorError
+from data_aggregator.exceptions import DataAggregatorError, ErrorCode
 
 if TYPE_CHECKING:
     from data_aggregator.bundle import BundleSummary
@@ -185,7 +185,7 @@ class BatchFailedError(DataAggregatorError):
         result: The [`BatchResult`][data_aggregator.processor.BatchResult] of the invocation.
     """
 
-    default_code = "BATCH_FAILED"
+    default_code = ErrorCode.BATCH_FAILED
     retryable = True
 
     def __init__(self, result: BatchResult) -> None:

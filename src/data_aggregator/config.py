@@ -329,12 +329,21 @@ class AppConfig(BaseModel):
         default=None, ge=_LEVEL_BOUNDS[0], le=_LEVEL_BOUNDS[1], strict=True
     )
     max_bundle_size_mb: int = Field(default=5120, ge=1, le=5_000_000, strict=True)
-    fetch_concurrency: int = Field(default=32, ge=1, le=256, strict=True)
-    upload_concurrency: int = Field(default=4, ge=1, le=64, strict=True)
-    multipart_part_size_mb: int = Field(
-        default=16, ge=_sizes.MIN_PART_SIZE // MIB, le=_sizes.MAX_PART_SIZE // MIB, strict=True
+    fetch_concurrency: int = Field(
+        default=_sizes.DEFAULT_FETCH_CONCURRENCY, ge=1, le=256, strict=True
     )
-    in_flight_bytes_mb: int = Field(default=64, ge=1, le=10240, strict=True)
+    upload_concurrency: int = Field(
+        default=_sizes.DEFAULT_UPLOAD_CONCURRENCY, ge=1, le=64, strict=True
+    )
+    multipart_part_size_mb: int = Field(
+        default=_sizes.DEFAULT_PART_SIZE_MB,
+        ge=_sizes.MIN_PART_SIZE // MIB,
+        le=_sizes.MAX_PART_SIZE // MIB,
+        strict=True,
+    )
+    in_flight_bytes_mb: int = Field(
+        default=_sizes.DEFAULT_IN_FLIGHT_MB, ge=1, le=10240, strict=True
+    )
     # Events and S3.
     source_bucket_allowlist: frozenset[str] = frozenset()
     accepted_event_prefixes: tuple[str, ...] = ("ObjectCreated:",)

@@ -26,6 +26,7 @@ DataAggregatorError
 │   ├── S3ThrottlingError         (retryable)
 │   ├── S3ServiceError            (retryable: 5xx, connection errors)
 │   ├── S3AccessDeniedError
+│   ├── S3KmsKeyError             (the SSE-KMS key cannot be used)
 │   ├── S3ObjectNotFoundError
 │   ├── S3ObjectSupersededError
 │   └── S3IntegrityError          (size / ETag mismatch)
@@ -72,6 +73,7 @@ __all__ = [
     "S3AccessDeniedError",
     "S3Error",
     "S3IntegrityError",
+    "S3KmsKeyError",
     "S3ObjectNotFoundError",
     "S3ObjectSupersededError",
     "S3ServiceError",
@@ -541,6 +543,13 @@ class S3ObjectSupersededError(S3Error):
     """The object was overwritten after the event (ETag precondition failed, HTTP 412)."""
 
     default_code = ErrorCode.S3_OBJECT_SUPERSEDED
+
+
+class S3KmsKeyError(S3Error):
+    """The SSE-KMS key cannot be used (missing, disabled, pending deletion, wrong kind):
+    fixing it needs a key or policy change, not a retry."""
+
+    default_code = ErrorCode.S3_KMS_KEY_UNUSABLE
 
 
 class S3IntegrityError(S3Error):

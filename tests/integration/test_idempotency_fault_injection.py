@@ -1,5 +1,5 @@
-"""The real ReusableProcessor under injected faults, over moto's S3 and each store kind:
-in-memory, and DynamoDB over HTTP in both batch modes.
+"""The real ReusableProcessor under injected faults, over the session's S3 server (moto or
+SeaweedFS) and each store kind: in-memory, and DynamoDB over HTTP in both batch modes.
 
 Faults are injected by wrappers around the real `S3Client` and store
 (``tests/faults.py``); messages are delivered like SQS does, at least once
@@ -7,8 +7,9 @@ Faults are injected by wrappers around the real `S3Client` and store
 from S3 and against the store; at the end every object is in exactly one bundle, and
 crash recovery has read real bundles' manifests (`S3ManifestBundleLocator`).
 
-DynamoDB runs on the serialised moto server of ``_dynamodb_support`` (moto's own applies
-conditional writes without a lock), so that concurrent invocations see atomic conditions.
+DynamoDB runs on DynamoDB Local with the real servers, and on moto on the serialised moto
+server of ``_dynamodb_support`` (moto's own applies conditional writes without a lock), so
+that concurrent invocations see atomic conditions either way.
 ``tests/unit/test_processor_fault_injection.py`` runs every scenario in memory.
 """
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from data_aggregator.clients import S3Client
+from data_aggregator.config import MIB
 from data_aggregator.idempotency import (
     InMemoryIdempotencyStore,
     RecordStatus,
@@ -55,7 +57,6 @@ if TYPE_CHECKING:
     from data_aggregator.idempotency import BatchMode, IdempotencyStore
     from data_aggregator.processor import BatchResult
 
-MIB = 1024 * 1024
 
 #: The scenarios run here, over DynamoDB: every step's crash, and the lost answers, whose
 #: recovery reads bundles back from S3 (every scenario runs in memory, in the unit tests).

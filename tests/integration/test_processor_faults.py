@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from data_aggregator import ReusableProcessor
+from data_aggregator.config import MIB
 from data_aggregator.idempotency import RecordStatus
 from data_aggregator.processor import Outcome, Reason
 from tests.integration._processor_env import dynamodb_error, env_factory
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from tests.integration._processor_env import ProcessorEnv
 
 pytestmark = pytest.mark.integration
-
-MIB = 1024 * 1024
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from data_aggregator.clients import MultipartWriter, S3Client
+from data_aggregator.config import MIB
 from data_aggregator.exceptions import (
     S3Error,
     S3IntegrityError,
@@ -49,7 +50,6 @@ pytestmark = [
     ),
 ]
 
-MIB = 1024 * 1024
 PART = 5 * MIB
 UNKNOWN_KMS_KEY = "alias/no-such-key"
 

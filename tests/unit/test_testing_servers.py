@@ -38,7 +38,7 @@ def test_an_unknown_backend_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) ->
         selected_backend(_config(None))
 
 
-def _env(s3: str, dynamodb: str | None) -> AggregatorEnv:
+def _env(s3: str, dynamodb: str) -> AggregatorEnv:
     config = AppConfig(distribution_bucket_name="bundles", idempotency_table_name="table")
     client = cast("Any", object())
     return AggregatorEnv(s3, "src", "bundles", "table", client, client, config, dynamodb)
@@ -51,7 +51,7 @@ def test_environ_exports_one_endpoint_per_service() -> None:
     assert separate["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:1"
     assert separate["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:2"
     assert "AWS_ENDPOINT_URL" not in separate
-    shared = _env("http://127.0.0.1:1", None).environ
+    shared = _env("http://127.0.0.1:1", "http://127.0.0.1:1").environ
     assert shared["AWS_ENDPOINT_URL"] == shared["AWS_ENDPOINT_URL_S3"]
     assert shared["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:1"
     assert "AWS_SESSION_TOKEN" not in shared

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
 
-from data_aggregator._sizes import MIB
+from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_IN_FLIGHT_MB, MIB
 from data_aggregator.bundle import _runner
 from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
 from data_aggregator.bundle._types import (
@@ -121,8 +121,8 @@ class BundleEngine:
         *,
         codec: Codec | str = Codec.GZIP,
         compression_level: int | None = None,
-        fetch_concurrency: int = 32,
-        in_flight_bytes: int = 64 * MIB,
+        fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY,
+        in_flight_bytes: int = DEFAULT_IN_FLIGHT_MB * MIB,
         max_bundle_size_bytes: int | None = None,
         chunk_size: int = MIB,
         sanitize: Callable[[str], str] = sanitize_s3_key,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, TYPE_CHECKING, Any
 
+from data_aggregator._sizes import MIB
 from data_aggregator.bundle._codecs import detect_codec, open_decompressed
 from data_aggregator.bundle._manifest import (
     BundleManifest,
@@ -51,7 +52,7 @@ __all__ = [
     "verify_bundle",
 ]
 
-CHUNK = 1024 * 1024
+CHUNK = MIB
 
 #: Consumes one regular member's data and returns its hex SHA-256, or ``None`` to leave
 #: the member out (having reported why). The default hashes the data and drops it.

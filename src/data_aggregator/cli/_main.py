@@ -381,8 +381,3 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, DataAggregatorError):
         return f"{exc.error_code}: {text}"
     return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
-
-
-def _error(prog: str, message: str) -> None:
-    with contextlib.suppress(BrokenPipeError):  # nobody left to tell
-        sys.stderr.write(f"{prog}: error: {message}\n")

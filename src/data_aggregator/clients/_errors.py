@@ -15,6 +15,7 @@ from data_aggregator.exceptions import (
     S3AccessDeniedError,
     S3Error,
     S3IntegrityError,
+    S3KmsKeyError,
     S3ObjectNotFoundError,
     S3ObjectSupersededError,
     S3ServiceError,
@@ -244,10 +245,10 @@ def _translate_client_error(
     if code in _KMS_KEY_CODES or (
         code.startswith("KMS.") and isinstance(status, int) and 400 <= status < 500
     ):
-        return S3Error(
+        return S3KmsKeyError(
             f"{text}: the KMS key for SSE-KMS cannot be used (missing, disabled, pending "
             "deletion or of the wrong kind); retrying will not help",
-            ErrorCode.S3_KMS_KEY_UNUSABLE,
+            None,
             ctx,
             operation=operation,
         )

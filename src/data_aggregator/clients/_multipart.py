@@ -37,7 +37,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from data_aggregator._sizes import MAX_OBJECT_SIZE, MAX_PARTS, MIB
+from data_aggregator._sizes import (
+    DEFAULT_PART_SIZE_MB,
+    DEFAULT_UPLOAD_CONCURRENCY,
+    MAX_OBJECT_SIZE,
+    MAX_PARTS,
+    MIB,
+)
 from data_aggregator.clients import _part_uploads, _types
 from data_aggregator.clients._part_uploads import (
     WriterStats,
@@ -125,8 +131,8 @@ class MultipartWriter(io.BufferedIOBase):
         key: str,
         *,
         extra_args: Mapping[str, Any] | None = None,
-        part_size: int = 16 * MIB,
-        max_concurrency: int = 4,
+        part_size: int = DEFAULT_PART_SIZE_MB * MIB,
+        max_concurrency: int = DEFAULT_UPLOAD_CONCURRENCY,
         spool_max_size: int | None = None,
         spool_dir: str | None = None,
         tag_sha256: bool = True,

@@ -8,7 +8,7 @@ import logging
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from data_aggregator._sizes import MIB
+from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_UPLOAD_CONCURRENCY, MIB
 from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
 from data_aggregator.clients._types import (
     CONTENT_SHA256,
@@ -38,11 +38,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Connections of the default client's pool: the default configuration's 32 fetch and 4
-#: upload threads (see `connection_pool_size`).
-DEFAULT_POOL_CONNECTIONS = 40
 #: Connections beyond one per fetch and upload thread: heads, listings, tags, completions.
 _SPARE_CONNECTIONS = 4
+#: Connections of the default client's pool: one per default fetch and upload thread, and
+#: the spares (see `connection_pool_size`).
+DEFAULT_POOL_CONNECTIONS = (
+    DEFAULT_FETCH_CONCURRENCY + DEFAULT_UPLOAD_CONCURRENCY + _SPARE_CONNECTIONS
+)
 
 
 def _strip_etag(etag: str | None) -> str:

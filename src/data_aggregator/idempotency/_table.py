@@ -214,7 +214,7 @@ def add_create_table_command(
         default=None,
         metavar="URL",
         help="DynamoDB endpoint, e.g. http://127.0.0.1:5000 for moto or DynamoDB Local "
-        "(default: AWS, or AWS_ENDPOINT_URL)",
+        "(default: AWS, or AWS_ENDPOINT_URL_DYNAMODB, or AWS_ENDPOINT_URL)",
     )
     create.add_argument(
         "--region", default=None, help="AWS region (default: the usual AWS configuration)"

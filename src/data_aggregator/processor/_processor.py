@@ -214,9 +214,7 @@ class ReusableProcessor:
         )
 
         locator: BundleLocator = S3ManifestBundleLocator(
-            self.config.distribution_bucket_name,
-            client=self.s3.client,
-            expected_bucket_owner=self.config.expected_bucket_owner,
+            self.config.distribution_bucket_name, client=self.s3
         )
         return DynamoDBIdempotencyStore.from_config(
             self.config, bundle_locator=locator, clock=self._clock

@@ -159,7 +159,7 @@ class AggregatorEnv:
         s3: A boto3 S3 client talking to the server.
         dynamodb: A boto3 DynamoDB client talking to the server.
         config: An ``AppConfig`` naming the destination bucket and the table.
-        dynamodb_endpoint_url: The DynamoDB server's URL, when it is not ``endpoint_url``.
+        dynamodb_endpoint_url: The DynamoDB server's URL (moto: ``endpoint_url`` again).
     """
 
     endpoint_url: str
@@ -169,7 +169,7 @@ class AggregatorEnv:
     s3: Boto3S3Client = field(repr=False)
     dynamodb: DynamoDBClient = field(repr=False)
     config: AppConfig
-    dynamodb_endpoint_url: str | None = None
+    dynamodb_endpoint_url: str
 
     @property
     def s3_endpoint_url(self) -> str:
@@ -185,7 +185,7 @@ class AggregatorEnv:
         default client of that service there), plus ``AWS_ENDPOINT_URL`` when one server
         answers both.
         """
-        dynamodb = self.dynamodb_endpoint_url or self.endpoint_url
+        dynamodb = self.dynamodb_endpoint_url
         shared = {"AWS_ENDPOINT_URL": self.endpoint_url} if dynamodb == self.endpoint_url else {}
         return {
             **self.config.to_env(),
@@ -331,7 +331,7 @@ def make_aggregator_env(
             s3=s3,
             dynamodb=dynamodb,
             config=app_config,
-            dynamodb_endpoint_url=None if dynamodb_url == s3_url else dynamodb_url,
+            dynamodb_endpoint_url=dynamodb_url,
         )
 
     return _make

@@ -174,7 +174,8 @@ def test_real_tar_and_gzip_read_a_multi_member_bundle(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not HAS_ZSTD or shutil.which("zstd") is None, reason="no zstd")
 def test_real_zstd_reads_a_multi_frame_bundle(tmp_path: Path) -> None:
-    """``zstd -t`` passes and ``zstd -dc`` gives the whole tar stream."""
+    """``zstd -t`` passes, ``zstd -dc`` gives the whole tar stream and ``tar --zstd``
+    extracts every member."""
     data = _bundle("zstd", threads=2, **SMALL)
     path = tmp_path / "bundle.tar.zst"
     path.write_bytes(data)
@@ -185,6 +186,10 @@ def test_real_zstd_reads_a_multi_frame_bundle(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert done.stdout == _tar_bytes(data, "zstd")
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["tar", "--zstd", "-xf", str(path), "-C", str(out)], check=True)  # noqa: S603, S607
+    assert len(list(out.rglob("*.log"))) == 12
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -10,8 +10,11 @@ stored in moto's server (a subprocess, over HTTP, ``--latency-ms`` injected per 
 Each round runs, one after another in fresh subprocesses (paired: every ratio compares
 rows of the same round):
 
-* ``zlib 1 thread``, ``zstd 1 thread``: Python's ``zlib.compressobj(6)`` (gzip container)
-  or ``zstandard`` level 3 over the same bytes, in memory, no network: the reference;
+* ``1 thread, no network``: Python's ``zlib.compressobj(6)`` (gzip container) or
+  ``zstandard`` level 3 over the same bytes, in memory: the reference;
+* ``blocks, auto threads, no network``: the engine's block compressor alone over the same
+  bytes: what the machine lets parallel compression reach at that moment (the ceiling of
+  the end-to-end rows on a shared machine);
 * ``engine gzip-6`` and ``engine zstd-3``, each with ``COMPRESSION_THREADS=1`` (one
   stream, as before) and with the automatic thread count: ``BundleEngine`` into
   ``MultipartSink`` (16 MiB parts, 4 in flight), every object fetched from the server.
@@ -70,15 +73,21 @@ def _cpu() -> float:
 # ----------------------------------------------------------------------------- rows
 
 
-def _local_row(codec: str, count: int, size: int) -> dict[str, float]:
-    """One thread, no network: compress the same bytes with Python's codec."""
+def _local_row(codec: str, count: int, size: int, *, blocks: bool) -> dict[str, float]:
+    """No network: compress the same bytes with Python's codec on one thread, or (with
+    ``blocks``) with the engine's compressor on the automatic thread count."""
+    from data_aggregator.bundle._codecs import new_compressor, resolve_codec
+
+    spec = resolve_codec(codec, threads=None)
     wall = cpu = 0.0
     out = 0
     for seed in range(count):
         data = _body(seed, size)  # generated untimed
         started, cpu_started = time.perf_counter(), _cpu()
-        if codec == "gzip":
-            compressor: Any = zlib.compressobj(6, zlib.DEFLATED, 31)
+        if blocks:
+            compressor: Any = new_compressor(spec)
+        elif codec == "gzip":
+            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
         else:
             import zstandard
 
@@ -88,7 +97,8 @@ def _local_row(codec: str, count: int, size: int) -> dict[str, float]:
         out += len(compressor.flush())
         wall += time.perf_counter() - started
         cpu += _cpu() - cpu_started
-    return {"wall": wall, "cpu": cpu, "rss": _peak_rss_mb(), "out": out / MIB}
+    threads = spec.threads if blocks else 1
+    return {"wall": wall, "cpu": cpu, "rss": _peak_rss_mb(), "out": out / MIB, "threads": threads}
 
 
 def _engine_row(
@@ -119,7 +129,7 @@ def _engine_row(
 def _row_main(args: argparse.Namespace) -> None:
     spec = json.loads(args.row)
     if spec["kind"] == "local":
-        result = _local_row(spec["codec"], spec["count"], spec["size"])
+        result = _local_row(spec["codec"], spec["count"], spec["size"], blocks=spec["blocks"])
     else:
         result = _engine_row(
             spec["endpoint"], spec["codec"], spec["threads"], spec["objects"], spec["latency"]
@@ -196,8 +206,10 @@ def main() -> None:
         engine = {"kind": "engine", "endpoint": endpoint, "objects": objects, "latency": latency}
         for round_number in range(1, args.rounds + 1):
             for codec in codecs:
+                local = {"kind": "local", "count": count, "size": size, "blocks": False}
                 rows: list[tuple[str, dict[str, Any]]] = [
-                    ("1 thread, no network", {"kind": "local", "count": count, "size": size}),
+                    ("1 thread, no network", local),
+                    ("blocks, auto threads, no network", {**local, "blocks": True}),
                     ("engine, 1 thread", {**engine, "threads": 1}),
                     ("engine, auto threads", {**engine, "threads": None}),
                 ]
@@ -216,7 +228,12 @@ def main() -> None:
     table: list[list[Any]] = []
     for codec in codecs:
         base = results[(codec, "1 thread, no network")]
-        for name in ("1 thread, no network", "engine, 1 thread", "engine, auto threads"):
+        for name in (
+            "1 thread, no network",
+            "blocks, auto threads, no network",
+            "engine, 1 thread",
+            "engine, auto threads",
+        ):
             runs = results[(codec, name)]
             ratios = [b["wall"] / r["wall"] for b, r in zip(base, runs, strict=True)]
             table.append(

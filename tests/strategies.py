@@ -155,7 +155,7 @@ def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
     }
     for name in ("IDEMPOTENCY_TTL_DAYS", "SPOOL_FILE_MAX_SIZE_MB", "FETCH_CONCURRENCY"):
         env[name] = str(draw(st.integers(*CONFIG_INT_RANGES[name])))
-    for name in ("UPLOAD_CONCURRENCY", "IN_FLIGHT_BYTES_MB"):
+    for name in ("UPLOAD_CONCURRENCY", "IN_FLIGHT_BYTES_MB", "COMPRESSION_THREADS"):
         env[name] = str(draw(st.integers(*CONFIG_INT_RANGES[name])))
     levels = Codec(codec).level_range
     if levels is not None and draw(st.booleans()):

@@ -228,6 +228,9 @@ _SETTINGS: dict[str, _Setting] = {
     ),
     "bundle_codec": _Setting("BUNDLE_CODEC", "one of gzip, zstd, none"),
     "compression_level": _Setting("COMPRESSION_LEVEL", _integers(_LEVELS), _parse_int),
+    "compression_threads": _Setting(
+        "COMPRESSION_THREADS", _integers("unset: the CPUs the function may use"), _parse_int
+    ),
     "max_bundle_size_mb": _Setting("MAX_BUNDLE_SIZE_MB", _integers("MiB"), _parse_int),
     "fetch_concurrency": _Setting("FETCH_CONCURRENCY", _integers(), _parse_int),
     "upload_concurrency": _Setting("UPLOAD_CONCURRENCY", _integers(), _parse_int),
@@ -328,6 +331,7 @@ class AppConfig(BaseModel):
     compression_level: int | None = Field(
         default=None, ge=_LEVEL_BOUNDS[0], le=_LEVEL_BOUNDS[1], strict=True
     )
+    compression_threads: int | None = Field(default=None, ge=1, le=64, strict=True)
     max_bundle_size_mb: int = Field(default=5120, ge=1, le=5_000_000, strict=True)
     fetch_concurrency: int = Field(
         default=_sizes.DEFAULT_FETCH_CONCURRENCY, ge=1, le=256, strict=True

@@ -223,6 +223,8 @@ class ErrorCode(str, Enum):
     INVALID_CODEC = "INVALID_CODEC"
     #: A compression level the codec does not accept.
     INVALID_COMPRESSION_LEVEL = "INVALID_COMPRESSION_LEVEL"
+    #: A number of compression threads below 1.
+    INVALID_COMPRESSION_THREADS = "INVALID_COMPRESSION_THREADS"
     #: The zstd codec needs the zstd extra.
     ZSTD_NOT_INSTALLED = "ZSTD_NOT_INSTALLED"
     #: No unique member name could be found for an object.

@@ -17,6 +17,7 @@ ALL_VARIABLES = sorted(
         *AppConfig(distribution_bucket_name="dest-bucket").to_env(),
         "IDEMPOTENCY_TABLE_NAME",
         "COMPRESSION_LEVEL",
+        "COMPRESSION_THREADS",
         "KMS_KEY_ID",
         "EXPECTED_BUCKET_OWNER",
     }

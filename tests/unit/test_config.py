@@ -33,6 +33,7 @@ DEFAULTS: list[tuple[str, str, Any]] = [
     ("BUNDLE_PREFIX", "bundle_prefix", ""),
     ("BUNDLE_CODEC", "bundle_codec", Codec.GZIP),
     ("COMPRESSION_LEVEL", "compression_level", None),
+    ("COMPRESSION_THREADS", "compression_threads", None),
     ("MAX_BUNDLE_SIZE_MB", "max_bundle_size_mb", 5120),
     ("FETCH_CONCURRENCY", "fetch_concurrency", 32),
     ("UPLOAD_CONCURRENCY", "upload_concurrency", 4),
@@ -65,6 +66,7 @@ FROM_ENV: list[tuple[str, str, str, Any]] = [
     ("BUNDLE_PREFIX", "bundle_prefix", "bundles/logs", "bundles/logs/"),
     ("BUNDLE_CODEC", "bundle_codec", "ZSTD", Codec.ZSTD),
     ("COMPRESSION_LEVEL", "compression_level", "9", 9),
+    ("COMPRESSION_THREADS", "compression_threads", "2", 2),
     ("MAX_BUNDLE_SIZE_MB", "max_bundle_size_mb", "100", 100),
     ("FETCH_CONCURRENCY", "fetch_concurrency", "64", 64),
     ("UPLOAD_CONCURRENCY", "upload_concurrency", "8", 8),
@@ -143,6 +145,7 @@ BAD: list[tuple[str, list[str], str | None]] = [
     ),
     ("BUNDLE_CODEC", ["bz2", "gz", "lz4", "true"], "gzip, zstd, none"),
     ("COMPRESSION_LEVEL", [*beyond("COMPRESSION_LEVEL"), "-1", "fast", "3.5"], None),
+    ("COMPRESSION_THREADS", [*beyond("COMPRESSION_THREADS"), "auto", "2.0"], None),
     ("MAX_BUNDLE_SIZE_MB", [*beyond("MAX_BUNDLE_SIZE_MB"), "big"], None),
     ("FETCH_CONCURRENCY", [*beyond("FETCH_CONCURRENCY"), "x"], None),
     ("UPLOAD_CONCURRENCY", [*beyond("UPLOAD_CONCURRENCY"), "4.0"], None),
@@ -186,6 +189,7 @@ INT_RANGES: list[tuple[str, int, int, dict[str, str]]] = [
     ("MULTIPART_PART_SIZE_MB", *PART_MB, {"MAX_BUNDLE_ON_DISK_MB": str(DISK_MB[1])}),
     ("IN_FLIGHT_BYTES_MB", *LIMITS["IN_FLIGHT_BYTES_MB"], {}),
     ("COMPRESSION_LEVEL", *LIMITS["COMPRESSION_LEVEL"], {"BUNDLE_CODEC": "zstd"}),
+    ("COMPRESSION_THREADS", *LIMITS["COMPRESSION_THREADS"], {}),
 ]
 
 
@@ -585,7 +589,12 @@ def test_round_trip_every_variable_set() -> None:
 def test_to_env_leaves_none_unset() -> None:
     """Settings whose value is None are absent from to_env()."""
     env = AppConfig(distribution_bucket_name="dest-bucket").to_env()
-    for name in ("IDEMPOTENCY_TABLE_NAME", "COMPRESSION_LEVEL", "KMS_KEY_ID"):
+    for name in (
+        "IDEMPOTENCY_TABLE_NAME",
+        "COMPRESSION_LEVEL",
+        "COMPRESSION_THREADS",
+        "KMS_KEY_ID",
+    ):
         assert name not in env
     assert env["METRICS_ENABLED"] == "true"
     assert env["BUNDLE_CODEC"] == "gzip"

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
-from data_aggregator.bundle._codecs import new_compressor
+from data_aggregator.bundle._codecs import BlockCompressor, new_compressor
 from data_aggregator.bundle._manifest import (
     MANIFEST_NAME,
     ManifestMember,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    from data_aggregator.bundle._codecs import CodecSpec
+    from data_aggregator.bundle._codecs import CodecSpec, Compressor
     from data_aggregator.bundle._types import BundleSink, BundleUpload
 
 __all__ = ["CommitHookFailure", "OpenBundle", "PendingMember", "SinkFailure", "upload_error"]
@@ -85,6 +85,7 @@ class OpenBundle:
     tar: TarStream
     created_at: datetime
     overhead: int
+    compressor: Compressor
     members: list[PendingMember] = field(default_factory=list)
     manifest_bytes: int = 0
 
@@ -108,8 +109,9 @@ class OpenBundle:
             except Exception as exc:
                 raise SinkFailure(exc) from exc
 
-        tar = TarStream(write, new_compressor(codec))
-        return cls(number, key, upload, tar, created_at, manifest_overhead(key))
+        compressor = new_compressor(codec)
+        tar = TarStream(write, compressor)
+        return cls(number, key, upload, tar, created_at, manifest_overhead(key), compressor)
 
     def fits(self, header: bytes, size: int, entry: ManifestMember, limit: int | None) -> bool:
         """Whether one more member keeps the tar stream within ``limit`` (an empty bundle
@@ -189,7 +191,10 @@ class OpenBundle:
         )
 
     def abort(self, error_code: str) -> None:
-        """Abort the upload (failures to abort are logged, not raised)."""
+        """Abort the upload (failures to abort are logged, not raised) and release the
+        compression threads, if any."""
+        if isinstance(self.compressor, BlockCompressor):
+            self.compressor.close()
         try:
             self.upload.abort()
         except Exception:

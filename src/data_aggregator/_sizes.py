@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_IN_FLIGHT_MB",
     "DEFAULT_PART_SIZE_MB",
     "DEFAULT_UPLOAD_CONCURRENCY",
+    "MAX_COMPRESSION_THREADS",
     "MAX_OBJECT_SIZE",
     "MAX_PARTS",
     "MAX_PART_SIZE",
@@ -43,3 +44,5 @@ DEFAULT_UPLOAD_CONCURRENCY: Final = 4
 DEFAULT_PART_SIZE_MB: Final = 16
 #: Bytes of fetched bodies the bundle engine holds at once, MiB.
 DEFAULT_IN_FLIGHT_MB: Final = 64
+#: The most compression threads a bundle may use (``COMPRESSION_THREADS``).
+MAX_COMPRESSION_THREADS: Final = 64

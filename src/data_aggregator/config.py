@@ -331,7 +331,9 @@ class AppConfig(BaseModel):
     compression_level: int | None = Field(
         default=None, ge=_LEVEL_BOUNDS[0], le=_LEVEL_BOUNDS[1], strict=True
     )
-    compression_threads: int | None = Field(default=None, ge=1, le=64, strict=True)
+    compression_threads: int | None = Field(
+        default=None, ge=1, le=_sizes.MAX_COMPRESSION_THREADS, strict=True
+    )
     max_bundle_size_mb: int = Field(default=5120, ge=1, le=5_000_000, strict=True)
     fetch_concurrency: int = Field(
         default=_sizes.DEFAULT_FETCH_CONCURRENCY, ge=1, le=256, strict=True

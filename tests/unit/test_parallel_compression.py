@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import importlib.util
 import io
+import itertools
 import random
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_aggregator._sizes import MAX_COMPRESSION_THREADS
 from data_aggregator.bundle import BundleEngine, BundleSource, OutcomeStatus, _codecs, verify_bundle
 from data_aggregator.bundle._codecs import (
     BlockCompressor,
@@ -424,3 +426,47 @@ def test_cgroup_v1_quota(tmp_path: Path, quota: str | None, expected: int | None
         quota_path.write_text(f"{quota}\n")
         period_path.write_text("100000\n")
     assert _cgroup_cpus(tmp_path / "absent", quota_path, period_path) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    codec=st.sampled_from(["gzip", "zstd"] if HAS_ZSTD else ["gzip"]),
+    data=st.binary(min_size=1, max_size=6000),
+    cuts=st.lists(st.integers(0, 6000), max_size=12),
+    threads=st.integers(2, 4),
+    block_size=st.integers(1, 700),
+    parallel_after=st.integers(0, 2000),
+)
+def test_output_does_not_depend_on_how_the_input_is_cut(
+    *,
+    codec: str,
+    data: bytes,
+    cuts: list[int],
+    threads: int,
+    block_size: int,
+    parallel_after: int,
+) -> None:
+    """With blocks, the bytes are the same whether the stream comes in one call or many,
+    and whatever the number of threads (blocks start at fixed offsets)."""
+
+    def compress(pieces: list[bytes], thread_count: int) -> bytes:
+        spec = replace(
+            resolve_codec(codec, threads=thread_count),
+            block_size=block_size,
+            parallel_after=parallel_after,
+        )
+        compressor = new_compressor(spec)
+        out = b"".join(compressor.compress(piece) for piece in pieces)
+        return out + compressor.flush()
+
+    bounds = [0, *sorted(cut for cut in cuts if cut <= len(data)), len(data)]
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    assert compress(pieces, threads) == compress([data], 2)
+
+
+def test_the_automatic_thread_count_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large host does not multiply the memory: the automatic count stops at the cap."""
+    monkeypatch.setattr(_codecs, "available_cpus", lambda: 96)
+    assert resolve_codec("gzip", threads=None).threads == _codecs.MAX_AUTO_COMPRESSION_THREADS
+    with pytest.raises(ConfigurationError, match="1-64"):
+        resolve_codec("gzip", threads=MAX_COMPRESSION_THREADS + 1)

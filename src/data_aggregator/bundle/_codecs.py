@@ -33,7 +33,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
-from data_aggregator._sizes import MIB
+from data_aggregator._sizes import MAX_COMPRESSION_THREADS, MIB
 from data_aggregator.config import Codec
 from data_aggregator.exceptions import ConfigurationError, ErrorCode
 
@@ -66,6 +66,10 @@ BLOCK_SIZE = MIB
 #: about 4 MiB, blocks on two threads were no faster than one stream (gzip-6, 2 cores), and
 #: a bundle that never switches is byte for byte what one compressor writes.
 PARALLEL_AFTER = 4 * MIB
+#: The most threads the automatic count picks (Lambda offers up to 6 vCPUs): memory is
+#: about (threads + 2) MiB of input plus the compressed blocks, so a large host outside
+#: Lambda does not multiply it; set ``COMPRESSION_THREADS`` to go beyond.
+MAX_AUTO_COMPRESSION_THREADS = 8
 _CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 _CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -186,9 +190,9 @@ def resolve_codec(
             given for ``none``, fewer than one thread, or zstd without the ``zstandard``
             package installed.
     """
-    if threads is not None and threads < 1:
+    if threads is not None and not 1 <= threads <= MAX_COMPRESSION_THREADS:
         raise ConfigurationError(
-            "compression threads must be at least 1",
+            f"compression threads must be 1-{MAX_COMPRESSION_THREADS}",
             ErrorCode.INVALID_COMPRESSION_THREADS,
             {"variable": "COMPRESSION_THREADS", "value": threads},
         )
@@ -218,7 +222,8 @@ def resolve_codec(
             )
     if resolved is Codec.ZSTD:
         _zstandard()  # fail at configuration time, not at the first bundle
-    count = 1 if resolved is Codec.NONE else (available_cpus() if threads is None else threads)
+    auto = min(available_cpus(), MAX_AUTO_COMPRESSION_THREADS)
+    count = 1 if resolved is Codec.NONE else (auto if threads is None else threads)
     return CodecSpec(
         resolved, level, _EXTENSIONS[resolved], _CONTENT_TYPES[resolved], threads=count
     )
@@ -330,14 +335,21 @@ class BlockCompressor:
         return self._first is None
 
     def compress(self, data: bytes, /) -> bytes:
-        """Take ``data``; return the compressed bytes that are ready, in order."""
+        """Take ``data``; return the compressed bytes that are ready, in order.
+
+        The switch to blocks happens at exactly ``parallel_after`` bytes of input, so the
+        blocks start at fixed offsets of the stream: the output does not depend on how
+        the input was cut into calls.
+        """
+        head = b""
         first = self._first
         if first is not None:
-            out = first.compress(data)
-            self._streamed += len(data)
-            if self._streamed < self.parallel_after:
-                return out
-            out += first.flush()  # the first member or frame ends here
+            room = self.parallel_after - self._streamed
+            if len(data) < room:
+                self._streamed += len(data)
+                return first.compress(data)
+            head = first.compress(data[:room]) + first.flush()  # the first member ends
+            self._streamed += room
             self._first = None
             self._pool = ThreadPoolExecutor(
                 self.threads, thread_name_prefix="data-aggregator-compress"
@@ -350,8 +362,8 @@ class BlockCompressor:
                     "after_bytes": self._streamed,
                 },
             )
-            return out
-        outputs: list[bytes] = []
+            data = data[room:]
+        outputs: list[bytes] = [head]
         self._pending += data
         size = self.block_size
         while len(self._pending) >= size:

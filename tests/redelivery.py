@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from data_aggregator import ReusableProcessor
 from data_aggregator.idempotency import InMemoryIdempotencyStore, RecordStatus
 from data_aggregator.metrics import NullMetrics
-from data_aggregator.processor import Outcome
+from data_aggregator.processor import Outcome, Reason
 from data_aggregator.testing import (
     FakeClock,
     local_context,
@@ -30,7 +30,7 @@ from data_aggregator.testing import (
 )
 from tests.faults import Crash, Fault, FaultPlan, FaultyS3Client, FaultyStore, Rule
 from tests.processor_fakes import DEST, SRC, FakeLocator, FakeS3Client, unit_config
-from tests.processor_support import assert_bundled_once, read_bundle
+from tests.processor_support import assert_bundled_once, occurrences, read_bundle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from data_aggregator.clients import S3Client
     from data_aggregator.config import AppConfig
     from data_aggregator.idempotency import IdempotencyStore
-    from data_aggregator.processor import BatchResult, Reason
+    from data_aggregator.processor import BatchResult
     from data_aggregator.schemas import SQSRecord
     from tests.processor_support import ReadBundle, SourceObject
 
@@ -50,6 +50,10 @@ __all__ = [
     "Message",
     "World",
     "assert_exactly_once",
+    "check_concurrent_duplicate_waits",
+    "check_duplicate_window",
+    "check_every_fault_at_once",
+    "check_overlapping_batches",
     "deliver_until_done",
     "in_process_world",
     "messages_for",
@@ -377,3 +381,108 @@ def in_process_world() -> World:
         clock,
         lambda key, data: s3.put(SRC, key, data),
     )
+
+
+# ----------------------------------------------------------- scenarios run on every world
+# Each runs on any `World` (in memory, or over HTTP with each store kind) and asserts.
+
+
+def check_every_fault_at_once(world: World, count: int, batch_size: int) -> tuple[Delivery, Lambda]:
+    """Each scenario in its own invocation, one after the other: still exactly once."""
+    rules = [
+        Rule(rule.operation, rule.fault, invocations=frozenset({number}), seconds=rule.seconds)
+        for number, scenario in enumerate(sorted(SCENARIOS), start=1)
+        for rule in SCENARIOS[scenario]
+    ]
+    objects = world.objects(count)
+    function = world.function(*rules)
+    delivery = deliver_until_done(
+        [function],
+        messages_for(objects, count // 4),
+        world.shelf,
+        world.store,
+        batch_size=batch_size,
+    )
+    assert_exactly_once(world.shelf, objects, world.store)
+    assert delivery.crashes >= 5
+    return delivery, function
+
+
+def check_concurrent_duplicate_waits(world: World) -> None:
+    """A duplicate delivered while the first invocation holds the lease is failed, then
+    acknowledged as already completed once redelivered."""
+    objects = world.objects(4)
+    duplicate = [Message("again", objects[0])]
+    other = world.function()
+    seen: list[BatchResult | None] = []
+    function = world.function(
+        Rule("claim", Fault.DELAY_ANSWER, meanwhile=lambda: seen.append(other.invoke(duplicate)))
+    )
+    first = function.invoke(messages_for(objects))
+    assert first is not None
+    assert first.failed_message_ids == ()
+    (during,) = seen
+    assert during is not None
+    assert [(r.message_id, r.reason) for r in during.records] == [
+        ("again", Reason.IN_PROGRESS_ELSEWHERE)
+    ]
+    world.clock.advance(360)
+    retried = other.invoke(duplicate)
+    assert retried is not None
+    assert [(r.outcome, r.reason) for r in retried.records] == [
+        (Outcome.DUPLICATE, Reason.ALREADY_COMPLETED)
+    ]
+    assert_exactly_once(world.shelf, objects, world.store)
+
+
+def check_duplicate_window(world: World) -> None:
+    """A commit that lands after its lease ended and another invocation took over
+    duplicates the object (impossible on Lambda: the deadline comes first); the late
+    invocation's complete is refused, so it does not acknowledge its message, and a
+    redelivery finds the record completed in the taker's bundle."""
+    (obj,) = world.objects(1)
+    taker = world.function()
+    taken: list[BatchResult | None] = []
+    stalled = world.function(
+        Rule(
+            "PutObject",
+            Fault.DELAY,
+            seconds=71.0,  # past the 60 s deadline and the 10 s margin
+            meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
+        )
+    )
+    late = stalled.invoke([Message("stalled", obj)])
+    assert late is not None
+    (taker_result,) = taken
+    assert taker_result is not None
+    assert [r.outcome for r in taker_result.records] == [Outcome.BUNDLED]
+    assert [(r.outcome, r.reason) for r in late.records] == [
+        (Outcome.FAILED, Reason.COMPLETE_FAILED)
+    ]
+    bundles = world.shelf.bundles()
+    assert occurrences(bundles)[obj.identity] == 2
+    holders = sorted(b.key for b in bundles if obj.identity in b.by_identity())
+    assert holders == sorted(
+        {taker_result.records[0].bundle_key or "", late.records[0].bundle_key or ""}
+    )
+    record = world.store.get(obj.idempotency_key)
+    assert record is not None
+    assert record.status is RecordStatus.COMPLETED
+    assert record.bundle_key == taker_result.records[0].bundle_key
+    world.clock.advance(360)
+    redelivered = taker.invoke([Message("stalled", obj)])
+    assert redelivered is not None
+    assert [(r.reason, r.bundle_key) for r in redelivered.records] == [
+        (Reason.ALREADY_COMPLETED, record.bundle_key)
+    ]
+
+
+def check_overlapping_batches(world: World, scenarios: Sequence[str], count: int) -> None:
+    """Function instances at once on overlapping batches (every object announced twice),
+    each failing as ``scenarios`` says in its first invocations: still exactly once."""
+    objects = world.objects(count)
+    functions = [world.function(*SCENARIOS[name]) for name in scenarios]
+    sent = messages_for(objects, len(objects))
+    deliver_until_done(functions, sent, world.shelf, world.store, batch_size=4)
+    assert_exactly_once(world.shelf, objects, world.store)
+    assert functions[0].plan.fired

@@ -25,7 +25,6 @@ from data_aggregator.clients import S3Client
 from data_aggregator.config import MIB
 from data_aggregator.idempotency import (
     InMemoryIdempotencyStore,
-    RecordStatus,
     S3ManifestBundleLocator,
 )
 from data_aggregator.processor import Outcome, Reason
@@ -42,9 +41,12 @@ from tests.processor_support import SourceObject
 from tests.redelivery import (
     SCENARIOS,
     BundleShelf,
-    Message,
     World,
     assert_exactly_once,
+    check_concurrent_duplicate_waits,
+    check_duplicate_window,
+    check_every_fault_at_once,
+    check_overlapping_batches,
     deliver_until_done,
     messages_for,
 )
@@ -55,7 +57,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client as Boto3S3Client
 
     from data_aggregator.idempotency import BatchMode, IdempotencyStore
-    from data_aggregator.processor import BatchResult
 
 
 #: The scenarios run here, over DynamoDB: every step's crash, and the lost answers, whose
@@ -159,81 +160,24 @@ def test_every_fault_at_once_across_invocations(
     make_world: Callable[..., World], kind: str
 ) -> None:
     """Each scenario in its own invocation, one after the other: still exactly once."""
-    rules = [
-        Rule(rule.operation, rule.fault, invocations=frozenset({number}), seconds=rule.seconds)
-        for number, scenario in enumerate(sorted(SCENARIOS), start=1)
-        for rule in SCENARIOS[scenario]
-    ]
-    world = make_world(kind)
-    objects = world.objects(16)
-    function = world.function(*rules)
-    delivery = deliver_until_done(
-        [function], messages_for(objects, 4), world.shelf, world.store, batch_size=3
-    )
-    assert_exactly_once(world.shelf, objects, world.store)
-    assert delivery.crashes >= 5
+    check_every_fault_at_once(make_world(kind), count=16, batch_size=3)
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_concurrent_duplicate_waits_for_the_live_lease(
     make_world: Callable[..., World], kind: str
 ) -> None:
-    """A duplicate delivered while the first invocation holds the lease is failed, then
-    acknowledged as already completed once redelivered."""
-    world = make_world(kind)
-    objects = world.objects(4)
-    duplicate = [Message("again", objects[0])]
-    other = world.function()
-    seen: list[BatchResult | None] = []
-    function = world.function(
-        Rule("claim", Fault.DELAY_ANSWER, meanwhile=lambda: seen.append(other.invoke(duplicate)))
-    )
-    first = function.invoke(messages_for(objects))
-    assert first is not None
-    assert first.failed_message_ids == ()
-    (during,) = seen
-    assert during is not None
-    assert [r.reason for r in during.records] == [Reason.IN_PROGRESS_ELSEWHERE]
-    world.clock.advance(360)
-    retried = other.invoke(duplicate)
-    assert retried is not None
-    assert [r.reason for r in retried.records] == [Reason.ALREADY_COMPLETED]
-    assert_exactly_once(world.shelf, objects, world.store)
+    """A duplicate met by a live lease fails, then is acknowledged as already completed."""
+    check_concurrent_duplicate_waits(make_world(kind))
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_commit_after_the_lease_ended_is_the_duplicate_window(
     make_world: Callable[..., World], kind: str
 ) -> None:
-    """A commit that lands after its lease ended and another invocation took over
-    duplicates the object (impossible on Lambda: the deadline comes first); the late
-    invocation's complete is refused, so it does not acknowledge its message."""
-    world = make_world(kind)
-    (obj,) = world.objects(1)
-    taker = world.function()
-    taken: list[BatchResult | None] = []
-    stalled = world.function(
-        Rule(
-            "PutObject",
-            Fault.DELAY,
-            seconds=71.0,  # past the 60 s deadline and the 10 s margin
-            meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
-        )
-    )
-    late = stalled.invoke([Message("stalled", obj)])
-    assert late is not None
-    (taker_result,) = taken
-    assert taker_result is not None
-    assert [r.outcome for r in taker_result.records] == [Outcome.BUNDLED]
-    assert [r.reason for r in late.records] == [Reason.COMPLETE_FAILED]
-    bundles = world.shelf.bundles()
-    assert sorted(b.key for b in bundles if obj.identity in b.by_identity()) == sorted(
-        {taker_result.records[0].bundle_key or "", late.records[0].bundle_key or ""}
-    )
-    record = world.store.get(obj.idempotency_key)
-    assert record is not None
-    assert record.status is RecordStatus.COMPLETED
-    assert record.bundle_key == taker_result.records[0].bundle_key
+    """A commit after its lease ended duplicates the object; the late invocation does not
+    acknowledge it, and a redelivery finds it completed in the taker's bundle."""
+    check_duplicate_window(make_world(kind))
 
 
 @pytest.mark.parametrize("kind", STORES)
@@ -243,16 +187,8 @@ def test_concurrent_overlapping_batches_with_crashes(
     """Three function instances at once on overlapping batches (every object announced
     twice), crashing after the claim, after the upload and midway through complete:
     exactly once, the store's conditions deciding every race."""
-    world = make_world(kind)
-    objects = world.objects(12)
-    functions = [
-        world.function(*SCENARIOS[name])
-        for name in ("crash-after-claim", "crash-after-upload", "crash-during-complete")
-    ]
-    sent = messages_for(objects, len(objects))
-    deliver_until_done(functions, sent, world.shelf, world.store, batch_size=4)
-    assert_exactly_once(world.shelf, objects, world.store)
-    assert functions[0].plan.fired
+    scenarios = ("crash-after-claim", "crash-after-upload", "crash-during-complete")
+    check_overlapping_batches(make_world(kind), scenarios, count=12)
 
 
 @pytest.mark.parametrize("fault", [Fault.CRASH_AFTER, Fault.LOSE_ANSWER])

@@ -16,11 +16,13 @@ from data_aggregator.idempotency import RecordStatus
 from data_aggregator.processor import Outcome, Reason
 from tests.faults import Fault, Rule
 from tests.processor_fakes import unit_config
-from tests.processor_support import occurrences
 from tests.redelivery import (
     SCENARIOS,
-    Message,
     assert_exactly_once,
+    check_concurrent_duplicate_waits,
+    check_duplicate_window,
+    check_every_fault_at_once,
+    check_overlapping_batches,
     deliver_until_done,
     in_process_world,
     messages_for,
@@ -60,19 +62,7 @@ def test_fault_then_redelivery_bundles_every_object_once(scenario: str) -> None:
 
 def test_every_fault_at_once_across_invocations() -> None:
     """Each scenario in its own invocation, one after the other: still exactly once."""
-    rules = [
-        Rule(rule.operation, rule.fault, invocations=frozenset({number}), seconds=rule.seconds)
-        for number, scenario in enumerate(sorted(SCENARIOS), start=1)
-        for rule in SCENARIOS[scenario]
-    ]
-    world = in_process_world()
-    objects = world.objects(20)
-    function = world.function(*rules)
-    delivery = deliver_until_done(
-        [function], messages_for(objects, 5), world.shelf, world.store, batch_size=3
-    )
-    assert_exactly_once(world.shelf, objects, world.store)
-    assert delivery.crashes >= 5
+    _, function = check_every_fault_at_once(in_process_world(), count=20, batch_size=3)
     assert len({f.invocation for f in function.plan.fired}) >= len(SCENARIOS) // 2
 
 
@@ -144,67 +134,14 @@ def test_crash_after_the_first_of_several_bundles() -> None:
 
 
 def test_concurrent_duplicate_waits_for_the_live_lease() -> None:
-    """A duplicate delivered while the first invocation holds the lease is failed, then
-    acknowledged as already completed once redelivered."""
-    world = in_process_world()
-    objects = world.objects(4)
-    duplicate = [Message("again", objects[0])]
-    other = world.function()
-    seen = []
-    function = world.function(
-        Rule("claim", Fault.DELAY_ANSWER, meanwhile=lambda: seen.append(other.invoke(duplicate)))
-    )
-    first = function.invoke(messages_for(objects))
-    assert first is not None
-    assert first.failed_message_ids == ()
-    (during,) = seen
-    assert during is not None
-    assert [(r.message_id, r.reason) for r in during.records] == [
-        ("again", Reason.IN_PROGRESS_ELSEWHERE)
-    ]
-    world.clock.advance(360)
-    retried = other.invoke(duplicate)
-    assert retried is not None
-    assert [(r.outcome, r.reason) for r in retried.records] == [
-        (Outcome.DUPLICATE, Reason.ALREADY_COMPLETED)
-    ]
-    assert_exactly_once(world.shelf, objects, world.store)
+    """A duplicate met by a live lease fails, then is acknowledged as already completed."""
+    check_concurrent_duplicate_waits(in_process_world())
 
 
 def test_commit_after_the_lease_ended_is_the_duplicate_window() -> None:
-    """A commit that lands after its lease ended and another invocation took over
-    duplicates the object (impossible on Lambda: the deadline comes first); the late
-    invocation's complete is refused, so it does not acknowledge its message."""
-    world = in_process_world()
-    (obj,) = world.objects(1)
-    taker = world.function()
-    taken = []
-    stalled = world.function(
-        Rule(
-            "PutObject",
-            Fault.DELAY,
-            seconds=71.0,  # past the 60 s deadline and the 10 s margin
-            meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
-        )
-    )
-    late = stalled.invoke([Message("stalled", obj)])
-    assert late is not None
-    (taker_result,) = taken
-    assert taker_result is not None
-    assert [r.outcome for r in taker_result.records] == [Outcome.BUNDLED]
-    assert [(r.outcome, r.reason) for r in late.records] == [
-        (Outcome.FAILED, Reason.COMPLETE_FAILED)
-    ]
-    assert occurrences(world.shelf.bundles())[obj.identity] == 2
-    record = world.store.get(obj.idempotency_key)
-    assert record is not None
-    assert record.bundle_key == taker_result.records[0].bundle_key
-    world.clock.advance(360)
-    redelivered = taker.invoke([Message("stalled", obj)])
-    assert redelivered is not None
-    assert [(r.reason, r.bundle_key) for r in redelivered.records] == [
-        (Reason.ALREADY_COMPLETED, record.bundle_key)
-    ]
+    """A commit after its lease ended duplicates the object; the late invocation does not
+    acknowledge it, and a redelivery finds it completed in the taker's bundle."""
+    check_duplicate_window(in_process_world())
 
 
 #: Fault scenarios of three function instances running at once; the first one's claim
@@ -218,12 +155,6 @@ CONCURRENT = [
 
 @pytest.mark.parametrize("scenarios", CONCURRENT, ids="+".join)
 def test_concurrent_overlapping_batches_with_crashes(scenarios: tuple[str, ...]) -> None:
-    """Three function instances at once on overlapping batches (every object announced
-    twice), each failing somewhere in its first invocations: still exactly once."""
-    world = in_process_world()
-    objects = world.objects(18)
-    functions = [world.function(*SCENARIOS[name]) for name in scenarios]
-    sent = messages_for(objects, len(objects))
-    deliver_until_done(functions, sent, world.shelf, world.store, batch_size=4)
-    assert_exactly_once(world.shelf, objects, world.store)
-    assert functions[0].plan.fired
+    """Three function instances at once on overlapping batches, each failing somewhere in
+    its first invocations: still exactly once."""
+    check_overlapping_batches(in_process_world(), scenarios, count=18)

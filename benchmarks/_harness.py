@@ -10,6 +10,7 @@ delayed each new connection would charge a handshake per request instead).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import socket
@@ -129,3 +130,17 @@ def _fmt(value: Any) -> str:
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def run_row(argv: list[str], what: str) -> dict[str, float]:
+    """Run one benchmark row as ``python <argv>`` in a fresh process (so that its peak RSS
+    is its own) and return the JSON object its last stdout line holds."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, *argv], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        msg = f"row {what} failed"
+        raise RuntimeError(msg)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

@@ -29,7 +29,6 @@ import base64
 import json
 import os
 import random
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import client, moto_server, print_table
+from _harness import client, moto_server, print_table, run_row
 
 from data_aggregator.clients import MIB
 
@@ -259,9 +258,8 @@ def _row_main(args: argparse.Namespace) -> None:
 def _run_row(
     endpoint: str, row: str, bucket: str, latency: float, objects_file: str
 ) -> dict[str, float]:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+    return run_row(
         [
-            sys.executable,
             __file__,
             "--row",
             row,
@@ -274,16 +272,8 @@ def _run_row(
             "--objects",
             objects_file,
         ],
-        capture_output=True,
-        text=True,
-        check=False,
+        f"{row} {bucket}",
     )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        msg = f"row {row} {bucket} failed"
-        raise RuntimeError(msg)
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def main() -> None:

@@ -35,7 +35,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import zlib
@@ -44,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import client, moto_server, print_table
+from _harness import client, moto_server, print_table, run_row
 
 from data_aggregator.clients import MIB
 
@@ -141,18 +140,7 @@ def _row_main(args: argparse.Namespace) -> None:
 
 
 def _run_row(spec: dict[str, Any]) -> dict[str, float]:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, __file__, "--row", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        msg = f"row {spec['kind']} {spec['codec']} failed"
-        raise RuntimeError(msg)
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_row([__file__, "--row", json.dumps(spec)], f"{spec['kind']} {spec['codec']}")
 
 
 def _seed(endpoint: str, count: int, size: int) -> list[tuple[str, int]]:

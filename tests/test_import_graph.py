@@ -21,6 +21,7 @@ FLOORS = {
     "_version": 0,
     "_lazy": 0,
     "_sizes": 0,
+    "_deadline": 0,
     "exceptions": 0,
     "context": 0,
     "metrics": 0,

@@ -62,6 +62,7 @@ __all__ = [
     "BundleUploadError",
     "ConfigurationError",
     "DataAggregatorError",
+    "DeadlineExceededError",
     "ErrorCode",
     "EventParseError",
     "HookError",
@@ -119,6 +120,8 @@ class ErrorCode(str, Enum):
     HOOK_FAILED = "HOOK_FAILED"
     #: A direct (non-SQS) invocation had failures; raising makes Lambda retry it.
     BATCH_FAILED = "BATCH_FAILED"
+    #: The invocation's time ran out before the call could be made or retried.
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 
     # Validation (the seed's codes first): the same input fails the same way
     #: Input that can never be processed as it is.
@@ -373,6 +376,13 @@ class TransientError(DataAggregatorError):
 
     default_code = ErrorCode.TRANSIENT_ERROR
     retryable = True
+
+
+class DeadlineExceededError(TransientError):
+    """The invocation's time ran out: a request was not sent (or not retried) because it
+    could not finish before the deadline. ``context["operation"]`` names the call."""
+
+    default_code = ErrorCode.DEADLINE_EXCEEDED
 
 
 class ConfigurationError(DataAggregatorError):

@@ -14,6 +14,7 @@ results.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -44,12 +45,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     status             TEXT NOT NULL,
     owner              TEXT,
     lease_expires_at   REAL,
-    pending_bundle_key TEXT,
+    pending_bundles    TEXT NOT NULL DEFAULT '[]',  -- JSON list of bundle keys
     bundle_key         TEXT,
     expiration         INTEGER
 )
 """
-_COLUMNS = "status, owner, lease_expires_at, pending_bundle_key, bundle_key, expiration"
+_COLUMNS = "status, owner, lease_expires_at, pending_bundles, bundle_key, expiration"
 
 
 class SQLiteIdempotencyStore(IdempotencyStore):
@@ -89,13 +90,16 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         now: float,
         lease_expires_at: float,
         expiration: int,
+        bundle_key: str | None,
     ) -> WriteOutcome:
         with self._transaction() as db:
             current = self._read(db, key)
             if not claim_allowed(current, owner, now):
                 return WriteOutcome(applied=False, record=current)
-            # The announced bundle survives a takeover.
-            pending = current.pending_bundle_key if current else None
+            # Earlier announcements survive a takeover; the claim adds its own.
+            pending = set(current.pending_bundle_keys) if current else set()
+            if bundle_key is not None:
+                pending.add(bundle_key)
             db.execute(
                 "INSERT OR REPLACE INTO idempotency "  # noqa: S608
                 f"(object_key, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, ?)",
@@ -104,14 +108,16 @@ class SQLiteIdempotencyStore(IdempotencyStore):
                     RecordStatus.IN_PROGRESS.value,
                     owner,
                     lease_expires_at,
-                    pending,
+                    json.dumps(sorted(pending)),
                     expiration,
                 ),
             )
             return WriteOutcome(applied=True, record=current)
 
     def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:
-        return self._update_held(key, owner, "pending_bundle_key = ?", (bundle_key,))
+        return self._update_held(
+            key, owner, "", (), pending=lambda keys: keys | {bundle_key}
+        )
 
     def _complete_record(
         self, key: str, *, owner: str, bundle_key: str, expiration: int
@@ -119,13 +125,22 @@ class SQLiteIdempotencyStore(IdempotencyStore):
         return self._update_held(
             key,
             owner,
-            "status = ?, bundle_key = ?, expiration = ?,"
-            " lease_expires_at = NULL, pending_bundle_key = NULL",
+            "status = ?, bundle_key = ?, expiration = ?, lease_expires_at = NULL,",
             (RecordStatus.COMPLETED.value, bundle_key, expiration),
+            pending=lambda _keys: frozenset(),
         )
 
-    def _release_record(self, key: str, *, owner: str) -> WriteOutcome:
-        return self._update_held(key, owner, "owner = NULL, lease_expires_at = 0", ())
+    def _release_record(
+        self, key: str, *, owner: str, bundle_key: str | None
+    ) -> WriteOutcome:
+        # Withdraw only our own announcement: the others' bundles must still be checked.
+        return self._update_held(
+            key,
+            owner,
+            "owner = NULL, lease_expires_at = 0,",
+            (),
+            pending=lambda keys: keys - {bundle_key},
+        )
 
     def _get_record(self, key: str) -> IdempotencyRecord | None:
         with self._transaction() as db:
@@ -134,16 +149,25 @@ class SQLiteIdempotencyStore(IdempotencyStore):
     # ------------------------------------------------------------------ helpers
 
     def _update_held(
-        self, key: str, owner: str, assignments: str, params: tuple[Any, ...]
+        self,
+        key: str,
+        owner: str,
+        assignments: str,
+        params: tuple[Any, ...],
+        *,
+        pending: Callable[[frozenset[str]], frozenset[str]],
     ) -> WriteOutcome:
+        """If ``owner`` holds the record: apply ``assignments`` (each ending in a comma)
+        and set the announcements to ``pending(current announcements)``."""
         with self._transaction() as db:
             current = self._read(db, key)
-            if not held_by(current, owner):
+            if current is None or not held_by(current, owner):
                 return WriteOutcome(applied=False, record=current)
+            announced = json.dumps(sorted(pending(current.pending_bundle_keys)))
             db.execute(
-                f"UPDATE idempotency SET {assignments}"  # noqa: S608
+                f"UPDATE idempotency SET {assignments} pending_bundles = ?"  # noqa: S608
                 " WHERE object_key = ?",
-                (*params, key),
+                (*params, announced, key),
             )
             return WriteOutcome(applied=True, record=current)
 
@@ -160,7 +184,13 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             return None
         status, owner, lease, pending, bundle, expiration = row
         return IdempotencyRecord(
-            key, RecordStatus(status), owner, lease, pending, bundle, expiration
+            key,
+            RecordStatus(status),
+            owner,
+            lease,
+            frozenset(json.loads(pending)),
+            bundle,
+            expiration,
         )
 
 

@@ -1,4 +1,4 @@
-"""The idempotency store base class: bulk claim / mark_pending / complete / release.
+"""The idempotency store base class: bulk claim / complete / release (and mark_pending).
 
 The base class is the orchestrator: it de-duplicates keys, runs a store's per-key
 primitives (concurrently when the store allows it), turns their outcomes into per-key
@@ -168,25 +168,28 @@ def _lease_lost(key: str, owner: str, current: IdempotencyRecord | None) -> Leas
 class IdempotencyStore(ABC):
     """Bulk, lossless idempotency over a store of per-key leases.
 
-    The life of a record, driven by the caller (the processor):
+    The life of a record, driven by the caller (the processor): two writes per record.
 
     ```text
-    claim ──► mark_pending(K) ──► upload bundle K ──► complete(K)
-      │              │                   │
-      └── could not bundle it ───────────┴──► release
+    claim(bundle_key=K) ──► upload bundle K ──► complete(K)
+      │                          │
+      └── not put in K ──────────┴──► release(bundle_key=K)   (only if K was never committed
+                                                                or does not hold it)
     ```
 
     * [`claim`][data_aggregator.idempotency.IdempotencyStore.claim] takes a lease ending at
       ``lease_expires_at`` on each key, or tells that the key is completed, or held by another
-      live lease.
-    * [`mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending] announces,
-      before bundle ``K``'s upload completes, that the records are in ``K``; after a crash, the
-      next claimer asks the [`BundleLocator`][data_aggregator.idempotency.BundleLocator] whether
-      ``K`` holds them (``RECOVERED``) instead of bundling them a second time.
+      live lease. With ``bundle_key=K`` the same write announces that the holder will put
+      the record in bundle ``K`` (and nowhere else); after a crash, the next claimer asks the
+      [`BundleLocator`][data_aggregator.idempotency.BundleLocator] whether ``K`` holds it
+      (``RECOVERED``) instead of bundling it a second time.
     * [`complete`][data_aggregator.idempotency.IdempotencyStore.complete] marks them completed
       in ``K`` once ``K`` is durably in S3.
     * [`release`][data_aggregator.idempotency.IdempotencyStore.release] drops the lease on
-      records that could not be bundled.
+      records that could not be bundled, and withdraws the announcement of ``K``.
+    * [`mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending] announces a
+      bundle separately, for callers that only learn the bundle after claiming (one more
+      write per record).
 
     Every bulk method takes many keys and returns ``{key: result}`` in first-seen order
     (duplicates are merged). A store failure on one key becomes that key's ``ERROR``
@@ -234,16 +237,25 @@ class IdempotencyStore(ABC):
 
     @abstractmethod
     def _claim_record(
-        self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
+        self,
+        key: str,
+        *,
+        owner: str,
+        now: float,
+        lease_expires_at: float,
+        expiration: int,
+        bundle_key: str | None,
     ) -> WriteOutcome:
         """Atomically, if `claim_allowed` (record, owner, now): set status in
-        progress, owner, ``lease_expires_at`` and ``expiration``, drop ``bundle_key`` and
-        keep ``pending_bundle_key``. Report the record as it was before (applied) or as it
+        progress, owner, ``lease_expires_at`` and ``expiration``, drop ``bundle_key``
+        (the completed one), keep ``pending_bundle_keys`` and add the given ``bundle_key``
+        to them (when not ``None``). Report the record as it was before (applied) or as it
         refused (not applied)."""
 
     @abstractmethod
     def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:
-        """Atomically, if `held_by` (record, owner): set ``pending_bundle_key``."""
+        """Atomically, if `held_by` (record, owner): add ``bundle_key`` to
+        ``pending_bundle_keys``."""
 
     @abstractmethod
     def _complete_record(
@@ -254,9 +266,10 @@ class IdempotencyStore(ABC):
         ``owner``."""
 
     @abstractmethod
-    def _release_record(self, key: str, *, owner: str) -> WriteOutcome:
-        """Atomically, if `held_by` (record, owner): drop ``owner`` and set
-        ``lease_expires_at`` to 0 (claimable at once); keep ``pending_bundle_key``."""
+    def _release_record(self, key: str, *, owner: str, bundle_key: str | None) -> WriteOutcome:
+        """Atomically, if `held_by` (record, owner): drop ``owner``, set
+        ``lease_expires_at`` to 0 (claimable at once) and remove ``bundle_key`` (when not
+        ``None``) from ``pending_bundle_keys``; keep the other announcements."""
 
     @abstractmethod
     def _get_record(self, key: str) -> IdempotencyRecord | None:
@@ -280,12 +293,18 @@ class IdempotencyStore(ABC):
         now: float,
         lease_expires_at: float,
         expiration: int,
+        bundle_key: str | None,
     ) -> Outcomes:
         """`_claim_record` on every key."""
         return self._map(
             keys,
             lambda key: self._claim_record(
-                key, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+                key,
+                owner=owner,
+                now=now,
+                lease_expires_at=lease_expires_at,
+                expiration=expiration,
+                bundle_key=bundle_key,
             ),
         )
 
@@ -306,21 +325,28 @@ class IdempotencyStore(ABC):
             ),
         )
 
-    def _release_records(self, keys: list[str], *, owner: str) -> Outcomes:
+    def _release_records(self, keys: list[str], *, owner: str, bundle_key: str | None) -> Outcomes:
         """`_release_record` on every key."""
-        return self._map(keys, lambda key: self._release_record(key, owner=owner))
+        return self._map(
+            keys, lambda key: self._release_record(key, owner=owner, bundle_key=bundle_key)
+        )
 
     # ------------------------------------------------------------------ public API
 
     def claim(
-        self, keys: Iterable[str], *, owner: str, lease_expires_at: float
+        self,
+        keys: Iterable[str],
+        *,
+        owner: str,
+        lease_expires_at: float,
+        bundle_key: str | None = None,
     ) -> dict[str, ClaimResult]:
         """Take a lease ending at ``lease_expires_at`` on each key.
 
         Claim each key once per invocation. A repeated claim by the same owner succeeds
         (it is how a retried request finds its own write), but a record announced as
-        pending in a bundle is then checked like a takeover: if that bundle holds it, the
-        answer is ``RECOVERED`` and the record is completed in it.
+        pending in another bundle is then checked like a takeover: if that bundle holds
+        it, the answer is ``RECOVERED`` and the record is completed in it.
 
         Args:
             keys: Idempotency keys.
@@ -328,21 +354,33 @@ class IdempotencyStore(ABC):
                 suffix); the lease holder's identity for the later calls.
             lease_expires_at: Epoch seconds; see
                 [`lease_expiry`][data_aggregator.idempotency.lease_expiry].
+            bundle_key: The bundle the caller will put these records in, if they are
+                bundled at all (and in no other): announced in the same write as the
+                lease, so a crash at any later point is recovered by checking that bundle.
+                Put a claimed record in no other bundle; release it with the same
+                ``bundle_key`` if that bundle was never committed or does not hold it.
 
         Returns:
             ``{key: ClaimResult}``. See [`ClaimStatus`][data_aggregator.idempotency.ClaimStatus]
             for what to do with each.
         """
         _check_token("owner", owner)
+        if bundle_key is not None:
+            _check_token("bundle_key", bundle_key)
         lease_expires_at = _checked_lease(lease_expires_at)
         ordered = _unique(keys)
         now = self.clock()
         expiration = math.ceil(lease_expires_at) + self.ttl_seconds
         outcomes = self._claim_records(
-            ordered, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+            ordered,
+            owner=owner,
+            now=now,
+            lease_expires_at=lease_expires_at,
+            expiration=expiration,
+            bundle_key=bundle_key,
         )
         results: dict[str, ClaimResult] = {}
-        to_check: dict[str, list[tuple[str, str | None]]] = {}
+        to_check: dict[str, tuple[frozenset[str], str | None]] = {}
         for key in ordered:
             outcome = outcomes[key]
             if isinstance(outcome, IdempotencyError):
@@ -351,17 +389,18 @@ class IdempotencyStore(ABC):
                 results[key] = self._refused_claim(key, outcome.record)
             else:
                 previous = outcome.record
-                pending: str | None = None
+                pending: frozenset[str] = frozenset()
                 previous_owner: str | None = None
                 if previous is not None and previous.status is RecordStatus.IN_PROGRESS:
-                    # A pending announcement is checked even under our own name: a retried
+                    # Announcements are checked even under our own name: a retried
                     # takeover whose first answer was lost finds our lease, with the
-                    # crashed holder's announcement still in it.
-                    pending = previous.pending_bundle_key
+                    # crashed holder's announcements still in it. Our own bundle is not
+                    # committed yet (we claim before we write), so it is not checked.
+                    pending = previous.pending_bundle_keys - {bundle_key}
                     if previous.owner != owner:
                         previous_owner = previous.owner
                 if pending:
-                    to_check.setdefault(pending, []).append((key, previous_owner))
+                    to_check[key] = (pending, previous_owner)
                     continue
                 results[key] = ClaimResult(
                     key,
@@ -370,7 +409,11 @@ class IdempotencyStore(ABC):
                     previous_owner=previous_owner,
                 )
         if to_check:
-            results.update(self._recover(to_check, owner=owner, lease_expires_at=lease_expires_at))
+            results.update(
+                self._recover(
+                    to_check, owner=owner, lease_expires_at=lease_expires_at, bundle_key=bundle_key
+                )
+            )
         self._log_errors("claim", results.values())
         return {key: results[key] for key in ordered}
 
@@ -429,20 +472,27 @@ class IdempotencyStore(ABC):
         self._log_errors("complete", results.values())
         return results
 
-    def release(self, keys: Iterable[str], *, owner: str) -> dict[str, UpdateResult]:
+    def release(
+        self, keys: Iterable[str], *, owner: str, bundle_key: str | None = None
+    ) -> dict[str, UpdateResult]:
         """Drop ``owner``'s lease on records it could not bundle: claimable at once.
 
-        Never call it for a record that may be in an uploaded bundle: leave that lease to
-        expire instead (a pending announcement survives either way, so a takeover checks
-        the bundle). A completed record is never released.
+        ``bundle_key`` withdraws that announcement too: pass it only when that bundle
+        does not hold the records (it was never committed, or committed without them).
+        Never release a record that may be in an uploaded bundle with that bundle's key:
+        release it without ``bundle_key``, or leave the lease to expire (announcements
+        survive either way, so a takeover checks the bundle). A completed record is never
+        released.
         """
         _check_token("owner", owner)
+        if bundle_key is not None:
+            _check_token("bundle_key", bundle_key)
         ordered = _unique(keys)
 
         def already_released(record: IdempotencyRecord) -> bool:
             return record.status is RecordStatus.IN_PROGRESS and record.owner is None
 
-        outcomes = self._release_records(ordered, owner=owner)
+        outcomes = self._release_records(ordered, owner=owner, bundle_key=bundle_key)
         results = {
             key: self._update_result(key, owner, outcomes[key], already_released) for key in ordered
         }
@@ -491,65 +541,81 @@ class IdempotencyStore(ABC):
 
     def _recover(
         self,
-        to_check: dict[str, list[tuple[str, str | None]]],
+        to_check: dict[str, tuple[frozenset[str], str | None]],
         *,
         owner: str,
         lease_expires_at: float,
+        bundle_key: str | None,
     ) -> dict[str, ClaimResult]:
-        """Resolve claims of records announced as pending in a bundle.
+        """Resolve claims of records announced as pending in earlier holders' bundles.
 
-        ``to_check`` maps each pending bundle to its ``(key, previous owner)`` pairs (the
-        previous owner is ``None`` when it was the claimer). Each bundle is asked once.
-        Records it holds are completed in it (``RECOVERED``); records it does not hold
-        stay claimed (``CLAIMED``). When the answer is unknown, or completing fails, the
-        record is an ``ERROR`` and the lease just taken is released again (best effort),
-        so that the next claim, whoever makes it, checks the bundle again.
+        ``to_check`` maps each key to the bundles announced for it and its previous owner
+        (``None`` when it was the claimer). Each bundle is asked once. A record held by one
+        of its bundles is completed in it (``RECOVERED``); a record that none of them holds
+        stays claimed (``CLAIMED``). When a bundle's answer is unknown and no other holds
+        the record, or completing fails, the record is an ``ERROR`` and the lease just
+        taken is released again (best effort, withdrawing ``bundle_key``), so that the next
+        claim, whoever makes it, checks the bundles again.
         """
+        bundles = sorted({bundle for pending, _ in to_check.values() for bundle in pending})
+        located = {
+            bundle: self._locate(bundle, self._count(to_check, bundle)) for bundle in bundles
+        }
+        known = {b: keys for b, keys in located.items() if not isinstance(keys, IdempotencyError)}
+        failures = {b: err for b, err in located.items() if isinstance(err, IdempotencyError)}
         results: dict[str, ClaimResult] = {}
         unresolved: list[str] = []
-        for bundle_key, items in to_check.items():
-            contained = self._locate(bundle_key, len(items))
-            if isinstance(contained, IdempotencyError):
-                for key, _ in items:
-                    results[key] = ClaimResult(
-                        key, ClaimStatus.ERROR, pending_bundle_key=bundle_key, error=contained
-                    )
-                    unresolved.append(key)
+        found: dict[str, list[tuple[str, str | None]]] = {}
+        for key, (pending, previous_owner) in to_check.items():
+            checked = tuple(sorted(pending))
+            holder = next((b for b in checked if b in known and key in known[b]), None)
+            if holder is not None:
+                found.setdefault(holder, []).append((key, previous_owner))
                 continue
-            found = [(key, previous_owner) for key, previous_owner in items if key in contained]
+            unknown = next((failures[b] for b in checked if b in failures), None)
+            if unknown is not None:
+                results[key] = ClaimResult(
+                    key, ClaimStatus.ERROR, pending_bundle_keys=checked, error=unknown
+                )
+                unresolved.append(key)
+                continue
+            results[key] = ClaimResult(
+                key,
+                ClaimStatus.CLAIMED,
+                lease_expires_at=lease_expires_at,
+                pending_bundle_keys=checked,
+                previous_owner=previous_owner,
+            )
+        for holder, items in found.items():
+            completed = self.complete([key for key, _ in items], owner=owner, bundle_key=holder)
             for key, previous_owner in items:
-                if key not in contained:
-                    results[key] = ClaimResult(
-                        key,
-                        ClaimStatus.CLAIMED,
-                        lease_expires_at=lease_expires_at,
-                        pending_bundle_key=bundle_key,
-                        previous_owner=previous_owner,
-                    )
-            if not found:
-                continue
-            completed = self.complete([key for key, _ in found], owner=owner, bundle_key=bundle_key)
-            for key, previous_owner in found:
                 done = completed[key]
                 if done.ok:
                     results[key] = ClaimResult(
                         key,
                         ClaimStatus.RECOVERED,
-                        bundle_key=bundle_key,
+                        bundle_key=holder,
                         previous_owner=previous_owner,
                     )
                 else:
                     results[key] = ClaimResult(
-                        key, ClaimStatus.ERROR, pending_bundle_key=bundle_key, error=done.error
+                        key,
+                        ClaimStatus.ERROR,
+                        pending_bundle_keys=tuple(sorted(to_check[key][0])),
+                        error=done.error,
                     )
                     unresolved.append(key)
             logger.info(
                 "recovered records already in a bundle",
-                extra={"bundle_key": bundle_key, "records": len(found)},
+                extra={"bundle_key": holder, "records": len(items)},
             )
         if unresolved:
-            self.release(unresolved, owner=owner)
+            self.release(unresolved, owner=owner, bundle_key=bundle_key)
         return results
+
+    @staticmethod
+    def _count(to_check: dict[str, tuple[frozenset[str], str | None]], bundle: str) -> int:
+        return sum(1 for pending, _ in to_check.values() if bundle in pending)
 
     def _locate(self, bundle_key: str, records: int) -> AbstractSet[str] | IdempotencyError:
         """Ask the locator which keys ``bundle_key`` holds; an error when it cannot tell."""

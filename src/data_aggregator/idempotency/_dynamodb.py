@@ -2,9 +2,13 @@
 
 The table's schema and its management are in `_idempotency_dynamodb_table`.
 
-Two batch modes, with the same conditions and the same per-key results:
+Three batch modes, with the same conditions and the same per-key results:
 
-* ``"single"`` (default): one conditional ``PutItem``/``UpdateItem`` per key, run
+* ``"hybrid"`` (default): claims as in ``"single"`` (a refused claim costs one request
+  and settles one key, and most claims of a redelivered batch are refused), completions
+  and releases as in ``"transact"`` (their conditions almost never fail). About two
+  requests per bundled object: its claim and its ``GetObject``.
+* ``"single"``: one conditional ``PutItem``/``UpdateItem`` per key, run
   concurrently. One write capacity unit per key and step.
 * ``"transact"``: optimistic chunks of up to 100 keys in one ``TransactWriteItems``, each
   action carrying the single-item condition and ``ReturnValuesOnConditionCheckFailure``.
@@ -81,7 +85,7 @@ logger = logging.getLogger("data_aggregator.idempotency")
 MAX_KEY_BYTES = 2048
 #: DynamoDB's limit on actions per ``TransactWriteItems`` (100 since September 2022).
 MAX_TRANSACT_ITEMS = 100
-_BATCH_MODES: tuple[BatchMode, ...] = ("single", "transact")
+_BATCH_MODES: tuple[BatchMode, ...] = ("hybrid", "single", "transact")
 # A transaction's items may total at most 4 MB (4,194,304 bytes) and each at most 400 KB.
 # Actions are measured by their JSON text, which is longer than the item it writes.
 _TRANSACT_MAX_BYTES = 4_000_000
@@ -112,7 +116,8 @@ _NAMES = {
     "#status": "status",
     "#owner": "owner",
     "#lease": "lease_expires_at",
-    "#pending": "pending_bundle_key",
+    "#pending": "pending_bundle_key",  # 0.1.0's single announcement, still read
+    "#pendings": "pending_bundles",
     "#bundle": "bundle_key",
     "#exp": TTL_ATTRIBUTE,
 }
@@ -185,7 +190,8 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     key answers everything. Bulk methods run up to ``max_workers`` of them at a time;
     with ``batch_mode="transact"`` they send the same conditional writes up to 100 keys
     per ``TransactWriteItems`` instead, and fall back to single writes for the keys a
-    transaction cannot settle. Throttling and 5xx answers are retried with jittered
+    transaction cannot settle; the default ``batch_mode="hybrid"`` does so for
+    completions and releases only. Throttling and 5xx answers are retried with jittered
     exponential backoff; when retries run out, only the keys concerned get an ``ERROR``
     result.
 
@@ -204,11 +210,13 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         backoff_base_seconds: First backoff ceiling; doubles per attempt (full jitter).
         backoff_max_seconds: Backoff ceiling.
         sleep: A ``time.sleep``-like callable (tests inject one).
-        batch_mode: ``"single"`` (default): one conditional write per key, one write
-            capacity unit each. ``"transact"``: up to ``transact_max_items`` keys per
-            ``TransactWriteItems`` with the same conditions and results, about 100 times
-            fewer requests for twice the write capacity (``docs/delivery-semantics.md``).
-        transact_max_items: Largest chunk in ``"transact"`` mode (1 to 100); chunks are
+        batch_mode: ``"hybrid"`` (default): one conditional write per claim, completions
+            and releases up to ``transact_max_items`` keys per ``TransactWriteItems``.
+            ``"single"``: one conditional write per key, one write capacity unit each.
+            ``"transact"``: up to ``transact_max_items`` keys per ``TransactWriteItems``
+            for every step, with the same conditions and results, about 100 times fewer
+            requests for twice the write capacity (``docs/delivery-semantics.md``).
+        transact_max_items: Largest transaction (1 to 100); chunks are
             evened out (250 keys: 84 + 83 + 83) and kept under the 4 MB request limit.
 
     Raises:
@@ -231,7 +239,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         backoff_base_seconds: float = 0.05,
         backoff_max_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
-        batch_mode: BatchMode = "single",
+        batch_mode: BatchMode = "hybrid",
         transact_max_items: int = MAX_TRANSACT_ITEMS,
     ) -> None:
         super().__init__(
@@ -293,23 +301,32 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     # ------------------------------------------------------------------ primitives
 
     def _claim_record(
-        self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
+        self,
+        key: str,
+        *,
+        owner: str,
+        now: float,
+        lease_expires_at: float,
+        expiration: int,
+        bundle_key: str | None,
     ) -> WriteOutcome:
         # Common case, one PutItem: the new record is fully known when there is no pending
-        # announcement to carry over (attribute_not_exists(#pending) makes sure of it).
+        # announcement to carry over (attribute_not_exists on both attributes makes sure).
         outcome = self._send(
-            key, _claim_put(owner, now, lease_expires_at, expiration), previous=True
+            key, _claim_put(owner, now, lease_expires_at, expiration, bundle_key), previous=True
         )
         if outcome.applied or not (
             outcome.record is not None
-            and outcome.record.pending_bundle_key is not None
+            and outcome.record.pending_bundle_keys
             and claim_allowed(outcome.record, owner, now)
         ):
             return outcome
         # Recovery path: claimable but announced as pending in a bundle. UpdateItem keeps
-        # the announcement (never lost, even if we crash before checking the bundle).
+        # the announcements (never lost, even if we crash before checking the bundles).
         return self._send(
-            key, _claim_update(owner, now, lease_expires_at, expiration), previous=True
+            key,
+            _claim_update(owner, now, lease_expires_at, expiration, bundle_key),
+            previous=True,
         )
 
     def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:
@@ -320,8 +337,8 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     ) -> WriteOutcome:
         return self._send(key, _complete_write(owner, bundle_key, expiration))
 
-    def _release_record(self, key: str, *, owner: str) -> WriteOutcome:
-        return self._send(key, _release_write(owner))
+    def _release_record(self, key: str, *, owner: str, bundle_key: str | None) -> WriteOutcome:
+        return self._send(key, _release_write(owner, bundle_key))
 
     def _get_record(self, key: str) -> IdempotencyRecord | None:
         response = self._call(
@@ -342,15 +359,26 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         now: float,
         lease_expires_at: float,
         expiration: int,
+        bundle_key: str | None,
     ) -> Outcomes:
-        if self.batch_mode == "single":
+        if self.batch_mode != "transact":
             return super()._claim_records(
-                keys, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+                keys,
+                owner=owner,
+                now=now,
+                lease_expires_at=lease_expires_at,
+                expiration=expiration,
+                bundle_key=bundle_key,
             )
 
         def single(key: str) -> WriteOutcome:
             return self._claim_record(
-                key, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+                key,
+                owner=owner,
+                now=now,
+                lease_expires_at=lease_expires_at,
+                expiration=expiration,
+                bundle_key=bundle_key,
             )
 
         def refused(record: IdempotencyRecord | None) -> WriteOutcome | None:
@@ -363,7 +391,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             return WriteOutcome(applied=False, record=record)
 
         return self._transact(
-            keys, _fresh_claim_put(owner, lease_expires_at, expiration), single, refused
+            keys, _fresh_claim_put(owner, lease_expires_at, expiration, bundle_key), single, refused
         )
 
     def _set_pending_records(self, keys: list[str], *, owner: str, bundle_key: str) -> Outcomes:
@@ -392,13 +420,13 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             _refused,
         )
 
-    def _release_records(self, keys: list[str], *, owner: str) -> Outcomes:
+    def _release_records(self, keys: list[str], *, owner: str, bundle_key: str | None) -> Outcomes:
         if self.batch_mode == "single":
-            return super()._release_records(keys, owner=owner)
+            return super()._release_records(keys, owner=owner, bundle_key=bundle_key)
         return self._transact(
             keys,
-            _release_write(owner),
-            lambda key: self._release_record(key, owner=owner),
+            _release_write(owner, bundle_key),
+            lambda key: self._release_record(key, owner=owner, bundle_key=bundle_key),
             _refused,
         )
 
@@ -699,7 +727,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             status=status,
             owner=text("owner"),
             lease_expires_at=float(lease) if lease is not None else None,
-            pending_bundle_key=text("pending_bundle_key"),
+            pending_bundle_keys=_announcements(item),
             bundle_key=text("bundle_key"),
             expiration=int(expiration) if expiration is not None else None,
         )
@@ -725,66 +753,94 @@ def _refused(record: IdempotencyRecord | None) -> WriteOutcome:
 # The writes. Each is the same for every key of a bulk call.
 
 
-def _claim_put(owner: str, now: float, lease_expires_at: float, expiration: int) -> _Write:
+def _announcements(item: Mapping[str, Any]) -> frozenset[str]:
+    """The bundles announced on an item: the string set, plus 0.1.0's single string."""
+    announced: set[str] = set()
+    pending = item.get("pending_bundles")
+    if isinstance(pending, Mapping):
+        announced.update(str(value) for value in pending.get("SS", ()))
+    legacy = item.get("pending_bundle_key")
+    if isinstance(legacy, Mapping) and legacy.get("S"):
+        announced.add(str(legacy["S"]))
+    return frozenset(announced)
+
+
+def _claim_put(
+    owner: str, now: float, lease_expires_at: float, expiration: int, bundle_key: str | None
+) -> _Write:
     """The claim, when there is no pending announcement to keep: a PutItem."""
     return _Write(
-        condition=f"({_CLAIMABLE}) AND attribute_not_exists(#pending)",
-        names=_names("#status", "#owner", "#lease", "#exp", "#pending"),
+        condition=f"({_CLAIMABLE}) AND attribute_not_exists(#pendings)"
+        " AND attribute_not_exists(#pending)",
+        names=_names("#status", "#owner", "#lease", "#exp", "#pendings", "#pending"),
         values={":in_progress": _IN_PROGRESS, ":owner": {"S": owner}, ":now": _number(now)},
-        item=_claim_item(owner, lease_expires_at, expiration),
+        item=_claim_item(owner, lease_expires_at, expiration, bundle_key),
     )
 
 
-def _fresh_claim_put(owner: str, lease_expires_at: float, expiration: int) -> _Write:
+def _fresh_claim_put(
+    owner: str, lease_expires_at: float, expiration: int, bundle_key: str | None
+) -> _Write:
     """The claim of an absent key (the transactional fast path): a PutItem."""
     return _Write(
         condition="attribute_not_exists(#pk)",
         names={},
-        item=_claim_item(owner, lease_expires_at, expiration),
+        item=_claim_item(owner, lease_expires_at, expiration, bundle_key),
     )
 
 
-def _claim_item(owner: str, lease_expires_at: float, expiration: int) -> dict[str, Any]:
-    return {
+def _claim_item(
+    owner: str, lease_expires_at: float, expiration: int, bundle_key: str | None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
         "status": _IN_PROGRESS,
         "owner": {"S": owner},
         "lease_expires_at": _number(lease_expires_at),
         TTL_ATTRIBUTE: _number(expiration),
     }
+    if bundle_key is not None:
+        item["pending_bundles"] = {"SS": [bundle_key]}
+    return item
 
 
-def _claim_update(owner: str, now: float, lease_expires_at: float, expiration: int) -> _Write:
-    """The claim that keeps a pending announcement: an UpdateItem."""
+def _claim_update(
+    owner: str, now: float, lease_expires_at: float, expiration: int, bundle_key: str | None
+) -> _Write:
+    """The claim that keeps the pending announcements (and adds ours): an UpdateItem."""
+    values: dict[str, Any] = {
+        ":in_progress": _IN_PROGRESS,
+        ":owner": {"S": owner},
+        ":now": _number(now),
+        ":lease": _number(lease_expires_at),
+        ":exp": _number(expiration),
+    }
+    update = "SET #status = :in_progress, #owner = :owner, #lease = :lease, #exp = :exp"
+    names = _names("#status", "#owner", "#lease", "#exp", "#bundle")
+    if bundle_key is not None:
+        values[":mine"] = {"SS": [bundle_key]}
+        names["#pendings"] = _NAMES["#pendings"]
+        update += " ADD #pendings :mine"
     return _Write(
-        condition=_CLAIMABLE,
-        names=_names("#status", "#owner", "#lease", "#exp", "#bundle"),
-        values={
-            ":in_progress": _IN_PROGRESS,
-            ":owner": {"S": owner},
-            ":now": _number(now),
-            ":lease": _number(lease_expires_at),
-            ":exp": _number(expiration),
-        },
-        update="SET #status = :in_progress, #owner = :owner, #lease = :lease, #exp = :exp"
-        " REMOVE #bundle",
+        condition=_CLAIMABLE, names=names, values=values, update=update + " REMOVE #bundle"
     )
 
 
 def _pending_write(owner: str, bundle_key: str) -> _Write:
     return _Write(
         condition=_HELD,
-        names=_names("#status", "#owner", "#pending"),
+        names=_names("#status", "#owner", "#pendings"),
         values={
             ":in_progress": _IN_PROGRESS,
             ":owner": {"S": owner},
-            ":bundle": {"S": bundle_key},
+            ":bundle": {"SS": [bundle_key]},
         },
-        update="SET #pending = :bundle",
+        update="ADD #pendings :bundle",
     )
 
 
 def _complete_write(owner: str, bundle_key: str, expiration: int) -> _Write:
-    # The completed record is fully known: one conditional PutItem replaces it.
+    # The completed record is fully known: one conditional PutItem replaces it (and drops
+    # every announcement).
     return _Write(
         condition=_HELD,
         names=_names("#status", "#owner"),
@@ -798,13 +854,21 @@ def _complete_write(owner: str, bundle_key: str, expiration: int) -> _Write:
     )
 
 
-def _release_write(owner: str) -> _Write:
-    return _Write(
-        condition=_HELD,
-        names=_names("#status", "#owner", "#lease"),
-        values={":in_progress": _IN_PROGRESS, ":owner": {"S": owner}, ":zero": {"N": "0"}},
-        update="SET #lease = :zero REMOVE #owner",
-    )
+def _release_write(owner: str, bundle_key: str | None) -> _Write:
+    values: dict[str, Any] = {
+        ":in_progress": _IN_PROGRESS,
+        ":owner": {"S": owner},
+        ":zero": {"N": "0"},
+    }
+    names = _names("#status", "#owner", "#lease")
+    update = "SET #lease = :zero REMOVE #owner"
+    if bundle_key is not None:
+        # Deleting the last element of a set removes the attribute: a released record
+        # with no other announcement is claimed again by the one-PutItem fast path.
+        values[":mine"] = {"SS": [bundle_key]}
+        names["#pendings"] = _NAMES["#pendings"]
+        update += " DELETE #pendings :mine"
+    return _Write(condition=_HELD, names=names, values=values, update=update)
 
 
 def _default_client(max_workers: int) -> DynamoDBClient:

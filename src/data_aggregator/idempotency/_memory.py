@@ -17,6 +17,7 @@ from data_aggregator.idempotency._types import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from data_aggregator.idempotency._types import BundleLocator
 
@@ -65,24 +66,38 @@ class InMemoryIdempotencyStore(IdempotencyStore):
             return dict(self._records)
 
     def _claim_record(
-        self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
+        self,
+        key: str,
+        *,
+        owner: str,
+        now: float,
+        lease_expires_at: float,
+        expiration: int,
+        bundle_key: str | None,
     ) -> WriteOutcome:
         with self._lock:
             current = self._records.get(key)
             if not claim_allowed(current, owner, now):
                 return WriteOutcome(applied=False, record=current)
+            pending = current.pending_bundle_keys if current else frozenset()
+            if bundle_key is not None:
+                pending |= {bundle_key}
             self._records[key] = IdempotencyRecord(
                 key=key,
                 status=RecordStatus.IN_PROGRESS,
                 owner=owner,
                 lease_expires_at=lease_expires_at,
-                pending_bundle_key=current.pending_bundle_key if current else None,
+                pending_bundle_keys=pending,
                 expiration=expiration,
             )
             return WriteOutcome(applied=True, record=current)
 
     def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:
-        return self._update_held(key, owner, pending_bundle_key=bundle_key)
+        return self._update_held(
+            key,
+            owner,
+            lambda record: {"pending_bundle_keys": record.pending_bundle_keys | {bundle_key}},
+        )
 
     def _complete_record(
         self, key: str, *, owner: str, bundle_key: str, expiration: int
@@ -90,24 +105,40 @@ class InMemoryIdempotencyStore(IdempotencyStore):
         return self._update_held(
             key,
             owner,
-            status=RecordStatus.COMPLETED,
-            bundle_key=bundle_key,
-            expiration=expiration,
-            lease_expires_at=None,
-            pending_bundle_key=None,
+            lambda _record: {
+                "status": RecordStatus.COMPLETED,
+                "bundle_key": bundle_key,
+                "expiration": expiration,
+                "lease_expires_at": None,
+                "pending_bundle_keys": frozenset(),
+            },
         )
 
-    def _release_record(self, key: str, *, owner: str) -> WriteOutcome:
-        return self._update_held(key, owner, owner=None, lease_expires_at=0.0)
+    def _release_record(self, key: str, *, owner: str, bundle_key: str | None) -> WriteOutcome:
+        return self._update_held(
+            key,
+            owner,
+            lambda record: {
+                "owner": None,
+                "lease_expires_at": 0.0,
+                "pending_bundle_keys": record.pending_bundle_keys - {bundle_key},
+            },
+        )
 
     def _get_record(self, key: str) -> IdempotencyRecord | None:
         with self._lock:
             return self._records.get(key)
 
-    def _update_held(self, key: str, holder: str, /, **changes: object) -> WriteOutcome:
+    def _update_held(
+        self,
+        key: str,
+        holder: str,
+        changes: Callable[[IdempotencyRecord], dict[str, Any]],
+        /,
+    ) -> WriteOutcome:
         with self._lock:
             current = self._records.get(key)
             if not held_by(current, holder) or current is None:
                 return WriteOutcome(applied=False, record=current)
-            self._records[key] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+            self._records[key] = dataclasses.replace(current, **changes(current))
             return WriteOutcome(applied=True, record=current)

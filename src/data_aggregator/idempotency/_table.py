@@ -7,7 +7,8 @@ object_key          S   partition key (name configurable), no sort key
 status              S   IN_PROGRESS | COMPLETED
 owner               S   lease holder's token (kept once completed)
 lease_expires_at    N   epoch seconds, 0 once released
-pending_bundle_key  S   bundle announced by the holder (in progress)
+pending_bundles     SS  bundles announced by holders (in progress); 0.1.0 wrote
+                        one as pending_bundle_key (S), still read
 bundle_key          S   bundle holding the record (completed)
 expiration          N   TTL, epoch seconds (enable DynamoDB TTL on it)
 ```

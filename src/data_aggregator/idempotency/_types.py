@@ -41,9 +41,11 @@ DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 #: requests the runtime could not cancel).
 DEFAULT_LEASE_MARGIN_SECONDS = 10.0
 
-#: How `DynamoDBIdempotencyStore` sends its conditional writes: ``"single"``, one
-#: request per key, or ``"transact"``, up to 100 keys per ``TransactWriteItems``.
-BatchMode = Literal["single", "transact"]
+#: How `DynamoDBIdempotencyStore` sends its conditional writes: ``"hybrid"`` (default),
+#: claims one request per key and completions and releases up to 100 keys per
+#: ``TransactWriteItems``; ``"single"``, one request per key for everything; or
+#: ``"transact"``, up to 100 keys per ``TransactWriteItems`` for everything.
+BatchMode = Literal["hybrid", "single", "transact"]
 
 
 class RecordStatus(str, Enum):
@@ -98,10 +100,13 @@ class IdempotencyRecord:
             completed records (it tells a retried ``complete`` that it was its own).
         lease_expires_at: Epoch seconds at which an in-progress lease ends (``0`` once
             released); ``None`` on completed records.
-        pending_bundle_key: In progress only: the bundle the holder announced it is
-            putting the record in
-            ([`mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending]).
-            Survives lease takeover and release, so a later claimer can check that bundle.
+        pending_bundle_keys: In progress only: every bundle a holder announced it is
+            putting the record in (with its
+            [`claim`][data_aggregator.idempotency.IdempotencyStore.claim] or
+            [`mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending]).
+            An announcement survives lease takeover, so a later claimer checks every such
+            bundle; only a release by its own holder (who never committed that bundle)
+            withdraws it, and completion clears them all.
         bundle_key: Completed only: the bundle that holds the record.
         expiration: TTL, epoch seconds; past it the record counts as absent.
     """
@@ -110,7 +115,7 @@ class IdempotencyRecord:
     status: RecordStatus
     owner: str | None = None
     lease_expires_at: float | None = None
-    pending_bundle_key: str | None = None
+    pending_bundle_keys: frozenset[str] = frozenset()
     bundle_key: str | None = None
     expiration: int | None = None
 
@@ -155,8 +160,9 @@ class ClaimResult:
         lease_expires_at: ``CLAIMED``: the end of your lease. ``IN_PROGRESS_ELSEWHERE``:
             the end of the other lease (retry after it).
         bundle_key: ``ALREADY_COMPLETED``/``RECOVERED``: the bundle holding the record.
-        pending_bundle_key: ``CLAIMED`` after a takeover: the bundle a previous holder
-            announced and that was checked (or, with no locator configured, could not be).
+        pending_bundle_keys: ``CLAIMED`` after a takeover: the bundles previous holders
+            announced and that were checked (or, with no locator configured, could not be),
+            in sorted order.
         previous_owner: ``CLAIMED``/``RECOVERED`` after a takeover: whose lease expired.
         error: ``ERROR``: the failure (an
             [`IdempotencyError`][data_aggregator.exceptions.IdempotencyError]).
@@ -166,7 +172,7 @@ class ClaimResult:
     status: ClaimStatus
     lease_expires_at: float | None = None
     bundle_key: str | None = None
-    pending_bundle_key: str | None = None
+    pending_bundle_keys: tuple[str, ...] = ()
     previous_owner: str | None = None
     error: IdempotencyError | None = field(default=None, compare=False)
 
@@ -197,8 +203,8 @@ class BundleLocator(Protocol):
     """Tells which records an uploaded bundle holds (crash recovery).
 
     A store consults it when it takes over an expired lease whose holder had announced a
-    pending bundle
-    ([`IdempotencyStore.mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending])
+    pending bundle (with its claim, or
+    [`IdempotencyStore.mark_pending`][data_aggregator.idempotency.IdempotencyStore.mark_pending])
     and then died.
     """
 

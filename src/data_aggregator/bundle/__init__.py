@@ -27,11 +27,16 @@ Guarantees (``docs/bundle-format.md`` has the details):
 * ``should_continue()`` is asked before each object; once it says no, the open bundle is
   finished and uploaded and the rest are ``NOT_ATTEMPTED``.
 * A bundle is closed and the next one opened when the next member would take its tar
-  stream past ``max_bundle_size_bytes``. Empty bundles are never uploaded.
+  stream past ``max_bundle_size_bytes``; the cut is planned before the run
+  ([`BundleEngine.plan`][data_aggregator.bundle.BundleEngine.plan]), so a caller knows
+  each object's bundle before it is written. Empty bundles are never uploaded.
+* With an [`Admission`][data_aggregator.bundle.Admission], the run writes only the sources
+  admitted while it runs (the processor admits each record once its claim returns).
 """
 
 from __future__ import annotations
 
+from data_aggregator.bundle._admission import Admission, AdmissionState
 from data_aggregator.bundle._codecs import CodecSpec
 from data_aggregator.bundle._engine import (
     BundleEngine,
@@ -45,6 +50,7 @@ from data_aggregator.bundle._manifest import (
     ManifestMember,
 )
 from data_aggregator.bundle._naming import MANIFEST_NAME
+from data_aggregator.bundle._plan import BundlePlan
 from data_aggregator.bundle._reader import verify_bundle
 from data_aggregator.bundle._types import (
     BundleRun,
@@ -64,8 +70,11 @@ from data_aggregator.bundle._types import (
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "Admission",
+    "AdmissionState",
     "BundleEngine",
     "BundleManifest",
+    "BundlePlan",
     "BundleRun",
     "BundleSettings",
     "BundleSink",

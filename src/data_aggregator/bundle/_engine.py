@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_IN_FLIGHT_MB, MIB
 from data_aggregator.bundle import _runner
 from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
+from data_aggregator.bundle._plan import BundlePlan, plan_sources
 from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
+    from data_aggregator.bundle._admission import Admission
+    from data_aggregator.bundle._types import BundleSummary
     from data_aggregator.clients import MultipartWriter, S3Client, WriterOptions
     from data_aggregator.config import AppConfig
 
@@ -190,25 +193,47 @@ class BundleEngine:
         """File extension of this engine's bundles: ``.tar.gz``, ``.tar.zst`` or ``.tar``."""
         return self.codec.extension
 
+    def plan(self, sources: Sequence[BundleSource]) -> BundlePlan:
+        """Name ``sources`` and number their bundles, as a `run` of them would.
+
+        Every member name is sanitized and made unique over all the sources; sources are
+        cut into bundles wherever the next member would take the tar stream past
+        ``max_bundle_size_bytes`` (counted with a small slack and the manifest of the
+        longest key S3 allows, so a planned bundle never overflows). A run of the plan
+        puts each object in its planned bundle or in none. Sources whose name the
+        sanitizer refuses are in ``refused``.
+        """
+        return plan_sources(
+            sources,
+            sanitize=self._sanitize,
+            in_flight_bytes=self.in_flight_bytes,
+            max_bundle_size_bytes=self.max_bundle_size_bytes,
+        )
+
     def run(
         self,
-        sources: Sequence[BundleSource],
+        sources: Sequence[BundleSource] | BundlePlan,
         *,
         bundle_key: Callable[[int], str] | None = None,
         should_continue: Callable[[], bool] | None = None,
         before_commit: Callable[[str, Sequence[object]], None] | None = None,
+        after_commit: Callable[[BundleSummary, Sequence[object]], None] | None = None,
+        admission: Admission | None = None,
     ) -> BundleRun:
         """Bundle ``sources``; return one outcome per input, in input order.
 
         Args:
-            sources: Objects to bundle, in the order their members should appear.
+            sources: Objects to bundle, in the order their members should appear, or the
+                [`plan`][data_aggregator.bundle.BundleEngine.plan] of them.
             bundle_key: Key of bundle ``n`` (1, 2, ...); default
                 [`make_bundle_key_factory`][data_aggregator.bundle.make_bundle_key_factory] with
                 a random request id. If it raises, bundle ``n`` is never opened: the run
                 stops (``StopReason.BUNDLE_KEY_FAILED``), the object that would have opened
                 it and every later one are ``NOT_ATTEMPTED``, earlier bundles are kept.
-            should_continue: Asked (on the caller's thread) before each object; ``False``
-                finishes and uploads the open bundle and leaves the rest ``NOT_ATTEMPTED``.
+            should_continue: Asked (on the caller's thread) before each object and while
+                waiting for a fetch or an admission; ``False`` finishes and uploads the
+                open bundle and leaves the rest ``NOT_ATTEMPTED`` (fetches still running
+                are abandoned, not awaited).
             before_commit: Called as ``before_commit(bundle_key, tokens)`` once a bundle's
                 bytes are all written and before its upload is committed, with the
                 ``token`` of each member in order (e.g. to mark the records "pending in
@@ -216,6 +241,14 @@ class BundleEngine:
                 the bundle's objects are ``FAILED_RETRYABLE`` with error code
                 ``BUNDLE_COMMIT_HOOK_FAILED`` (the hook's own code in
                 ``context["cause_code"]``) and the run stops, as for an upload failure.
+                It runs after every byte, parts included, is uploaded: only the final
+                request (``PutObject`` or ``CompleteMultipartUpload``) follows it.
+            after_commit: Called as ``after_commit(summary, tokens)`` once a bundle is
+                durably stored, with its members' tokens in order (e.g. to complete the
+                records while the run goes on). An exception is logged, not raised.
+            admission: Which sources the run may write, decided while it runs (see
+                [`Admission`][data_aggregator.bundle.Admission]); the run waits, in input
+                order, for each to be admitted or withdrawn. ``None``: every source.
 
         Per-object, upload and ``bundle_key`` failures are reported as outcomes (and
         ``stop_reason``), each decided where it happens. Only unexpected errors
@@ -233,8 +266,21 @@ class BundleEngine:
             clock=self._clock,
         )
         keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._utc_now())
+        plan = sources if isinstance(sources, BundlePlan) else self.plan(sources)
+        if admission is not None and len(admission) != len(plan.sources):
+            raise ConfigurationError(
+                "the admission must cover every source of the run",
+                ErrorCode.INVALID_BUNDLE_SETTING,
+                {"variable": "admission", "sources": len(plan.sources)},
+            )
         runner = _runner.BundleRunner(
-            settings, sources, keys, should_continue or _always, before_commit
+            settings,
+            plan,
+            keys,
+            should_continue or _always,
+            before_commit,
+            admission=admission,
+            after_commit=after_commit,
         )
         return runner.execute()
 
@@ -247,6 +293,9 @@ class _MultipartUpload:
 
     def write(self, data: bytes, /) -> int:
         return self._writer.write(data)
+
+    def prepare_commit(self) -> None:
+        self._writer.prepare_commit()
 
     def commit(self) -> UploadReceipt:
         result = self._writer.finish()

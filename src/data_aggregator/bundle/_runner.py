@@ -3,9 +3,11 @@
 Private; `data_aggregator.bundle.BundleEngine` builds a `BundleRunner` per
 call of ``run``. Threads: the caller's thread is the only writer (tar, compressor, sink);
 the `PrefetchWindow` (``_window.py``) fetches bodies ahead of it, in input order and
-within ``in_flight_bytes``. Members are written in input order. An object larger than
-``in_flight_bytes`` (or of unknown size) is not prefetched: the writer opens it when its
-turn comes, checks ETag and size, and streams it chunk by chunk straight into the tar.
+within ``in_flight_bytes``, once the run's `Admission` (if any) admits them. Members are
+written in input order, each into the bundle its `BundlePlan` numbers (``_plan.py``).
+An object larger than ``in_flight_bytes`` (or of unknown size) is not prefetched: the
+writer opens it when its turn comes, checks ETag and size, and streams it chunk by chunk
+straight into the tar.
 
 Failures end where they are decided: a source object's as its outcome (`Rejected`), the
 sink's as `SinkFailure` (the bundle is aborted, the run stops), a ``bundle_key`` that
@@ -28,25 +30,24 @@ from data_aggregator.bundle._fetch import (
     read_exact,
 )
 from data_aggregator.bundle._manifest import ManifestMember
-from data_aggregator.bundle._naming import NameRequest, assign_member_names
 from data_aggregator.bundle._tar import member_header
 from data_aggregator.bundle._types import BundleRun, ObjectOutcome, OutcomeStatus, StopReason
-from data_aggregator.bundle._window import Item, PrefetchWindow
+from data_aggregator.bundle._window import PrefetchWindow
 from data_aggregator.bundle._writer import OpenBundle, SinkFailure, upload_error
 from data_aggregator.exceptions import (
     BundleUploadError,
     DataAggregatorError,
     ErrorCode,
-    ValidationError,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from data_aggregator.bundle._admission import Admission
     from data_aggregator.bundle._codecs import CodecSpec
+    from data_aggregator.bundle._plan import BundlePlan, Item
     from data_aggregator.bundle._types import (
         BundleSink,
-        BundleSource,
         BundleSummary,
         ObjectSource,
     )
@@ -92,56 +93,36 @@ class BundleRunner:
     def __init__(
         self,
         settings: RunSettings,
-        sources: Sequence[BundleSource],
+        plan: BundlePlan,
         bundle_key: Callable[[int], str],
         should_continue: Callable[[], bool],
         before_commit: Callable[[str, Sequence[object]], None] | None = None,
+        *,
+        admission: Admission | None = None,
+        after_commit: Callable[[BundleSummary, Sequence[object]], None] | None = None,
     ) -> None:
         self._settings = settings
         self._before_commit = before_commit
-        self._sources = list(sources)
+        self._after_commit = after_commit
+        self._sources = list(plan.sources)
         self._bundle_key = bundle_key
         self._should_continue = should_continue
+        self._admission = admission
         self._outcomes: list[ObjectOutcome | None] = [None] * len(self._sources)
         self._bundle: OpenBundle | None = None
         self._summaries: list[BundleSummary] = []
         self._stop: StopReason | None = None
-        self._items = self._plan()
+        for index, error in plan.refused:
+            self._set(index, OutcomeStatus.REFUSED, error=error)
+        self._items = list(plan.items)
         self._window = PrefetchWindow(
             settings.source,
             self._items,
             fetch_concurrency=settings.fetch_concurrency,
             in_flight_bytes=settings.in_flight_bytes,
             chunk_size=settings.chunk_size,
+            admission=admission,
         )
-
-    # ------------------------------------------------------------------ planning
-
-    def _plan(self) -> list[Item]:
-        """Sanitize every name (refusing unsafe ones), then assign unique member names."""
-        named: list[tuple[int, str]] = []
-        for index, source in enumerate(self._sources):
-            try:
-                named.append((index, self._settings.sanitize(source.name or source.key)))
-            except ValidationError as exc:
-                self._set(index, OutcomeStatus.REFUSED, error=exc)
-        requests = [
-            NameRequest(
-                base,
-                self._sources[i].bucket,
-                self._sources[i].key,
-                self._sources[i].version_id,
-                self._sources[i].sequencer,
-            )
-            for i, base in named
-        ]
-        names = assign_member_names(requests, self._settings.sanitize)
-        items: list[Item] = []
-        for (index, _), name in zip(named, names, strict=True):
-            source = self._sources[index]
-            streamed = source.size is None or source.size > self._settings.in_flight_bytes
-            items.append(Item(index, source, name, streamed))
-        return items
 
     # ------------------------------------------------------------------ outcomes
 
@@ -205,24 +186,36 @@ class BundleRunner:
         )
         return BundleRun(outcomes, tuple(self._summaries), self._stop)
 
+    def _stopped_by_caller(self) -> None:
+        self._stop = StopReason.CALLER
+        logger.info(
+            "bundle run stopped by should_continue",
+            extra={"not_attempted": len(self._items) - self._done_count()},
+        )
+
     def _loop(self) -> None:
         while True:
             self._window.top_up()
-            if self._window.is_empty():
+            if self._window.exhausted():
                 return
+            if self._window.is_empty():
+                # The next item is not admitted yet: wait for it (or for the caller's stop).
+                if not self._window.wait_for_admission(self._should_continue):
+                    self._stopped_by_caller()
+                    return
+                continue
             if not self._should_continue():
-                self._stop = StopReason.CALLER
-                logger.info(
-                    "bundle run stopped by should_continue",
-                    extra={"not_attempted": len(self._items) - self._done_count()},
-                )
+                self._stopped_by_caller()
                 return
             item, future = self._window.pop()
             try:
                 if future is None:
                     self._write_streamed(item)
                 else:
-                    result = self._window.result(item, future)
+                    result = self._window.result(item, future, self._should_continue)
+                    if result is None:  # told to stop while the fetch was running
+                        self._stopped_by_caller()
+                        return
                     if isinstance(result, Rejected):
                         self._reject(item, result)
                     else:
@@ -248,6 +241,9 @@ class BundleRunner:
                     },
                 )
                 return
+            finally:
+                if self._admission is not None:
+                    self._admission.finish()
 
     def _done_count(self) -> int:
         return sum(outcome is not None for outcome in self._outcomes)
@@ -257,7 +253,7 @@ class BundleRunner:
     def _prepare(
         self, item: Item, size: int, etag: str | None, last_modified: datetime | None
     ) -> tuple[OpenBundle, ManifestMember, bytes]:
-        """Roll over if this member would overflow the bundle.
+        """Roll over when this member is planned for the next bundle.
 
         Returns the bundle to write to, the member's manifest entry (SHA-256 still a
         placeholder) and its tar header.
@@ -279,13 +275,11 @@ class BundleRunner:
             sha256=_SHA256_PLACEHOLDER,
         )
         bundle = self._bundle
-        if bundle is not None and not bundle.fits(
-            header, size, entry, self._settings.max_bundle_size_bytes
-        ):
+        if bundle is not None and bundle.number != item.bundle:
             self._close_guarded(reraise=True)
             bundle = None
         if bundle is None:
-            number = len(self._summaries) + 1
+            number = item.bundle
             try:
                 key = self._bundle_key(number)
             except Exception as exc:
@@ -359,6 +353,11 @@ class BundleRunner:
             self._set(
                 member.index, OutcomeStatus.BUNDLED, bundle_key=bundle.key, entry=member.entry
             )
+        if self._after_commit is not None:
+            try:
+                self._after_commit(summary, [member.token for member in bundle.members])
+            except Exception:  # the bundle is stored: the caller's follow-up is its own
+                logger.exception("after_commit failed", extra={"bundle_key": bundle.key})
 
     def _abort_bundle(self, reason: DataAggregatorError) -> None:
         """Abort the open upload; its members become failed-retryable with ``reason``."""

@@ -19,7 +19,7 @@ from data_aggregator.bundle._manifest import (
     manifest_overhead,
     render_manifest,
 )
-from data_aggregator.bundle._tar import TarStream, member_header, padding
+from data_aggregator.bundle._tar import TarStream, member_header
 from data_aggregator.bundle._types import BundleSummary
 from data_aggregator.exceptions import BundleUploadError, ErrorCode
 
@@ -113,14 +113,6 @@ class OpenBundle:
         tar = TarStream(write, compressor)
         return cls(number, key, upload, tar, created_at, manifest_overhead(key), compressor)
 
-    def fits(self, header: bytes, size: int, entry: ManifestMember, limit: int | None) -> bool:
-        """Whether one more member keeps the tar stream within ``limit`` (an empty bundle
-        takes any member)."""
-        if limit is None or not self.members:
-            return True
-        needed = len(header) + size + padding(size) + len(entry.encoded()) + 2
-        return self.tar.tar_bytes + self.manifest_bytes + self.overhead + needed <= limit
-
     def begin_member(self, index: int, token: object, entry: ManifestMember, header: bytes) -> None:
         """Record the member and write its header (its SHA-256 may be set later)."""
         self.members.append(PendingMember(index, token, entry))
@@ -160,6 +152,9 @@ class OpenBundle:
         try:
             self.tar.add_member(member_header(MANIFEST_NAME, len(document), mtime), document)
             self.tar.finish()
+            prepare = getattr(self.upload, "prepare_commit", None)
+            if prepare is not None:  # upload every part first: the hook runs last
+                prepare()
             if before_commit is not None:
                 tokens = [member.token for member in self.members]
                 try:

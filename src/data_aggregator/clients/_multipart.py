@@ -37,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from data_aggregator import _deadline
 from data_aggregator._sizes import (
     DEFAULT_PART_SIZE_MB,
     DEFAULT_UPLOAD_CONCURRENCY,
@@ -55,6 +56,7 @@ from data_aggregator.clients._types import (
 )
 from data_aggregator.exceptions import (
     DataAggregatorError,
+    DeadlineExceededError,
     ErrorCode,
     S3Error,
     ValidationError,
@@ -260,6 +262,35 @@ class MultipartWriter(io.BufferedIOBase):
         finally:
             self._release_resources()
         self._state = WriterState.COMPLETED
+
+    def prepare_commit(self) -> None:
+        """Upload every buffered part and wait for all parts, so that `finish` only sends
+        the final request (``CompleteMultipartUpload``, or the single ``PutObject`` of a
+        small object, which has nothing to prepare). The wait ends at the current
+        invocation deadline, if any.
+
+        Raises:
+            DeadlineExceededError: the deadline passed before every part was uploaded
+                (the upload is aborted).
+            S3Error: a part failed (the upload is aborted).
+        """
+        self._check_open()
+        if self._upload_id is None:
+            return
+        try:
+            self._submit_current()
+            deadline = _deadline.current()
+            timeout = None if deadline is None else max(0.0, deadline.remaining())
+            _done, running = wait(self._futures, timeout=timeout)
+            if running:
+                raise DeadlineExceededError(
+                    "the bundle's parts were not uploaded before the deadline",
+                    context={"operation": "UploadPart", "parts_running": len(running)},
+                )
+            self._raise_if_failed()
+        except BaseException:
+            self._abort_quietly()
+            raise
 
     def finish(self) -> UploadResult:
         """Close the writer and return what was uploaded."""

@@ -52,7 +52,7 @@ __all__ = [
 _R = TypeVar("_R")
 
 #: The store calls the processor makes, in lifecycle order.
-STORE_OPERATIONS = ("claim", "mark_pending", "complete", "release")
+STORE_OPERATIONS = ("claim", "complete", "release")
 #: The `S3Client` calls the processor makes, by S3 API name. A bundle's upload is
 #: committed by ``PutObject`` (one part) or ``CompleteMultipartUpload``.
 S3_OPERATIONS = (
@@ -281,13 +281,20 @@ class FaultyStore(IdempotencyStore):
         self.plan = plan
 
     def claim(
-        self, keys: Iterable[str], *, owner: str, lease_expires_at: float
+        self,
+        keys: Iterable[str],
+        *,
+        owner: str,
+        lease_expires_at: float,
+        bundle_key: str | None = None,
     ) -> dict[str, ClaimResult]:
         """`IdempotencyStore.claim` through the plan."""
         ordered = list(dict.fromkeys(keys))
 
         def apply(part: list[str]) -> dict[str, ClaimResult]:
-            return self.inner.claim(part, owner=owner, lease_expires_at=lease_expires_at)
+            return self.inner.claim(
+                part, owner=owner, lease_expires_at=lease_expires_at, bundle_key=bundle_key
+            )
 
         def failed() -> dict[str, ClaimResult]:
             error = _store_error("claim")
@@ -328,9 +335,15 @@ class FaultyStore(IdempotencyStore):
             ),
         )
 
-    def release(self, keys: Iterable[str], *, owner: str) -> dict[str, UpdateResult]:
+    def release(
+        self, keys: Iterable[str], *, owner: str, bundle_key: str | None = None
+    ) -> dict[str, UpdateResult]:
         """`IdempotencyStore.release` through the plan."""
-        return self._update("release", keys, lambda part: self.inner.release(part, owner=owner))
+        return self._update(
+            "release",
+            keys,
+            lambda part: self.inner.release(part, owner=owner, bundle_key=bundle_key),
+        )
 
     def get(self, key: str) -> IdempotencyRecord | None:
         """The inner store's record (never faulted: tests read through it)."""
@@ -363,7 +376,14 @@ class FaultyStore(IdempotencyStore):
     # The primitives are never reached: every public method goes to the inner store.
 
     def _claim_record(
-        self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
+        self,
+        key: str,
+        *,
+        owner: str,
+        now: float,
+        lease_expires_at: float,
+        expiration: int,
+        bundle_key: str | None,
     ) -> WriteOutcome:
         raise NotImplementedError
 
@@ -375,7 +395,7 @@ class FaultyStore(IdempotencyStore):
     ) -> WriteOutcome:
         raise NotImplementedError
 
-    def _release_record(self, key: str, *, owner: str) -> WriteOutcome:
+    def _release_record(self, key: str, *, owner: str, bundle_key: str | None) -> WriteOutcome:
         raise NotImplementedError
 
     def _get_record(self, key: str) -> IdempotencyRecord | None:

@@ -26,7 +26,7 @@ from data_aggregator.testing import FakeClock
 from tests.processor_support import FIXED_TIME, SourceObject, read_bundle
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import IO
 
     from data_aggregator.exceptions import DataAggregatorError
@@ -78,6 +78,8 @@ class FakeS3Client(S3Client):
         self.uploaded: list[str] = []
         self.heads: list[str] = []
         self.gets: list[str] = []
+        #: Called with the key of each read, before it is answered (tests move clocks).
+        self.on_get: Callable[[str], None] | None = None
         self._lock = threading.Lock()
         self._next_version = 0
 
@@ -121,6 +123,8 @@ class FakeS3Client(S3Client):
     ) -> S3Object:
         """Open an in-memory object, with S3's not-found and precondition errors."""
         self.gets.append(key)
+        if self.on_get is not None:
+            self.on_get(key)
         version = self._find(bucket, key, version_id)
         if if_match is not None and if_match.strip('"') != version.etag:
             raise S3ObjectSupersededError("precondition failed", context={"bucket": bucket})
@@ -252,11 +256,23 @@ class FlakyStore(InMemoryIdempotencyStore):
             raise IdempotencyStoreError(msg, "IDEMPOTENCY_THROTTLED")
 
     def _claim_record(
-        self, key: str, *, owner: str, now: float, lease_expires_at: float, expiration: int
+        self,
+        key: str,
+        *,
+        owner: str,
+        now: float,
+        lease_expires_at: float,
+        expiration: int,
+        bundle_key: str | None,
     ) -> WriteOutcome:
         self._check("claim", key)
         return super()._claim_record(
-            key, owner=owner, now=now, lease_expires_at=lease_expires_at, expiration=expiration
+            key,
+            owner=owner,
+            now=now,
+            lease_expires_at=lease_expires_at,
+            expiration=expiration,
+            bundle_key=bundle_key,
         )
 
     def _set_pending(self, key: str, *, owner: str, bundle_key: str) -> WriteOutcome:

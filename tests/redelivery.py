@@ -84,12 +84,6 @@ SCENARIOS: dict[str, tuple[Rule, ...]] = {
     "fetch-answer-lost": (_twice("GetObject", Fault.LOSE_ANSWER),),
     # 56 s of a 60 s timeout leave less than the 5 s timeout guard threshold
     "slow-fetch-trips-the-guard": (_twice("GetObject", Fault.DELAY, seconds=56.0),),
-    # mark_pending
-    "crash-before-mark-pending": (_twice("mark_pending", Fault.CRASH),),
-    "crash-after-mark-pending": (_twice("mark_pending", Fault.CRASH_AFTER),),
-    "mark-pending-fails": (_twice("mark_pending", Fault.FAIL),),
-    "mark-pending-raises": (_twice("mark_pending", Fault.RAISE),),
-    "mark-pending-answer-lost": (_twice("mark_pending", Fault.LOSE_ANSWER),),
     # the upload's commit (one part: PutObject)
     "crash-before-upload": (_twice("PutObject", Fault.CRASH),),
     "upload-fails": (_twice("PutObject", Fault.FAIL),),

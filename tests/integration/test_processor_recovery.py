@@ -149,9 +149,10 @@ def test_crash_during_upload_is_bundled_once_after_the_leases_end(
         env.processor.handle(event, env.context(60))
     assert env.bundles() == []
     records = [env.store.get(o.idempotency_key) for o in objects]
-    pending = {record.pending_bundle_key if record else None for record in records}
+    pending = {record.pending_bundle_keys if record else None for record in records}
     assert len(pending) == 1
     assert None not in pending
+    assert frozenset() not in pending
     dying[0] = False
     env.clock.advance(71)
     assert env.handle(event) == {"batchItemFailures": []}

@@ -106,18 +106,16 @@ def test_delay_answer_runs_meanwhile_after_the_call() -> None:
 
 
 def test_rules_pick_the_nth_call_of_chosen_invocations() -> None:
-    store, _, plan = _store(Rule("mark_pending", Fault.FAIL, call=2, invocations=frozenset({2})))
+    store, _, plan = _store(Rule("complete", Fault.FAIL, call=2, invocations=frozenset({2})))
     for invocation in (1, 2):
         if invocation == 2:
             plan.begin_invocation()
         owner, keys = f"o{invocation}", [f"{key}-{invocation}" for key in KEYS[:3]]
         store.claim(keys, owner=owner, lease_expires_at=_lease(store))
-        statuses = [
-            store.mark_pending([key], owner=owner, bundle_key="b")[key].status for key in keys
-        ]
+        statuses = [store.complete([key], owner=owner, bundle_key="b")[key].status for key in keys]
         expected = UpdateStatus.ERROR if invocation == 2 else UpdateStatus.OK
         assert statuses == [UpdateStatus.OK, expected, UpdateStatus.OK]
-    assert plan.fired == [Fired(2, "mark_pending", 2, Fault.FAIL)]
+    assert plan.fired == [Fired(2, "complete", 2, Fault.FAIL)]
 
 
 def test_rules_are_checked() -> None:

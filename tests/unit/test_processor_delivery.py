@@ -20,6 +20,7 @@ from data_aggregator.testing import sns_event
 from tests.processor_fakes import SRC, make_unit_env, outcomes
 from tests.processor_support import (
     CountdownContext,
+    assert_bundled_once,
     eventbridge_body,
     failed_ids,
     notification,
@@ -57,17 +58,33 @@ def test_no_time_left_fails_everything_before_any_call() -> None:
 
 
 def test_timeout_guard_stops_bundling_and_releases_the_rest() -> None:
-    """When time runs low mid-batch, the bundle so far is uploaded and the rest released."""
-    env = make_unit_env()
-    objects = [env.put(f"t{i}.txt") for i in range(5)]
-    # Questions: 2 guard checks and the lease before bundling, then one per object.
-    result = env.run(sqs_batch([s3_body(o.record()) for o in objects]), CountdownContext(5))
-    assert [r.outcome for r in result.records] == [Outcome.BUNDLED] * 2 + [Outcome.FAILED] * 3
-    assert {r.reason for r in result.records[2:]} == {Reason.TIMEOUT}
-    assert failed_ids(result.response) == ["message-2", "message-3", "message-4"]
-    released = [r for r in env.store.records().values() if r.status is RecordStatus.IN_PROGRESS]
-    assert len(released) == 3
-    assert {r.owner for r in released} == {None}
+    """When time runs low mid-batch, the bundle so far is uploaded, the rest fails TIMEOUT
+    and holds no lease (released, or never claimed), and a retry bundles the rest once."""
+    env = make_unit_env(fetch_concurrency=1)
+    objects = [env.put(f"t{i}.txt") for i in range(8)]
+
+    def late(key: str) -> None:
+        if key == "t3.txt":  # the 4th read: 56 s pass, below the 5 s guard of a 60 s call
+            env.clock.advance(56)
+
+    env.s3.on_get = late
+    event = sqs_batch([s3_body(o.record()) for o in objects])
+    result = env.run(event, env.context(60))
+    bundled = result.count(Outcome.BUNDLED)
+    assert bundled < len(objects)
+    # Members are written in input order: the bundled records are a prefix.
+    assert [r.outcome for r in result.records] == (
+        [Outcome.BUNDLED] * bundled + [Outcome.FAILED] * (len(objects) - bundled)
+    )
+    assert {r.reason for r in result.records[bundled:]} == {Reason.TIMEOUT}
+    records = env.store.records()
+    for entry in result.records[bundled:]:
+        record = records.get(entry.idempotency_key or "")
+        assert record is None or (record.owner is None and not record.pending_bundle_keys)
+    env.s3.on_get = None
+    retry = env.run(redeliver(event, failed_ids(result.response)))
+    assert retry.count(Outcome.BUNDLED) == len(objects) - bundled
+    assert_bundled_once(env.bundles(), objects)
 
 
 def test_process_with_timeout_guard_uses_the_threshold() -> None:
@@ -99,46 +116,53 @@ def test_store_errors_and_foreign_leases_fail_their_messages() -> None:
     assert failed_ids(result.response) == ["message-0", "message-1"]
 
 
-def test_refused_pending_mark_aborts_the_bundle_and_releases_it() -> None:
-    """If mark_pending fails, nothing is uploaded and the records are claimable at once."""
-    env = make_unit_env()
-    objects = [env.put(f"p{i}.txt") for i in range(2)]
-    env.store.fail["pending"].add(objects[1].idempotency_key)
+def test_commit_refused_after_the_deadline_aborts_and_releases() -> None:
+    """A bundle whose commit would start after the deadline is never committed: its
+    records fail TIMEOUT, their leases are released with the announcement withdrawn, and a
+    retry bundles them once."""
+    env = make_unit_env(in_flight_bytes_mb=1)
+    # p1 is larger than the prefetch budget: the writer opens it itself, after writing p0,
+    # and the clock passes the deadline right then, before the commit.
+    objects = [env.put("p0.txt"), env.put("p1.txt", b"x" * (1024 * 1024 + 1))]
+
+    def past_deadline(key: str) -> None:
+        if key == "p1.txt":
+            env.clock.advance(61)  # the 60 s context has ended by the time of the commit
+
+    env.s3.on_get = past_deadline
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    result = env.run(event)
-    assert {(r.outcome, r.reason) for r in result.records} == {(Outcome.FAILED, Reason.STORE_ERROR)}
-    assert {
-        (r.error.error_code, r.error.context["cause_code"])
-        for r in result.records
-        if r.error is not None
-    } == {("BUNDLE_COMMIT_HOOK_FAILED", "PENDING_MARK_FAILED")}
+    result = env.run(event, env.context(60))
+    assert {(r.outcome, r.reason) for r in result.records} == {(Outcome.FAILED, Reason.TIMEOUT)}
+    causes = {r.error.context.get("cause_code") for r in result.records if r.error is not None}
+    assert causes == {"DEADLINE_EXCEEDED"}
     assert env.s3.uploaded == []
-    assert {r.owner for r in env.store.records().values()} == {None}
-    env.store.fail["pending"].clear()
+    records = env.store.records().values()
+    assert {(r.owner, r.pending_bundle_keys) for r in records} == {(None, frozenset())}
+    env.s3.on_get = None
     assert env.run(event).count(Outcome.BUNDLED) == 2
+    assert_bundled_once(env.bundles(), objects)
 
 
-def test_pending_mark_outage_aborts_the_bundle_and_releases_it(
+def test_claim_outage_fails_every_record_and_touches_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """If mark_pending raises, the bundle's records fail (STORE_ERROR) and are released."""
+    """If the claim raises, every record fails (STORE_ERROR): no read, no upload."""
     env = make_unit_env()
     objects = [env.put(f"o{i}.txt") for i in range(2)]
 
-    def outage(keys: Any, *, owner: str, bundle_key: str) -> NoReturn:
+    def outage(keys: Any, **_: Any) -> NoReturn:
         raise IdempotencyStoreError("store unreachable", "IDEMPOTENCY_UNAVAILABLE")
 
-    monkeypatch.setattr(env.store, "mark_pending", outage)
+    monkeypatch.setattr(env.store, "claim", outage)
     result = env.run(sqs_batch([s3_body(o.record()) for o in objects]))
     assert [(r.outcome, r.reason) for r in result.records] == [
         (Outcome.FAILED, Reason.STORE_ERROR)
     ] * 2
-    errors = [r.error for r in result.records]
-    assert [(e.error_code, e.context["cause_code"]) for e in errors if e is not None] == [
-        ("BUNDLE_COMMIT_HOOK_FAILED", "IDEMPOTENCY_UNAVAILABLE")
+    assert [r.error.error_code for r in result.records if r.error is not None] == [
+        "IDEMPOTENCY_UNAVAILABLE"
     ] * 2
+    assert env.s3.gets == []
     assert env.s3.uploaded == []
-    assert {r.owner for r in env.store.records().values()} == {None}
 
 
 def test_complete_failure_fails_messages_and_recovery_acknowledges_them() -> None:
@@ -156,7 +180,7 @@ def test_complete_failure_fails_messages_and_recovery_acknowledges_them() -> Non
     assert result.records[0].bundle_key == bundle_key
     record = env.store.records()[objects[0].idempotency_key]
     assert record.owner is not None  # never released: it is in an uploaded bundle
-    assert record.pending_bundle_key == bundle_key
+    assert record.pending_bundle_keys == {bundle_key}  # announced by the claim
     env.store.fail["complete"].clear()
     env.clock.advance(71)  # past deadline + margin: SQS redelivers after the visibility timeout
     retry = env.run(redeliver(event, failed_ids(result.response)))
@@ -177,7 +201,7 @@ def test_upload_failure_keeps_announced_leases_until_they_end() -> None:
     }
     assert len(failed_ids(result.response)) == 3
     records = env.store.records().values()
-    assert {r.owner is not None and r.pending_bundle_key is not None for r in records} == {True}
+    assert {r.owner is not None and bool(r.pending_bundle_keys) for r in records} == {True}
     env.s3.put_failure = None
     early = env.run(event)
     assert {r.reason for r in early.records} == {Reason.IN_PROGRESS_ELSEWHERE}

@@ -104,7 +104,7 @@ def test_commit_without_answer_keeps_the_leases_then_is_recovered() -> None:
         assert record is not None
         assert record.status is RecordStatus.IN_PROGRESS
         assert record.owner is not None
-        assert record.pending_bundle_key == stored.key
+        assert record.pending_bundle_keys == {stored.key}
     early = function.invoke(sent)
     assert early is not None
     assert {r.reason for r in early.records} == {Reason.IN_PROGRESS_ELSEWHERE}

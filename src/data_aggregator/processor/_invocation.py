@@ -7,10 +7,18 @@ decides each slot exactly once. The stages, in order:
 2. FIFO cut-off, then the timeout guard (before any S3 or store call);
 3. resolve ambiguous EventBridge keys (``HeadObject``), then the ``accept`` and
    ``member_name`` hooks, and same-batch duplicates;
-4. FIFO cut-off again, claim in the idempotency store, FIFO cut-off again;
-5. bundle the claimed records (``mark_pending`` just before each commit), complete what
-   is in an uploaded bundle, release what is in none (always, even on an exception);
+4. FIFO cut-off again, then the pipeline: the bundle engine plans the bundles; a claimer
+   thread claims the records in chunks (each claim announcing its planned bundle) while
+   the guard allows and the measured pace says they can be bundled in the time left, and
+   admits each claimed record to the run, which fetches and writes it at once; each
+   uploaded bundle's records are completed on a completion thread while the run goes on;
+   the lease and the time are checked right before each commit;
+5. release what is in no uploaded bundle (always, even on an exception);
 6. copy results to same-batch duplicates, call ``on_bundle_written``, build the result.
+
+Every wait is bounded by the invocation's deadline (`data_aggregator._deadline`): the
+clients refuse to send or retry a request past it, and the threads the invocation starts
+are abandoned, not awaited, once it has no time left.
 
 ``docs/processor.md`` describes the stages for users.
 """
@@ -18,19 +26,31 @@ decides each slot exactly once. The stages, in order:
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from data_aggregator.bundle import BundleSource, OutcomeStatus, StopReason
+from data_aggregator import _deadline
+from data_aggregator.bundle import (
+    Admission,
+    AdmissionState,
+    BundleSource,
+    OutcomeStatus,
+    StopReason,
+)
 from data_aggregator.exceptions import (
     BundleUploadError,
+    DeadlineExceededError,
+    ErrorCode,
     HookError,
     ValidationError,
     ValidationErrorCode,
 )
 from data_aggregator.idempotency import lease_expiry_from_context, make_idempotency_key
+from data_aggregator.processor._claimer import Claimer
 from data_aggregator.processor._hooks import CheckedHooks
-from data_aggregator.processor._leases import Leases
+from data_aggregator.processor._leases import Decision, Leases
 from data_aggregator.processor._resolve import resolve_keys
 from data_aggregator.processor._results import BatchResult, Outcome, Reason, RecordResult
 from data_aggregator.processor._slots import Slot
@@ -39,7 +59,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    from data_aggregator.bundle import BundleEngine, BundleSummary, ObjectOutcome
+    from data_aggregator.bundle import (
+        BundleEngine,
+        BundlePlan,
+        BundleRun,
+        BundleSummary,
+        ObjectOutcome,
+    )
     from data_aggregator.clients import S3Client
     from data_aggregator.config import AppConfig
     from data_aggregator.context import InvocationContext
@@ -51,6 +77,10 @@ if TYPE_CHECKING:
 __all__ = ["Collaborators", "Invocation"]
 
 logger = logging.getLogger("data_aggregator.processor")
+
+#: Kept free at the end of the invocation, besides its own work, when waiting for a
+#: thread it started (completions, the claimer): a wait that would end later is cut.
+_END_RESERVE_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -108,7 +138,9 @@ class Invocation:
         self.metrics = collaborators.metrics
         self.clock = collaborators.clock
         self.hooks = CheckedHooks(collaborators.hooks, naming_id=naming_id, now=now)
-        self.leases = Leases(collaborators.store, owner=owner)
+        self.store = collaborators.store
+        self.owner = owner
+        self.guard_seconds = collaborators.config.timeout_guard_threshold_ms / 1000.0
         self.context = context
         self.messages = messages
         self.has_time = has_time
@@ -118,28 +150,27 @@ class Invocation:
         self.slots: list[Slot] = []
         self.bundles: tuple[BundleSummary, ...] = ()
         self.bundle_key_error: HookError | None = None
+        self.deadline = _deadline.Deadline.from_context(context)
+        self._keys: dict[int, str | HookError] = {}
+        self._keys_lock = threading.Lock()
 
     # ------------------------------------------------------------------ stages
 
     def execute(self) -> BatchResult:
         """Run every stage; return the result (exceptions only for bugs and interrupts)."""
-        self._filter()
-        self._fifo_cutoff()
-        if self._out_of_time():
-            return self._result()
-        resolve_keys(self.s3_client, self._open())
-        self._apply_hooks()
-        self._fifo_cutoff()
-        if self._out_of_time():
-            return self._result()
-        self._claim()
-        self._fifo_cutoff()
-        try:
+        with _deadline.scope(self.deadline):
+            self._filter()
+            self._fifo_cutoff()
+            if self._out_of_time():
+                return self._result()
+            resolve_keys(self.s3_client, self._open())
+            self._apply_hooks()
+            self._fifo_cutoff()
+            if self._out_of_time():
+                return self._result()
             self._bundle()
-        finally:
-            self.leases.release_leftovers({bundle.key for bundle in self.bundles})
-        self._copy_to_duplicates()
-        self._notify()
+            self._copy_to_duplicates()
+            self._notify()
         return self._result()
 
     def _open(self) -> list[Slot]:
@@ -229,46 +260,139 @@ class Invocation:
                 slot.primary = first
 
     def _bundle_key(self, number: int) -> str:
-        """The engine's ``bundle_key``: the checked hook. A `HookError` is kept for the
-        records it fails and passed on: the engine stops the run (and logs the traceback)."""
-        try:
-            return self.hooks.bundle_key(number)
-        except HookError as error:
-            logger.error(
-                "hook failed",
-                extra={"hook": error.hook, "bundle_number": number, "detail": error.detail},
-            )
-            self.bundle_key_error = error
-            raise
+        """The checked ``bundle_key`` hook, called once per number (the claimer needs the
+        key before the claim, the engine when it opens the bundle). A `HookError` is kept
+        for the records it fails and raised again on every call for that number."""
+        with self._keys_lock:
+            known = self._keys.get(number)
+            if known is None:
+                try:
+                    known = self.hooks.bundle_key(number)
+                except HookError as error:
+                    logger.error(
+                        "hook failed",
+                        extra={
+                            "hook": error.hook,
+                            "bundle_number": number,
+                            "detail": error.detail,
+                        },
+                    )
+                    known = error
+                self._keys[number] = known
+        if isinstance(known, HookError):
+            self.bundle_key_error = known
+            raise known
+        return known
 
-    # ------------------------------------------------------------------ store
+    def _work_seconds(self) -> float:
+        """Seconds of work left before the timeout guard trips."""
+        return self.context.get_remaining_time_in_millis() / 1000.0 - self.guard_seconds
 
-    def _claim(self) -> None:
-        slots = self._open()
-        if not slots:
-            return
-        lease = lease_expiry_from_context(
-            self.context, margin_seconds=self.config.lease_margin_seconds, clock=self.clock
-        )
-        self.leases.claim(slots, lease_expires_at=lease)
+    def _end_timeout(self) -> float:
+        """How long the invocation may still wait for a thread it started."""
+        return max(0.0, self.deadline.remaining() - _END_RESERVE_SECONDS)
 
     # ------------------------------------------------------------------ bundling
 
     def _bundle(self) -> None:
-        slots = [s for s in self._open() if s.idempotency_key in self.leases.claimed]
+        """Plan, claim, fetch, write, upload and complete, overlapped (module docstring)."""
+        slots = self._open()
         if not slots:
             return
-        run = self.engine.run(
-            [self._source(slot) for slot in slots],
-            bundle_key=self._bundle_key,
-            should_continue=self.has_time,
-            before_commit=self.leases.announce,
+        plan = self.engine.plan([self._source(slot) for slot in slots])
+        for index, error in plan.refused:  # unsafe member name: refused, never claimed
+            slots[index].decide(Outcome.FAILED, Reason.REFUSED, error=error)
+        lease = lease_expiry_from_context(
+            self.context, margin_seconds=self.config.lease_margin_seconds, clock=self.clock
         )
-        self.bundles = run.bundles
-        for slot, outcome in zip(slots, run.outcomes, strict=True):
-            self._decide_from(slot, outcome, run.stop_reason)
-        for bundle in run.bundles:
-            self.leases.complete(bundle.key, [s for s in slots if s.bundled_in == bundle.key])
+        leases = Leases(self.store, owner=self.owner, lease_expires_at=lease)
+        admission = Admission(len(slots))
+        claimer = Claimer(
+            leases,
+            slots,
+            plan.bundle_numbers(),
+            bundle_key=self._bundle_key,
+            admission=admission,
+            has_time=self.has_time,
+            work_seconds=self._work_seconds,
+            chunk_size=self.engine.fetch_concurrency,
+            fifo=self.fifo,
+        )
+        completions = _Completions(leases, slots)
+        claimer.start()
+        run = None
+        try:
+            run = self.engine.run(
+                plan,
+                bundle_key=self._bundle_key,
+                should_continue=self.has_time,
+                before_commit=lambda key, tokens: self._commit_gate(leases, key, tokens),
+                after_commit=completions.submit,
+                admission=admission,
+            )
+        finally:
+            decisions = claimer.seal(self._end_timeout())
+            if claimer.bundle_key_error is not None:
+                self.bundle_key_error = claimer.bundle_key_error
+            decisions += completions.finish(self._end_timeout())
+            self._settle(slots, plan, run, leases, decisions, admission)
+            leases.release_leftovers({bundle.key for bundle in self.bundles})
+
+    def _commit_gate(self, leases: Leases, bundle_key: str, tokens: Sequence[object]) -> None:
+        """The engine's ``before_commit``, right before the final upload request: commit
+        only while the invocation is alive and its leases cannot have ended.
+
+        Raises:
+            DeadlineExceededError: the deadline has passed (the lease ends
+                ``LEASE_MARGIN_SECONDS`` after it): the upload is aborted.
+        """
+        remaining = self.context.get_remaining_time_in_millis() / 1000.0
+        lease_left = leases.lease_expires_at - self.clock()
+        if remaining <= 0 or lease_left <= self.config.lease_margin_seconds:
+            raise DeadlineExceededError(
+                "too late to commit the bundle: the leases could end before it is stored",
+                context={
+                    "operation": "commit",
+                    "bundle_key": bundle_key,
+                    "remaining_seconds": round(remaining, 3),
+                    "lease_left_seconds": round(lease_left, 3),
+                },
+            )
+        leases.attempt_commit(bundle_key, tokens)
+
+    def _settle(
+        self,
+        slots: list[Slot],
+        plan: BundlePlan,
+        run: BundleRun | None,
+        leases: Leases,
+        decisions: list[Decision],
+        admission: Admission,
+    ) -> None:
+        """Decide every slot of the pipeline from the run and the threads' decisions."""
+        if run is not None:
+            self.bundles = run.bundles
+        held = {id(slot) for slot in leases.claimed_slots()}
+        for decision in decisions:  # claims refused, duplicates, store errors
+            if id(decision.slot) not in held:
+                decision.apply()
+        planned = {item.index for item in plan.items}
+        for index, slot in enumerate(slots):
+            if index not in planned or id(slot) not in held:
+                continue
+            if admission.state(index) is not AdmissionState.ADMITTED:
+                continue  # claimed but held back (FIFO cut-off): decided below, released
+            if run is None:  # interrupted before the run decided it
+                slot.decide(Outcome.FAILED, Reason.UPLOAD_FAILED)
+                continue
+            self._decide_from(slot, run.outcomes[index], run.stop_reason)
+        for decision in decisions:  # completions not confirmed
+            if id(decision.slot) in held:
+                decision.apply()
+        self._fifo_cutoff()
+        for slot in slots:  # never claimed: no time left (or the claim is still in flight)
+            if slot.result is None:
+                slot.decide(Outcome.FAILED, Reason.TIMEOUT)
 
     @staticmethod
     def _source(slot: Slot) -> BundleSource:
@@ -302,8 +426,8 @@ class Invocation:
         elif status is OutcomeStatus.REFUSED:
             slot.decide(Outcome.FAILED, Reason.REFUSED, error=error)
         elif status is OutcomeStatus.FAILED_RETRYABLE:
-            if self.leases.pending_mark_failed(slot.idempotency_key):
-                reason = Reason.STORE_ERROR
+            if _out_of_time(error):
+                reason = Reason.TIMEOUT
             elif isinstance(error, BundleUploadError):
                 reason = Reason.UPLOAD_FAILED
             else:
@@ -380,3 +504,61 @@ class Invocation:
             request_id=self.request_id,
             from_sqs=self.from_sqs,
         )
+
+
+def _out_of_time(error: object) -> bool:
+    """Whether a failure is the deadline's: a refused commit or a request not sent."""
+    if isinstance(error, DeadlineExceededError):
+        return True
+    context = getattr(error, "context", None)
+    return isinstance(context, dict) and context.get("cause_code") == ErrorCode.DEADLINE_EXCEEDED
+
+
+class _Completions:
+    """Completes each uploaded bundle's records on a thread of its own, while the run
+    goes on; `finish` waits (bounded) and returns the decisions for records not
+    confirmed."""
+
+    def __init__(self, leases: Leases, slots: Sequence[Slot]) -> None:
+        self._leases = leases
+        self._by_key = {slot.idempotency_key: slot for slot in slots if slot.idempotency_key}
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[tuple[str, list[Slot], Future[list[Decision]]]] = []
+
+    def submit(self, bundle: BundleSummary, tokens: Sequence[object]) -> None:
+        """The engine's ``after_commit``: the bundle is stored; complete its records."""
+        members = [self._by_key[str(token)] for token in tokens]
+        for slot, name in zip(members, bundle.member_names, strict=True):
+            slot.member_name = name
+            slot.bundled_in = bundle.key
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="da-complete")
+        future = _deadline.submit(self._pool, self._leases.complete, bundle.key, members)
+        self._futures.append((bundle.key, members, future))
+
+    def finish(self, timeout: float) -> list[Decision]:
+        """Wait at most ``timeout`` seconds; records whose completion did not end in time
+        are failed (``COMPLETE_FAILED``): their claim announced the bundle, so the retry
+        recovers them."""
+        if self._pool is None:
+            return []
+        wait([future for _, _, future in self._futures], timeout=timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        decisions: list[Decision] = []
+        for bundle_key, members, future in self._futures:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                decisions += future.result()
+                continue
+            error = future.exception() if future.done() and not future.cancelled() else None
+            if error is not None and not isinstance(error, Exception):
+                raise error  # an interrupt (KeyboardInterrupt ...): the invocation ends
+            logger.warning(
+                "completing a bundle's records did not finish in time",
+                extra={"bundle_key": bundle_key, "records": len(members)},
+                exc_info=error,
+            )
+            decisions += [
+                Decision(slot, Outcome.FAILED, Reason.COMPLETE_FAILED, bundle_key=bundle_key)
+                for slot in members
+            ]
+        return decisions

@@ -121,11 +121,12 @@ def _build(
     allowlist: bool = False,
     retries: bool = True,
     store_class: type[DynamoDBIdempotencyStore] = DynamoDBIdempotencyStore,
+    clock: FakeClock | None = None,
     **config: Any,
 ) -> ProcessorEnv:
     source = make_bucket("source", versioned=versioned)
     dest = make_bucket("dest")
-    clock = FakeClock(FUTURE_START)
+    clock = clock or FakeClock(FUTURE_START)
     processor_s3: Boto3S3Client = (
         no_retry_client(endpoint, max_pool_connections=16)
         if not retries
@@ -190,7 +191,7 @@ def env_factory(
     """Body of each test module's ``make_env`` fixture: a factory of :class:`ProcessorEnv`.
 
     Keyword arguments: ``cls``, ``versioned``, ``allowlist`` (only the source bucket),
-    ``retries``, ``store_class`` and any
+    ``retries``, ``store_class``, ``clock`` (default a `FakeClock` at ``FUTURE_START``) and any
     ``AppConfig`` field. Stores are closed at the end of the test.
     """
     made: list[ProcessorEnv] = []

@@ -14,7 +14,6 @@ from data_aggregator.exceptions import (
     S3ServiceError,
     S3ThrottlingError,
 )
-from data_aggregator.idempotency import RecordStatus
 from data_aggregator.processor import BatchFailedError, Outcome, Reason
 from data_aggregator.testing import sns_event
 from tests.processor_fakes import SRC, make_unit_env, outcomes

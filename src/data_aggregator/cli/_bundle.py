@@ -5,7 +5,7 @@ The source prefix is listed page by page; each listed object becomes a synthetic
 fails alone) and the records are fed, ``batch_size`` at a time, to a
 `ReusableProcessor` with a DynamoDB idempotency table
 and a fresh `LocalContext` per chunk (so leases stay
-bounded). Claim, bundle, ``mark_pending`` before commit, complete or release: the same
+bounded). Claims that announce the bundle, bundle, complete or release: the same
 code and the same guarantees as the Lambda. A re-run finds completed objects in the table
 and bundles nothing twice; an interrupted run is resumed by running it again.
 

@@ -135,7 +135,7 @@ class Claimer:
             self._claim_all()
         except Exception:  # a bug: stop claiming; the undecided records fail and retry
             logger.exception("claiming stopped by an unexpected error")
-        except BaseException as exc:  # an interrupt: the invocation's thread re-raises it
+        except BaseException as exc:  # noqa: BLE001 - an interrupt: re-raised by `seal`
             self._interrupt = exc
         finally:
             self._admission.close()

@@ -335,7 +335,7 @@ class Invocation:
             if claimer.bundle_key_error is not None:
                 self.bundle_key_error = claimer.bundle_key_error
             decisions += completions.finish(self._end_timeout())
-            self._settle(slots, plan, run, leases, decisions, admission)
+            self._settle(slots, plan, run, leases, decisions=decisions, admission=admission)
             leases.release_leftovers({bundle.key for bundle in self.bundles})
 
     def _commit_gate(self, leases: Leases, bundle_key: str, tokens: Sequence[object]) -> None:
@@ -366,6 +366,7 @@ class Invocation:
         plan: BundlePlan,
         run: BundleRun | None,
         leases: Leases,
+        *,
         decisions: list[Decision],
         admission: Admission,
     ) -> None:

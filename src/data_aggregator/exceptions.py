@@ -212,12 +212,11 @@ class ErrorCode(str, Enum):
     BUNDLE_UPLOAD_FAILED = "BUNDLE_UPLOAD_FAILED"
     #: A bundle was discarded because another member's body failed while written.
     BUNDLE_MEMBER_FAILED = "BUNDLE_MEMBER_FAILED"
-    #: The step just before a bundle's commit (the pending mark) failed.
+    #: The step just before a bundle's commit failed (the processor's check of lease and
+    #: deadline: context["cause_code"] is DEADLINE_EXCEEDED).
     BUNDLE_COMMIT_HOOK_FAILED = "BUNDLE_COMMIT_HOOK_FAILED"
     #: The bundle run was interrupted before the bundle was committed.
     BUNDLE_INTERRUPTED = "BUNDLE_INTERRUPTED"
-    #: The idempotency store did not accept a bundle's pending mark.
-    PENDING_MARK_FAILED = "PENDING_MARK_FAILED"
     #: An engine setting is out of range.
     INVALID_BUNDLE_SETTING = "INVALID_BUNDLE_SETTING"
     #: A bundle source is malformed (size, bucket, key).

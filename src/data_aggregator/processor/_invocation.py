@@ -78,9 +78,13 @@ __all__ = ["Collaborators", "Invocation"]
 
 logger = logging.getLogger("data_aggregator.processor")
 
-#: Kept free at the end of the invocation, besides its own work, when waiting for a
-#: thread it started (completions, the claimer): a wait that would end later is cut.
+#: Kept free at the end of the invocation for its last steps (releases, the result, the
+#: metrics): requests and waits for the threads it started end this long before the
+#: context's deadline.
 _END_RESERVE_SECONDS = 0.25
+#: Longest wait for a claim still in flight once the run is over: its records would be
+#: released at once rather than when their leases end, but not at any price.
+_CLAIM_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ class Invocation:
         self.slots: list[Slot] = []
         self.bundles: tuple[BundleSummary, ...] = ()
         self.bundle_key_error: HookError | None = None
-        self.deadline = _deadline.Deadline.from_context(context)
+        self.deadline = _deadline.Deadline.from_context(context, reserve=_END_RESERVE_SECONDS)
         self._keys: dict[int, str | HookError] = {}
         self._keys_lock = threading.Lock()
 
@@ -290,7 +294,7 @@ class Invocation:
 
     def _end_timeout(self) -> float:
         """How long the invocation may still wait for a thread it started."""
-        return max(0.0, self.deadline.remaining() - _END_RESERVE_SECONDS)
+        return max(0.0, self.deadline.remaining())
 
     # ------------------------------------------------------------------ bundling
 
@@ -331,7 +335,7 @@ class Invocation:
                 admission=admission,
             )
         finally:
-            decisions = claimer.seal(self._end_timeout())
+            decisions = claimer.seal(min(self._end_timeout(), _CLAIM_GRACE_SECONDS))
             if claimer.bundle_key_error is not None:
                 self.bundle_key_error = claimer.bundle_key_error
             decisions += completions.finish(self._end_timeout())

@@ -16,10 +16,11 @@ import numbers
 import threading
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
+from data_aggregator import _deadline
 from data_aggregator.exceptions import (
     ErrorCode,
     IdempotencyConfigurationError,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
     from data_aggregator.idempotency._types import BundleLocator
 
-__all__ = ["IdempotencyStore", "Outcomes", "claim_allowed"]
+__all__ = ["IdempotencyStore", "Outcomes", "claim_allowed", "deadline_error"]
 
 logger = logging.getLogger("data_aggregator.idempotency")
 
@@ -82,6 +83,20 @@ def held_by(record: IdempotencyRecord | None, owner: str) -> bool:
     return (
         record is not None and record.status is RecordStatus.IN_PROGRESS and record.owner == owner
     )
+
+
+def deadline_error() -> IdempotencyError:
+    """The error of a key whose write did not answer before the invocation's deadline."""
+    return IdempotencyStoreError(
+        "the store did not answer before the invocation's deadline",
+        ErrorCode.DEADLINE_EXCEEDED,
+        {"operation": "store"},
+    )
+
+
+def _abandon(future: Future[_R], late: Callable[[_T], _R], item: _T) -> _R:
+    future.cancel()  # not started yet: never runs; running: left to finish unobserved
+    return late(item)
 
 
 def _unique(keys: Iterable[str]) -> list[str]:
@@ -670,22 +685,42 @@ class IdempotencyStore(ABC):
             return exc
 
     def _map(self, keys: list[str], operation: Callable[[str], WriteOutcome]) -> Outcomes:
-        """Run ``operation`` on every key, at most ``max_workers`` at a time."""
-        done = self._run_all(keys, lambda key: self._guarded(operation, key))
+        """Run ``operation`` on every key, at most ``max_workers`` at a time; a key whose
+        write has not answered by the invocation's deadline is an ``ERROR``."""
+        done = self._run_all(
+            keys, lambda key: self._guarded(operation, key), late=lambda _key: deadline_error()
+        )
         return dict(zip(keys, done, strict=True))
 
-    def _run_all(self, items: list[_T], task: Callable[[_T], _R]) -> list[_R]:
+    def _run_all(
+        self,
+        items: list[_T],
+        task: Callable[[_T], _R],
+        *,
+        late: Callable[[_T], _R] | None = None,
+    ) -> list[_R]:
         """``[task(item) for item in items]``, at most ``max_workers`` at a time.
 
-        An exception from any task (``task`` should let only configuration errors escape)
-        cancels the tasks not yet started and propagates. Tasks must not call ``_run_all``
-        themselves (the pool is bounded: nested waits could deadlock).
+        With ``late`` and a current invocation deadline (`data_aggregator._deadline`), the
+        wait ends at the deadline: an item whose task has not finished gets ``late(item)``
+        and its task is abandoned (a write it still makes is one the caller reports as
+        failed, which the protocol allows). An exception from any task (``task`` should
+        let only configuration errors escape) cancels the tasks not yet started and
+        propagates. Tasks must not call ``_run_all`` themselves (the pool is bounded:
+        nested waits could deadlock).
         """
-        if self._max_workers == 1 or len(items) <= 1:
+        deadline = _deadline.current() if late is not None else None
+        if self._max_workers == 1 or (len(items) <= 1 and deadline is None):
             return [task(item) for item in items]
         executor = self._get_executor()
-        futures = [executor.submit(task, item) for item in items]
+        futures = [_deadline.submit(executor, task, item) for item in items]
         try:
+            if deadline is not None and late is not None:
+                wait(futures, timeout=max(0.0, deadline.remaining()))
+                return [
+                    future.result() if future.done() else _abandon(future, late, item)
+                    for future, item in zip(futures, items, strict=True)
+                ]
             return [future.result() for future in futures]
         except BaseException:
             for future in futures:

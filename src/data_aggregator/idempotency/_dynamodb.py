@@ -45,7 +45,12 @@ from data_aggregator.exceptions import (
     IdempotencyKeySchemaError,
     IdempotencyStoreError,
 )
-from data_aggregator.idempotency._base import IdempotencyStore, Outcomes, claim_allowed
+from data_aggregator.idempotency._base import (
+    IdempotencyStore,
+    Outcomes,
+    claim_allowed,
+    deadline_error,
+)
 from data_aggregator.idempotency._table import (
     DEFAULT_PARTITION_KEY,
     TABLE_ENV_VAR,
@@ -524,7 +529,13 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         for round_number in range(_TRANSACT_ROUNDS):
             if not chunks:
                 break
-            reports = self._run_all(chunks, lambda chunk: self._send_chunk(chunk, refused))
+            reports = self._run_all(
+                chunks,
+                lambda chunk: self._send_chunk(chunk, refused),
+                late=lambda chunk: _ChunkReport(
+                    settled={key: deadline_error() for key, _ in chunk}
+                ),
+            )
             retry: list[str] = []
             for report in reports:
                 results.update(report.settled)

@@ -8,10 +8,16 @@ whose object is gone or whose lookup failed.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
-from data_aggregator.exceptions import DataAggregatorError, S3ObjectNotFoundError, ValidationError
+from data_aggregator import _deadline
+from data_aggregator.exceptions import (
+    DataAggregatorError,
+    DeadlineExceededError,
+    S3ObjectNotFoundError,
+    ValidationError,
+)
 from data_aggregator.processor._results import Outcome, Reason
 
 if TYPE_CHECKING:
@@ -32,7 +38,9 @@ def resolve_keys(s3: S3Client, slots: Sequence[Slot]) -> None:
 
     A resolved slot gets the confirmed record; a slot whose object has no matching
     reading is skipped (``OBJECT_NOT_FOUND``), one whose lookup failed fails
-    (``FETCH_FAILED`` if retryable, else ``REFUSED``).
+    (``FETCH_FAILED`` if retryable, else ``REFUSED``), and so does one whose lookup has not
+    answered by the invocation's deadline (``DeadlineExceededError``: the lookup is
+    abandoned).
     """
     ambiguous = [
         slot
@@ -42,9 +50,19 @@ def resolve_keys(s3: S3Client, slots: Sequence[Slot]) -> None:
     if not ambiguous:
         return
     workers = min(_MAX_RESOLVE_WORKERS, len(ambiguous))
-    with ThreadPoolExecutor(workers, thread_name_prefix="da-resolve") as pool:
-        records = [slot.record for slot in ambiguous if slot.record is not None]
-        resolved_all = list(pool.map(lambda record: resolve_key(s3, record), records))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="da-resolve")
+    records = [slot.record for slot in ambiguous if slot.record is not None]
+    futures = [_deadline.submit(pool, resolve_key, s3, record) for record in records]
+    deadline = _deadline.current()
+    wait(futures, timeout=None if deadline is None else max(0.0, deadline.remaining()))
+    pool.shutdown(wait=False, cancel_futures=True)
+    late = DeadlineExceededError(
+        "the key lookup did not answer before the invocation's deadline",
+        context={"operation": "HeadObject"},
+    )
+    resolved_all = [
+        future.result() if future.done() and not future.cancelled() else late for future in futures
+    ]
     for slot, resolved in zip(ambiguous, resolved_all, strict=True):
         if isinstance(resolved, S3ObjectNotFoundError):
             slot.decide(Outcome.SKIPPED, Reason.OBJECT_NOT_FOUND, error=resolved)

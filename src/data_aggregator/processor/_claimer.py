@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from data_aggregator import _deadline
@@ -39,6 +40,9 @@ logger = logging.getLogger("data_aggregator.processor")
 
 #: Longest single wait of the pacing loop (it re-checks the guard after each).
 _PACE_POLL_SECONDS = 0.05
+#: Claims in flight at once (one on a FIFO queue, whose order must hold): a chunk's claim
+#: waits for its slowest key, so a second and third chunk keep the store busy meanwhile.
+_LANES = 3
 
 
 class Claimer:
@@ -84,6 +88,8 @@ class Claimer:
         self._decisions: list[Decision] = []
         self._bundle_key_error: HookError | None = None
         self._interrupt: BaseException | None = None
+        self._outstanding = 0  # records in claims not answered yet
+        self._fifo_failed = False
         self._claimed = 0
         self._first_admitted: float | None = None
         self._thread = threading.Thread(
@@ -142,25 +148,50 @@ class Claimer:
 
     def _claim_all(self) -> None:
         order = [i for i in range(len(self._slots)) if i in self._bundles]
-        position = 0
-        while position < len(order):
-            chunk = self._next_chunk(order, position)
-            if not self._wait_for_room(len(chunk)):
-                return
-            number = self._bundles[chunk[0]]
-            try:
-                key = self._bundle_key(number)
-            except HookError as error:
-                # Bundle ``number`` can never be written: its records and every later
-                # one fail with the hook's error, unclaimed.
-                self._bundle_key_error = error
+        lanes = 1 if self._fifo else _LANES
+        free = threading.Semaphore(lanes)
+        pool = ThreadPoolExecutor(lanes, thread_name_prefix="da-claim")
+        running: list[Future[None]] = []
+        try:
+            position = 0
+            while position < len(order) and not self._fifo_failed:
+                chunk = self._next_chunk(order, position)
+                if not self._wait_for_room(len(chunk)):
+                    return
+                try:
+                    key = self._bundle_key(self._bundles[chunk[0]])
+                except HookError as error:
+                    self._fail_unclaimed(order[position:], error)
+                    return
+                while not free.acquire(timeout=_PACE_POLL_SECONDS):
+                    if self._stop.is_set() or not self._has_time():
+                        return
                 with self._lock:
-                    if not self._sealed:
-                        self._decisions.extend(
-                            Decision(self._slots[i], Outcome.FAILED, Reason.HOOK_FAILED, error)
-                            for i in order[position:]
-                        )
-                return
+                    self._outstanding += len(chunk)
+                running.append(_deadline.submit(pool, self._claim_chunk, chunk, key, free))
+                position += len(chunk)
+        finally:
+            wait(running)  # their admissions must land before the admission closes
+            pool.shutdown(wait=False)
+            for future in running:
+                failure = future.exception()
+                if failure is not None:
+                    raise failure
+
+    def _fail_unclaimed(self, indexes: list[int], error: HookError) -> None:
+        """Bundle ``number`` can never be written: its records and every later one fail
+        with the ``bundle_key`` hook's error, unclaimed."""
+        self._bundle_key_error = error
+        with self._lock:
+            if not self._sealed:
+                self._decisions.extend(
+                    Decision(self._slots[i], Outcome.FAILED, Reason.HOOK_FAILED, error)
+                    for i in indexes
+                )
+
+    def _claim_chunk(self, chunk: list[int], key: str, free: threading.Semaphore) -> None:
+        """Claim one chunk for bundle ``key`` and admit what was claimed (a lane's task)."""
+        try:
             slots = [self._slots[i] for i in chunk]
             held, decisions = self._leases.claim(slots, bundle_key=key)
             held_ids = {id(slot) for slot in held}
@@ -168,7 +199,9 @@ class Claimer:
             if self._fifo and failed:  # FIFO: nothing after a failed message is bundled
                 first = min(failed)
                 held_ids = {id(s) for s in held if s.message_index < first}
+                self._fifo_failed = True
             with self._lock:
+                self._outstanding -= len(chunk)
                 if self._sealed:
                     return
                 self._decisions.extend(decisions)
@@ -178,9 +211,8 @@ class Claimer:
                     self._first_admitted = time.monotonic()
                 self._admission.admit(admitted)
                 self._admission.withdraw([i for i in chunk if i not in admitted])
-            position += len(chunk)
-            if self._fifo and failed:
-                return
+        finally:
+            free.release()
 
     def _next_chunk(self, order: list[int], position: int) -> list[int]:
         """Up to ``chunk_size`` slots from ``position``, all of one planned bundle."""
@@ -199,15 +231,16 @@ class Claimer:
                 return False
             admission = self._admission
             finished = admission.finished
-            in_flight = admission.admitted - finished
-            if in_flight <= 0:
+            with self._lock:
+                ahead = admission.admitted - finished + self._outstanding
+            if ahead <= 0:
                 return True  # the run is idle: always claim (progress on every call)
             started = self._first_admitted
             if finished and started is not None:
                 rate = finished / max(time.monotonic() - started, 1e-6)
-                if (in_flight + size) / rate <= self._work_seconds():
+                if (ahead + size) / rate <= self._work_seconds():
                     return True
-            elif in_flight < 2 * self._chunk_size:
+            elif ahead < (_LANES + 1) * self._chunk_size:
                 return True  # nothing measured yet: keep the pipeline filling
             admission.wait_for_progress(finished, _PACE_POLL_SECONDS)
 

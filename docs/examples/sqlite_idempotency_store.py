@@ -165,8 +165,8 @@ class SQLiteIdempotencyStore(IdempotencyStore):
                 return WriteOutcome(applied=False, record=current)
             announced = json.dumps(sorted(pending(current.pending_bundle_keys)))
             db.execute(
-                f"UPDATE idempotency SET {assignments} pending_bundles = ?"  # noqa: S608
-                " WHERE object_key = ?",
+                f"UPDATE idempotency SET {assignments}"  # noqa: S608
+                " pending_bundles = ? WHERE object_key = ?",
                 (*params, announced, key),
             )
             return WriteOutcome(applied=True, record=current)

@@ -166,8 +166,7 @@ class SQLiteIdempotencyStore(IdempotencyStore):
             announced = json.dumps(sorted(pending(current.pending_bundle_keys)))
             db.execute(
                 f"UPDATE idempotency SET {assignments}"  # noqa: S608
-                " pending_bundles = ?"
-                " WHERE object_key = ?",
+                " pending_bundles = ? WHERE object_key = ?",
                 (*params, announced, key),
             )
             return WriteOutcome(applied=True, record=current)

@@ -1,12 +1,13 @@
 """DynamoDBIdempotencyStore against moto's DynamoDB over HTTP: races, errors, schema, TTL.
 
-Tests that concern how writes are sent run in both batch modes (``batch_mode``); the
+Tests that concern how writes are sent run in each batch mode (``batch_mode``); the
 transactional fallback paths have their own tests in ``test_idempotency_transact.py``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import random
 import threading
@@ -47,6 +48,8 @@ from tests.integration._s3_hooks import Concurrency
 from tests.integration.conftest import make_client
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from data_aggregator.idempotency import BatchMode
@@ -175,18 +178,18 @@ def test_processes_claiming_overlapping_sets_win_each_key_once(
 def test_racing_takeovers_of_pending_records_win_each_key_once(
     client: DynamoDBClient, table: str, batch_mode: BatchMode
 ) -> None:
-    """Four claimers racing for expired leases with a pending bundle (the UpdateItem path)
-    still win each key once, and every winner sees the announced bundle."""
+    """Four claimers racing for expired leases with a pending bundle (the UpdateItem path),
+    each announcing its own bundle, still win each key once; every winner sees the dead
+    holder's bundle, and the record keeps it next to the winner's own."""
     clock = FakeClock(FUTURE_START)
     batch = keys(24, "pending")
     dead = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, max_workers=8, batch_mode=batch_mode
     )
-    dead.claim(batch, owner="dead", lease_expires_at=clock() + 10)
-    dead.mark_pending(batch, owner="dead", bundle_key="never-uploaded")
+    dead.claim(batch, owner="dead", lease_expires_at=clock() + 10, bundle_key="never-uploaded")
     clock.advance(10)
     barrier = threading.Barrier(4)
-    wins: list[tuple[str, str | None]] = []
+    wins: list[tuple[str, tuple[str, ...], int]] = []
     lock = threading.Lock()
 
     def worker(index: int) -> None:
@@ -199,11 +202,13 @@ def test_racing_takeovers_of_pending_records_win_each_key_once(
             transact_max_items=8,
         )
         barrier.wait(timeout=30)
-        results = store.claim(batch, owner=f"w{index}", lease_expires_at=clock() + 60)
+        results = store.claim(
+            batch, owner=f"w{index}", lease_expires_at=clock() + 60, bundle_key=f"bundle-{index}"
+        )
         store.close()
         with lock:
             wins.extend(
-                (key, r.pending_bundle_key)
+                (key, r.pending_bundle_keys, index)
                 for key, r in results.items()
                 if r.status is ClaimStatus.CLAIMED
             )
@@ -213,8 +218,15 @@ def test_racing_takeovers_of_pending_records_win_each_key_once(
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert sorted(key for key, _ in wins) == sorted(batch)
-    assert {pending for _, pending in wins} == {"never-uploaded"}
+    assert sorted(key for key, _, _ in wins) == sorted(batch)
+    assert {pending for _, pending, _ in wins} == {("never-uploaded",)}
+    for key, _, index in wins:
+        record = dead.get(key)
+        assert record is not None
+        assert (record.owner, record.pending_bundle_keys) == (
+            f"w{index}",
+            frozenset({"never-uploaded", f"bundle-{index}"}),
+        )
 
 
 def test_bulk_takeover_of_expired_leases(
@@ -241,7 +253,7 @@ def test_bulk_takeover_of_expired_leases(
 def test_only_claims_ask_for_the_replaced_item(client: DynamoDBClient, table: str) -> None:
     """A success of mark_pending, complete or release is sent without ``ReturnValues``
     (its item is never used); claims ask for it, and every write still gets the item
-    that refused it."""
+    that refused it (single-item writes: ``batch_mode="single"``)."""
     sent: list[tuple[str, dict[str, Any]]] = []
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -249,7 +261,9 @@ def test_only_claims_ask_for_the_replaced_item(client: DynamoDBClient, table: st
 
     client.meta.events.register("before-call.dynamodb", record)
     clock = FakeClock(FUTURE_START)
-    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, max_workers=1)
+    store = DynamoDBIdempotencyStore(
+        table, client=client, clock=clock, max_workers=1, batch_mode="single"
+    )
     first, second = keys(2)
     claimed = store.claim([first, second], owner=A, lease_expires_at=clock() + 1)
     assert all(r.status is ClaimStatus.CLAIMED for r in claimed.values())
@@ -287,7 +301,8 @@ def test_a_takeover_whose_answer_was_lost_still_checks_the_pending_bundle(
     """B takes over a crashed holder's record announced pending in bundle-a; DynamoDB
     applies the UpdateItem but the answer is lost (500), so the request is sent again and
     now finds B's own lease. The announcement it still carries is checked all the same:
-    the record is recovered when bundle-a holds it, and plainly claimed when not."""
+    the record is recovered when bundle-a holds it, and plainly claimed when not (B's
+    own bundle-b, announced by the lost write, is not checked)."""
     clock = FakeClock(FUTURE_START)
     locator = InMemoryBundleLocator()
     store = DynamoDBIdempotencyStore(
@@ -298,9 +313,8 @@ def test_a_takeover_whose_answer_was_lost_still_checks_the_pending_bundle(
         batch_mode=batch_mode,
         sleep=lambda _: None,
     )
-    claimed = store.claim(["k"], owner=A, lease_expires_at=clock() + 60)
+    claimed = store.claim(["k"], owner=A, lease_expires_at=clock() + 60, bundle_key="bundle-a")
     assert claimed["k"].status is ClaimStatus.CLAIMED
-    assert store.mark_pending(["k"], owner=A, bundle_key="bundle-a")["k"].ok
     if bundled:
         locator.add("bundle-a", ["k"])  # A's upload completed; A died before complete
     clock.advance(120)
@@ -318,7 +332,7 @@ def test_a_takeover_whose_answer_was_lost_still_checks_the_pending_bundle(
         return SimpleNamespace(status_code=500), {"Error": error}
 
     client.meta.events.register("before-call.dynamodb.UpdateItem", apply_then_lose_the_answer)
-    result = store.claim(["k"], owner=B, lease_expires_at=clock() + 60)["k"]
+    result = store.claim(["k"], owner=B, lease_expires_at=clock() + 60, bundle_key="bundle-b")["k"]
     assert lost, "the takeover's UpdateItem was not sent"
     record = store.get("k")
     assert record is not None
@@ -328,8 +342,9 @@ def test_a_takeover_whose_answer_was_lost_still_checks_the_pending_bundle(
         assert (record.status, record.bundle_key) == (RecordStatus.COMPLETED, "bundle-a")
     else:
         assert result.status is ClaimStatus.CLAIMED
-        assert result.pending_bundle_key == "bundle-a"
+        assert result.pending_bundle_keys == ("bundle-a",)  # B's own bundle-b not checked
         assert (record.status, record.owner) == (RecordStatus.IN_PROGRESS, B)
+        assert record.pending_bundle_keys == {"bundle-a", "bundle-b"}
     # Who held the lease before is unknown after a lost answer: not reported as B itself.
     assert result.previous_owner is None
 
@@ -357,17 +372,22 @@ def test_ttl_is_enabled_and_items_use_the_documented_layout(
     store = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, ttl_seconds=86_400, batch_mode=batch_mode
     )
-    store.claim(["k"], owner=A, lease_expires_at=clock() + 70.5)
-    store.mark_pending(["k"], owner=A, bundle_key="2024/bundle-1.tar.gz")
+    store.claim(["k"], owner=A, lease_expires_at=clock() + 70.5, bundle_key="2024/bundle-1.tar.gz")
     raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]
     assert raw == {
         "object_key": {"S": "k"},
         "status": {"S": "IN_PROGRESS"},
         "owner": {"S": A},
         "lease_expires_at": {"N": str(FUTURE_START + 70.5)},
-        "pending_bundle_key": {"S": "2024/bundle-1.tar.gz"},
+        "pending_bundles": {"SS": ["2024/bundle-1.tar.gz"]},
         "expiration": {"N": str(int(FUTURE_START) + 71 + 86_400)},
     }
+    store.mark_pending(["k"], owner=A, bundle_key="2024/bundle-0.tar.gz")
+    raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]
+    assert sorted(raw["pending_bundles"]["SS"]) == [
+        "2024/bundle-0.tar.gz",
+        "2024/bundle-1.tar.gz",
+    ]
     store.complete(["k"], owner=A, bundle_key="2024/bundle-1.tar.gz")
     raw = client.get_item(TableName=table, Key={"object_key": {"S": "k"}})["Item"]
     assert raw == {
@@ -482,10 +502,10 @@ def _written_keys(body: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize(
     ("batch_mode", "expected_sleeps"),
-    # single: "slow" backs off twice, "hopeless" three times. transact: the transaction
-    # holding all three backs off three times, then each key is written alone and
-    # "hopeless" backs off three more times.
-    [("single", 2 + 3), ("transact", 3 + 3)],
+    # single and hybrid (whose claims are single writes): "slow" backs off twice,
+    # "hopeless" three times. transact: the transaction holding all three backs off three
+    # times, then each key is written alone and "hopeless" backs off three more times.
+    [("single", 2 + 3), ("hybrid", 2 + 3), ("transact", 3 + 3)],
 )
 def test_throttling_is_retried_with_backoff_and_fails_only_its_key(
     atomic_endpoint: str,  # noqa: F811 - fixture use
@@ -698,3 +718,189 @@ def test_default_pool_is_at_least_the_concurrency(table: str) -> None:
 def _pool_size(store: DynamoDBIdempotencyStore) -> int:
     size: int = getattr(store.client.meta.config, "max_pool_connections")  # noqa: B009
     return size
+
+
+TRANSACT = "TransactWriteItems"
+
+
+def _legacy_item(key: str, *, lease: int, pending: str) -> dict[str, Any]:
+    """An in-progress item as 0.1.0 wrote it: one announcement, ``pending_bundle_key`` (S).
+
+    (Whole seconds: DynamoDB stores ``4102444830.0`` as ``4102444830``.)"""
+    return {
+        "object_key": {"S": key},
+        "status": {"S": "IN_PROGRESS"},
+        "owner": {"S": "owner-0.1.0"},
+        "lease_expires_at": {"N": str(lease)},
+        "pending_bundle_key": {"S": pending},
+        "expiration": {"N": str(int(FUTURE_START) + 86_400)},
+    }
+
+
+class _Operations:
+    """The operation of every request a client sends (each attempt), in order."""
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self.sent: list[str] = []
+        self._lock = threading.Lock()
+        client.meta.events.register("before-send.dynamodb", self._record)
+
+    def _record(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            self.sent.append(event_name.rsplit(".", 1)[-1])
+
+    def take(self) -> list[str]:
+        """What was sent since the last call."""
+        with self._lock:
+            sent, self.sent = self.sent, []
+        return sent
+
+
+@pytest.mark.parametrize("bundled", [True, False], ids=["bundled", "not-bundled"])
+def test_a_0_1_0_pending_bundle_key_is_read_checked_and_never_clobbered(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode, bundled: bool
+) -> None:
+    """An item 0.1.0 left behind (its holder crashed after ``mark_pending``) reads as a
+    one-announcement set. The claim's one-PutItem fast path is refused for it (a PutItem
+    would replace the item and lose the announcement), and the UpdateItem that takes it
+    over checks bundle-old: recovered when bundle-old holds the record; otherwise
+    claimed, with bundle-old kept as it was and the claimer's own announcement in the new
+    set, so that the next claimer checks both."""
+    clock = FakeClock(FUTURE_START)
+    locator = InMemoryBundleLocator()
+    store = DynamoDBIdempotencyStore(
+        table, client=client, clock=clock, bundle_locator=locator, batch_mode=batch_mode
+    )
+    client.put_item(
+        TableName=table, Item=_legacy_item("old", lease=int(FUTURE_START) - 5, pending="bundle-old")
+    )
+    legacy = store.get("old")
+    assert legacy is not None
+    assert (legacy.status, legacy.owner) == (RecordStatus.IN_PROGRESS, "owner-0.1.0")
+    assert legacy.pending_bundle_keys == {"bundle-old"}
+    if bundled:
+        locator.add("bundle-old", ["old"])
+    operations = _Operations(client)
+    result = store.claim(["old"], owner=B, lease_expires_at=clock() + 60, bundle_key="bundle-b")
+    # (transact: the fresh-key transaction, refused), the refused fast path, the takeover,
+    # and when recovered the completion.
+    takeover = [TRANSACT] if batch_mode == "transact" else []
+    takeover += ["PutItem", "UpdateItem"]
+    completion = ["PutItem"] if batch_mode == "single" else [TRANSACT]
+    assert operations.take() == takeover + (completion if bundled else [])
+    raw = client.get_item(TableName=table, Key={"object_key": {"S": "old"}})["Item"]
+    if bundled:
+        assert (result["old"].status, result["old"].bundle_key) == (
+            ClaimStatus.RECOVERED,
+            "bundle-old",
+        )
+        assert result["old"].previous_owner == "owner-0.1.0"
+        assert raw["status"] == {"S": "COMPLETED"}
+        assert "pending_bundle_key" not in raw
+        assert "pending_bundles" not in raw
+        return
+    assert result["old"].status is ClaimStatus.CLAIMED
+    assert result["old"].pending_bundle_keys == ("bundle-old",)
+    assert raw["pending_bundle_key"] == {"S": "bundle-old"}
+    assert raw["pending_bundles"] == {"SS": ["bundle-b"]}
+    assert raw["owner"] == {"S": B}
+    record = store.get("old")
+    assert record is not None
+    assert record.pending_bundle_keys == {"bundle-old", "bundle-b"}
+    clock.advance(60)
+    locator.add("bundle-b", ["old"])
+    third = store.claim(["old"], owner=A, lease_expires_at=clock() + 60)["old"]
+    assert (third.status, third.bundle_key, third.previous_owner) == (
+        ClaimStatus.RECOVERED,
+        "bundle-b",
+        B,
+    )
+
+
+def test_a_live_0_1_0_lease_is_respected_and_left_untouched(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
+) -> None:
+    """A 0.1.0 holder still working: its lease blocks the claim and its item is unchanged."""
+    clock = FakeClock(FUTURE_START)
+    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, batch_mode=batch_mode)
+    item = _legacy_item("busy", lease=int(FUTURE_START) + 30, pending="bundle-old")
+    client.put_item(TableName=table, Item=item)
+    result = store.claim(["busy"], owner=B, lease_expires_at=clock() + 60, bundle_key="bundle-b")
+    assert result["busy"].status is ClaimStatus.IN_PROGRESS_ELSEWHERE
+    assert result["busy"].lease_expires_at == FUTURE_START + 30
+    assert client.get_item(TableName=table, Key={"object_key": {"S": "busy"}})["Item"] == item
+
+
+def test_a_blank_0_1_0_announcement_does_not_block_the_claim(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode
+) -> None:
+    """A ``pending_bundle_key`` holding an empty string announces nothing, but it still
+    fails the fast path's ``attribute_not_exists``: the claim takes the UpdateItem path
+    instead of reporting a lease that has ended as held elsewhere."""
+    clock = FakeClock(FUTURE_START)
+    store = DynamoDBIdempotencyStore(table, client=client, clock=clock, batch_mode=batch_mode)
+    client.put_item(
+        TableName=table, Item=_legacy_item("blank", lease=int(FUTURE_START) - 5, pending="")
+    )
+    result = store.claim(["blank"], owner=B, lease_expires_at=clock() + 60)["blank"]
+    assert result.status is ClaimStatus.CLAIMED
+    assert (result.previous_owner, result.pending_bundle_keys) == ("owner-0.1.0", ())
+    record = store.get("blank")
+    assert record is not None
+    assert record.owner == B
+
+
+def _expected_requests(mode: BatchMode, step: str, count: int) -> list[str]:
+    """The requests a bulk step on ``count`` fresh keys sends in ``mode``."""
+    transactions = [TRANSACT] * math.ceil(count / 100)
+    if mode == "transact" or (mode == "hybrid" and step != "claim"):
+        return transactions
+    return [{"claim": "PutItem", "complete": "PutItem"}.get(step, "UpdateItem")] * count
+
+
+@pytest.mark.parametrize("count", [100, 150])
+def test_requests_per_step_in_each_batch_mode(
+    client: DynamoDBClient, table: str, batch_mode: BatchMode, count: int
+) -> None:
+    """Counted at the wire (``before-send``, every attempt): ``hybrid`` sends one claim
+    request per key and each of mark_pending, complete and release as one
+    ``TransactWriteItems`` per 100 keys; ``single`` one request per key and step;
+    ``transact`` one transaction per 100 keys and step. With no contention nothing else
+    is sent: no read, no retry, no fallback."""
+    clock = FakeClock(FUTURE_START)
+    store = DynamoDBIdempotencyStore(
+        table, client=client, clock=clock, batch_mode=batch_mode, max_workers=8
+    )
+    done, dropped = keys(count, "done"), keys(count, "dropped")
+    operations = _Operations(client)
+    lease = clock() + 60
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("claim", lambda: store.claim(done, owner=A, lease_expires_at=lease, bundle_key="b-1")),
+        ("mark_pending", lambda: store.mark_pending(done, owner=A, bundle_key="b-2")),
+        ("complete", lambda: store.complete(done, owner=A, bundle_key="b-1")),
+        ("claim", lambda: store.claim(dropped, owner=A, lease_expires_at=lease, bundle_key="b-3")),
+        ("release", lambda: store.release(dropped, owner=A, bundle_key="b-3")),
+    ]
+    for step, call in steps:
+        results = call()
+        assert len(results) == count
+        assert all(
+            getattr(r, "ok", False) or getattr(r, "status", None) is ClaimStatus.CLAIMED
+            for r in results.values()
+        )
+        assert operations.take() == _expected_requests(batch_mode, step, count), step
+    store.close()
+
+
+def test_the_default_batch_mode_is_hybrid(client: DynamoDBClient, table: str) -> None:
+    """Without ``batch_mode``, N claims are N requests and completing N <= 100 keys is one
+    ``TransactWriteItems``: about two requests per bundled object with its GET."""
+    store = DynamoDBIdempotencyStore(table, client=client, clock=FakeClock(FUTURE_START))
+    assert store.batch_mode == "hybrid"
+    batch = keys(40)
+    operations = _Operations(client)
+    claimed = store.claim(batch, owner=A, lease_expires_at=FUTURE_START + 60, bundle_key="b")
+    assert all(r.status is ClaimStatus.CLAIMED for r in claimed.values())
+    assert operations.take() == ["PutItem"] * 40
+    assert all(r.ok for r in store.complete(batch, owner=A, bundle_key="b").values())
+    assert operations.take() == [TRANSACT]

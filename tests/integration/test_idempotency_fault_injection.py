@@ -1,5 +1,5 @@
 """The real ReusableProcessor under injected faults, over the session's S3 server (moto or
-SeaweedFS) and each store kind: in-memory, and DynamoDB over HTTP in both batch modes.
+SeaweedFS) and each store kind: in-memory, and DynamoDB over HTTP in its batch modes.
 
 Faults are injected by wrappers around the real `S3Client` and store
 (``tests/faults.py``); messages are delivered like SQS does, at least once
@@ -76,7 +76,16 @@ MOTO_SCENARIOS = (
     "crash-during-release",
 )
 
-STORES = ("memory", "dynamodb", "dynamodb-transact")
+#: DynamoDB kinds and their batch modes: "dynamodb" is the default (hybrid: claims one
+#: request per key, like single; mark_pending, complete and release in transactions).
+_MODES: dict[str, BatchMode] = {
+    "dynamodb": "hybrid",
+    "dynamodb-single": "single",
+    "dynamodb-transact": "transact",
+}
+STORES = ("memory", *_MODES)
+#: The crash scenarios run on the default mode and on the transactional claims (single
+#: mode's claims are hybrid's; its single completions run in STORES' tests).
 DYNAMODB = ("dynamodb", "dynamodb-transact")
 
 
@@ -104,8 +113,7 @@ def make_world(
         locator = S3ManifestBundleLocator(dest, client=s3_client)
         make_store: Callable[..., IdempotencyStore] = InMemoryIdempotencyStore
         if kind != "memory":
-            mode: BatchMode = "transact" if kind == "dynamodb-transact" else "single"
-            make_store = store_factory(request.getfixturevalue("atomic_endpoint"), mode)
+            make_store = store_factory(request.getfixturevalue("atomic_endpoint"), _MODES[kind])
         store = make_store(bundle_locator=locator, clock=clock, ttl_seconds=86_400)
         app_config = unit_config(distribution_bucket_name=dest, **config)
 

@@ -1,4 +1,4 @@
-"""The stateful store model, run against DynamoDB over HTTP in both batch modes (fewer
+"""The stateful store model, run against DynamoDB over HTTP in each batch mode (fewer
 examples: each is real requests), so every store is checked against the same rules."""
 
 from __future__ import annotations

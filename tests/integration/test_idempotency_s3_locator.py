@@ -206,8 +206,9 @@ def test_crash_after_upload_is_recovered_from_the_real_bundle(
     locator = S3ManifestBundleLocator(bucket, client=s3_client)
     store = DynamoDBIdempotencyStore(table, client=client, clock=clock, bundle_locator=locator)
     keys = sorted(expected_keys(OBJECTS))
-    store.claim(keys, owner="dead", lease_expires_at=clock() + 70)
-    store.mark_pending(keys, owner="dead", bundle_key="2024/bundle-dead-1.tar.gz")
+    store.claim(
+        keys, owner="dead", lease_expires_at=clock() + 70, bundle_key="2024/bundle-dead-1.tar.gz"
+    )
     s3_client.put_object(
         Bucket=bucket, Key="2024/bundle-dead-1.tar.gz", Body=engine_bundle(OBJECTS)
     )

@@ -189,7 +189,7 @@ def test_failed_recovery_completion_is_an_error() -> None:
     _pending_then_expired(store, clock)
     result = store.claim(["k"], owner=B, lease_expires_at=clock() + 10)["k"]
     assert result.status is ClaimStatus.ERROR
-    assert result.pending_bundle_key == "bundle-a"
+    assert result.pending_bundle_keys == ("bundle-a",)
     store.failures.clear()
     assert store.claim(["k"], owner=B, lease_expires_at=clock() + 10)["k"].status is (
         ClaimStatus.RECOVERED

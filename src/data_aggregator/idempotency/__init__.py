@@ -7,9 +7,14 @@ formula from the project conventions (kept exactly: it is what existing idempote
 hold), and goes through a store:
 
 ```text
-claim ──► mark_pending(bundle) ──► upload bundle ──► complete(bundle)
-  └── could not bundle it ──► release
+claim(bundle_key=K) ──► upload bundle K ──► complete(K)
+  └── not in K ──► release(bundle_key=K)
 ```
+
+The claim takes the lease and announces ``K`` in one write, so each bundled record costs
+two writes; after a crash, the next claimer asks a
+[`BundleLocator`][data_aggregator.idempotency.BundleLocator] whether an announced bundle
+holds the record before bundling it again.
 
 * [`IdempotencyStore`][data_aggregator.idempotency.IdempotencyStore]: the bulk API and the base
   class of every store;
@@ -18,7 +23,8 @@ claim ──► mark_pending(bundle) ──► upload bundle ──► complete(
 * [`DynamoDBIdempotencyStore`][data_aggregator.idempotency.DynamoDBIdempotencyStore] and
   [`create_idempotency_table`][data_aggregator.idempotency.create_idempotency_table]: production
   (imported on first use, so that importing this module does not import boto3), with
-  ``batch_mode="single"`` (default) or ``"transact"`` (`BatchMode`);
+  ``batch_mode="hybrid"`` (default: claims one request per key, completions batched),
+  ``"single"`` or ``"transact"`` (`BatchMode`);
 * [`BundleLocator`][data_aggregator.idempotency.BundleLocator] (protocol),
   [`InMemoryBundleLocator`][data_aggregator.idempotency.InMemoryBundleLocator] and
   [`S3ManifestBundleLocator`][data_aggregator.idempotency.S3ManifestBundleLocator]: crash

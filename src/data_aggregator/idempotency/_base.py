@@ -226,9 +226,9 @@ class IdempotencyStore(ABC):
         ttl_seconds: How long a completed record is remembered (its ``expiration`` is
             set to completion time plus this); in-progress records expire this long after
             their lease.
-        bundle_locator: Consulted on takeover of a lease whose holder announced a pending
-            bundle. Without one, such claims return ``CLAIMED`` with
-            ``pending_bundle_key`` set and a warning is logged.
+        bundle_locator: Consulted on takeover of a lease whose holders announced pending
+            bundles. Without one, such claims return ``CLAIMED`` with
+            ``pending_bundle_keys`` set and a warning is logged.
         clock: A ``time.time``-like callable (epoch seconds); tests inject a fake one.
         max_workers: How many primitives run at once (1: one after another, inline).
     """
@@ -277,8 +277,8 @@ class IdempotencyStore(ABC):
         self, key: str, *, owner: str, bundle_key: str, expiration: int
     ) -> WriteOutcome:
         """Atomically, if `held_by` (record, owner): set status completed,
-        ``bundle_key`` and ``expiration``; drop the lease and ``pending_bundle_key``; keep
-        ``owner``."""
+        ``bundle_key`` and ``expiration``; drop the lease and every announcement
+        (``pending_bundle_keys``); keep ``owner``."""
 
     @abstractmethod
     def _release_record(self, key: str, *, owner: str, bundle_key: str | None) -> WriteOutcome:
@@ -359,9 +359,10 @@ class IdempotencyStore(ABC):
         """Take a lease ending at ``lease_expires_at`` on each key.
 
         Claim each key once per invocation. A repeated claim by the same owner succeeds
-        (it is how a retried request finds its own write), but a record announced as
-        pending in another bundle is then checked like a takeover: if that bundle holds
-        it, the answer is ``RECOVERED`` and the record is completed in it.
+        (it is how a retried request finds its own write), but the bundles that earlier
+        holders announced for the record are then checked like a takeover's (all but
+        this claim's own ``bundle_key``): if one holds it, the answer is ``RECOVERED``
+        and the record is completed in it.
 
         Args:
             keys: Idempotency keys.

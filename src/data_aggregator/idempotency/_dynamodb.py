@@ -321,13 +321,12 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             key, _claim_put(owner, now, lease_expires_at, expiration, bundle_key), previous=True
         )
         if outcome.applied or not (
-            outcome.record is not None
-            and outcome.record.pending_bundle_keys
-            and claim_allowed(outcome.record, owner, now)
+            outcome.record is not None and claim_allowed(outcome.record, owner, now)
         ):
             return outcome
-        # Recovery path: claimable but announced as pending in a bundle. UpdateItem keeps
-        # the announcements (never lost, even if we crash before checking the bundles).
+        # Recovery path: claimable, so refused only for an announcement attribute (one that
+        # `_announcements` may even read as empty, such as a blank 0.1.0 string). UpdateItem
+        # keeps the announcements (never lost, even if we crash before checking the bundles).
         return self._send(
             key,
             _claim_update(owner, now, lease_expires_at, expiration, bundle_key),

@@ -162,7 +162,8 @@ class ClaimResult:
         bundle_key: ``ALREADY_COMPLETED``/``RECOVERED``: the bundle holding the record.
         pending_bundle_keys: ``CLAIMED`` after a takeover: the bundles previous holders
             announced and that were checked (or, with no locator configured, could not be),
-            in sorted order.
+            in sorted order (never the claim's own ``bundle_key``). ``ERROR`` of such a
+            takeover: the bundles that were to be checked.
         previous_owner: ``CLAIMED``/``RECOVERED`` after a takeover: whose lease expired.
         error: ``ERROR``: the failure (an
             [`IdempotencyError`][data_aggregator.exceptions.IdempotencyError]).

@@ -9,9 +9,15 @@ Run (prints the tables; about 13 minutes with the defaults on 2 cores)::
 ``aws-lambda-powertools`` is never a dependency of the package; without it the benchmark
 stops at once and says how to install it.
 
-**Set-up.** One moto server (S3 and DynamoDB) for the whole run, in its own process; a
-latency of 20 or 50 ms is injected into every HTTP request on the client side (a botocore
-``before-send`` hook, see ``_harness.py``). The same source objects for every row:
+**Set-up.** One moto server for S3 and one DynamoDB Local for the tables (AWS's own
+implementation, from the ``[servers]`` set-up the real-server tests use; ``--tables moto``
+puts the tables on moto too) for the whole run, each in its own process; a latency of 20
+or 50 ms is injected into every HTTP request on the client side (a botocore
+``before-send`` hook, see ``_harness.py``). Why DynamoDB Local: moto's
+``TransactWriteItems`` deep-copies the whole table once per item of the transaction, so
+its cost grows with the table (about 14 ms per item at 300 items), an artefact no real
+DynamoDB has; our completions are transactions, Powertools' and the floor's writes are
+not. The same source objects for every row:
 2,000 JSON-lines objects of 1-4 KiB (the first ``N`` of them for a case of ``N``
 objects). The event is what SQS delivers to a Lambda: ``N`` messages, one S3 record per
 message, **all ``N`` in one event** (an SQS event source mapping with a batching window
@@ -196,6 +202,14 @@ def _cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _servers_cpu(pids: list[int]) -> float | None:
+    """CPU seconds the servers ``pids`` have used so far (``None`` if unknown)."""
+    used = [_cpu_seconds(pid) for pid in pids]
+    if not used or any(value is None for value in used):
+        return None
+    return sum(value for value in used if value is not None)
 
 
 def _server_pid() -> int:
@@ -504,10 +518,11 @@ def _row_main(args: argparse.Namespace) -> None:
     case = json.loads(Path(args.case).read_text())
     n = args.n
     os.environ["AWS_ENDPOINT_URL"] = args.endpoint
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = args.tables_endpoint or args.endpoint
     os.environ["AWS_DEFAULT_REGION"] = REGION
     meter = Meter(args.latency)
     meter.install()
-    handler, check = BUILDERS[args.row](args.endpoint, case)
+    handler, check = BUILDERS[args.row](args.tables_endpoint or args.endpoint, case)
     warm = _event(case["source"], case["objects"][MAX_OBJECTS:])
     timed = _event(case["source"], case["objects"][:n])
 
@@ -515,13 +530,14 @@ def _row_main(args: argparse.Namespace) -> None:
     check(handler(warm, LocalContext.from_timeout(CONTEXT_SECONDS)), WARM_OBJECTS)
     meter.reset()
     context = LocalContext.from_timeout(CONTEXT_SECONDS)
-    server_started = _cpu_seconds(args.server_pid) if args.server_pid else None
+    pids = [int(pid) for pid in str(args.server_pid).split(",") if int(pid)]
+    server_started = _servers_cpu(pids)
     cpu_started = time.process_time()
     started = time.perf_counter()
     response = handler(timed, context)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    server_ended = _cpu_seconds(args.server_pid) if args.server_pid else None
+    server_ended = _servers_cpu(pids)
     meter.armed = False
     counts = dict(meter.counts)
     check(response, n)
@@ -560,7 +576,14 @@ class Results:
 
 
 def _measure(
-    endpoint: str, *, server_pid: int, row: str, n: int, latency_ms: int, case_file: str
+    endpoint: str,
+    *,
+    tables: str,
+    server_pid: str,
+    row: str,
+    n: int,
+    latency_ms: int,
+    case_file: str,
 ) -> Sample:
     raw = run_row(
         [
@@ -569,6 +592,8 @@ def _measure(
             ROW_FLAGS[row],
             "--endpoint",
             endpoint,
+            "--tables-endpoint",
+            tables,
             "--latency",
             str(latency_ms / 1000),
             "--case",
@@ -788,7 +813,14 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--server-pid", default="0", help=argparse.SUPPRESS)
+    parser.add_argument("--tables-endpoint", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tables",
+        choices=["dynamodb-local", "moto"],
+        default="dynamodb-local",
+        help="where the DynamoDB tables live (default: AWS's DynamoDB Local)",
+    )
     args = parser.parse_args()
     if args.row:
         _row_main(args)
@@ -804,9 +836,13 @@ def main() -> None:
     docs_sizes = set(_sizes(args.docs_objects) if args.docs_objects is not None else sizes[:1])
     results = Results()
     started = time.perf_counter()
-    with moto_server() as endpoint, tempfile.TemporaryDirectory() as work:
+    with (
+        moto_server() as endpoint,
+        tempfile.TemporaryDirectory() as work,
+        contextlib.ExitStack() as stack,
+    ):
         print("seeding the moto server ...", flush=True)
-        server_pid = _server_pid()
+        tables, server_pid = _table_server(args.tables, endpoint, Path(work), stack)
         case = _seed(endpoint)
         case_file = str(Path(work) / "case.json")
         Path(case_file).write_text(json.dumps(case))
@@ -819,6 +855,7 @@ def main() -> None:
                             continue
                         sample = _measure(
                             endpoint,
+                            tables=tables,
                             server_pid=server_pid,
                             row=row,
                             n=n,
@@ -841,6 +878,21 @@ def main() -> None:
             "larger sizes are extrapolated linearly (--docs-objects to measure them)"
         )
     print(f"\n{os.cpu_count()} CPUs; total benchmark time: {time.perf_counter() - started:.0f} s")
+
+
+def _table_server(
+    where: str, moto: str, work: Path, stack: contextlib.ExitStack
+) -> tuple[str, str]:
+    """The tables' endpoint and the comma-separated pids of the servers to meter."""
+    pids = [_server_pid()]  # moto's: the driver's only child so far
+    if where == "moto":
+        return moto, str(pids[0])
+    from data_aggregator.testing.servers import start_dynamodb_local
+
+    local = start_dynamodb_local(work / "dynamodb")
+    stack.callback(local.stop)
+    pids.append(local.process.pid)
+    return local.endpoint, ",".join(map(str, pids))
 
 
 def _extrapolate_docs(results: Results, n: int, latency: int, docs_sizes: set[int]) -> None:

@@ -344,13 +344,14 @@ class Invocation:
 
     def _commit_gate(self, leases: Leases, bundle_key: str, tokens: Sequence[object]) -> None:
         """The engine's ``before_commit``, right before the final upload request: commit
-        only while the invocation is alive and its leases cannot have ended.
+        only while the invocation is alive (its request deadline, a little before the
+        context's, has not passed) and its leases cannot have ended.
 
         Raises:
             DeadlineExceededError: the deadline has passed (the lease ends
                 ``LEASE_MARGIN_SECONDS`` after it): the upload is aborted.
         """
-        remaining = self.context.get_remaining_time_in_millis() / 1000.0
+        remaining = self.deadline.remaining()
         lease_left = leases.lease_expires_at - self.clock()
         if remaining <= 0 or lease_left <= self.config.lease_margin_seconds:
             raise DeadlineExceededError(

@@ -113,18 +113,20 @@ def test_table_writes_are_answered_provisioned_throughput_exceeded(
     make_fault_proxy: Callable[..., FaultProxy],
     aggregator_env: AggregatorEnv,
 ) -> None:
-    """The first two PutItem fail as ProvisionedThroughputExceededException, then stop."""
+    """The first two PutItem fail as ProvisionedThroughputExceededException (with the
+    retry-after header asked for), then the rule is spent."""
     proxy = make_fault_proxy(aws_backend.dynamodb_endpoint_url)
     dynamodb = _no_retry("dynamodb", proxy.endpoint_url)
     table = aggregator_env.table_name
-    proxy.add_fault("dynamodb", "PutItem", max_faults=2)
+    proxy.add_fault("dynamodb", "PutItem", max_faults=2, retry_after_ms=250)
     item = {"object_key": {"S": f"k-{uuid.uuid4().hex}"}}
-    codes = []
+    codes, retry_after = [], []
     for _ in range(3):
         try:
             dynamodb.put_item(TableName=table, Item=item)
         except ClientError as exc:
             codes.append(exc.response["Error"]["Code"])
+            retry_after.append(exc.response["ResponseMetadata"]["HTTPHeaders"]["x-amz-retry-after"])
     dynamodb.update_item(
         TableName=table,
         Key=item,
@@ -133,6 +135,7 @@ def test_table_writes_are_answered_provisioned_throughput_exceeded(
         ExpressionAttributeValues={":v": {"S": "x"}},
     )
     assert codes == ["ProvisionedThroughputExceededException"] * 2
+    assert retry_after == ["250"] * 2
     assert proxy.counts()["dynamodb", "PutItem"].faulted == 2
     assert proxy.forwarded("dynamodb", "PutItem") == 1
     assert proxy.forwarded("dynamodb", "UpdateItem") == 1

@@ -193,6 +193,10 @@ class FaultRule:
         bucket: Only S3 requests on this bucket.
         key_prefix: Only S3 requests on a key starting with this.
         max_faults: Stop failing after this many faults (``None``: never).
+        retry_after_ms: Sent with an error as ``x-amz-retry-after`` (milliseconds):
+            botocore's standard and adaptive modes then wait at least that long (up to
+            5 s more than their own backoff) before retrying: a retry delay a test can
+            count on.
     """
 
     service: str
@@ -206,6 +210,7 @@ class FaultRule:
     bucket: str | None = None
     key_prefix: str | None = None
     max_faults: int | None = None
+    retry_after_ms: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fraction <= 1.0:
@@ -431,6 +436,7 @@ class FaultProxy:
         bucket: str | None = None,
         key_prefix: str | None = None,
         max_faults: int | None = None,
+        retry_after_ms: int | None = None,
     ) -> FaultRule:
         """Fail ``fraction`` of the requests matching ``service`` and ``operation``.
 
@@ -451,6 +457,7 @@ class FaultProxy:
             bucket=bucket,
             key_prefix=key_prefix,
             max_faults=max_faults,
+            retry_after_ms=retry_after_ms,
         )
         with self._state.lock:
             self._state.rules.append(_RuleState(rule))
@@ -711,11 +718,14 @@ class _Handler(BaseHTTPRequestHandler):
         status = rule.status or status
         code = rule.error_code or code
         request_id = uuid.uuid4().hex.upper()
+        extra = (
+            {} if rule.retry_after_ms is None else {"x-amz-retry-after": str(rule.retry_after_ms)}
+        )
         if request.service == "dynamodb":
             message = _DYNAMODB_MESSAGES.get(code, code)
             payload = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}
             body = json.dumps(payload).encode()
-            headers = {"x-amzn-RequestId": request_id}
+            headers = {"x-amzn-RequestId": request_id, **extra}
             self._send_simple(status, body, "application/x-amz-json-1.0", headers)
             return
         message = _S3_MESSAGES.get(code, code)
@@ -724,7 +734,7 @@ class _Handler(BaseHTTPRequestHandler):
             f"<Error><Code>{code}</Code><Message>{message}</Message>"
             f"<RequestId>{request_id}</RequestId><HostId>fault-proxy</HostId></Error>"
         ).encode()
-        headers = {"x-amz-request-id": request_id, "x-amz-id-2": "fault-proxy"}
+        headers = {"x-amz-request-id": request_id, "x-amz-id-2": "fault-proxy", **extra}
         self._send_simple(status, body, "application/xml", headers)
 
     def _send_simple(

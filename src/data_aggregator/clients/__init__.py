@@ -40,6 +40,7 @@ from data_aggregator.clients._part_uploads import (
 )
 from data_aggregator.clients._s3 import (
     DEFAULT_POOL_CONNECTIONS,
+    RetryMode,
     S3Client,
     build_boto3_s3_client,
     connection_pool_size,
@@ -71,6 +72,7 @@ __all__ = [
     "PARTS_PER_DOUBLING",
     "CompletedPart",
     "MultipartWriter",
+    "RetryMode",
     "S3BodyStream",
     "S3Client",
     "S3ClientSettings",

@@ -37,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from data_aggregator import _deadline
 from data_aggregator._sizes import (
     DEFAULT_PART_SIZE_MB,
     DEFAULT_UPLOAD_CONCURRENCY,
@@ -378,7 +379,8 @@ class MultipartWriter(io.BufferedIOBase):
             )
         uploads.started()
         try:
-            future = self._executor.submit(uploads.upload, part, self._upload_id)
+            # The caller's deadline goes with the part: no request past it, in any thread.
+            future = _deadline.submit(self._executor, uploads.upload, part, self._upload_id)
         except BaseException:
             uploads.not_started()
             raise

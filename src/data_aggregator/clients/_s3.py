@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
 
 from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_UPLOAD_CONCURRENCY, MIB
+from data_aggregator.clients._deadline_hooks import add_deadline_hooks
 from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
 from data_aggregator.clients._types import (
     CONTENT_SHA256,
@@ -122,7 +123,9 @@ class S3Client:
     Args:
         client: A boto3 S3 client to use as is. When omitted, one is built by
             [`build_boto3_s3_client`][data_aggregator.clients.build_boto3_s3_client]
-            (standard retries, a pool of ``max_pool_connections``).
+            (standard retries, a pool of ``max_pool_connections``). Either way the client
+            gets the deadline hooks of
+            [`add_deadline_hooks`][data_aggregator.clients.add_deadline_hooks].
         session: The boto3 session to build the default client from.
         expected_bucket_owner: Account id sent as ``ExpectedBucketOwner`` on every call.
         kms_key_id: KMS key for SSE-KMS on uploads; ``None`` leaves the bucket default.
@@ -177,6 +180,7 @@ class S3Client:
                 )
             connect_timeout = float(getattr(botocore_config, "connect_timeout", connect_timeout))
             read_timeout = float(getattr(botocore_config, "read_timeout", read_timeout))
+        add_deadline_hooks(client)
         self._client = client
         self.expected_bucket_owner = expected_bucket_owner
         self.kms_key_id = kms_key_id

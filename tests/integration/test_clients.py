@@ -491,14 +491,14 @@ def test_default_client_honours_aws_endpoint_url(
     make_bucket: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Without an injected client, boto3's AWS_ENDPOINT_URL and adaptive retries are used."""
+    """Without an injected client, boto3's AWS_ENDPOINT_URL and standard retries are used."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     bucket = make_bucket()
     _put(boto, bucket, "k")
     s3 = S3Client(max_pool_connections=13)
     assert [e.key for e in s3.iter_objects(bucket)] == ["k"]
     config = s3.client.meta.config
-    assert getattr(config, "retries", {})["mode"] == "adaptive"
+    assert getattr(config, "retries", {})["mode"] == "standard"
     assert getattr(config, "max_pool_connections", 0) == 13
 
 

@@ -97,7 +97,7 @@ def _backfill_clients(
     config = build_config(options)
     session = boto3.session.Session(region_name=region)
     retries = Config(
-        retries={"mode": "adaptive", "total_max_attempts": 5},
+        retries={"mode": "standard", "total_max_attempts": 5},  # see docs/clients.md
         max_pool_connections=connection_pool_size(config),
     )
     s3 = S3Client.from_config(

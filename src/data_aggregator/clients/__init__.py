@@ -18,6 +18,10 @@ Reads return typed results ([`S3Object`][data_aggregator.clients.S3Object],
 [`S3BodyStream`][data_aggregator.clients.S3BodyStream] whose read errors are typed too.
 Streaming uploads of unknown size: [`MultipartWriter`][data_aggregator.clients.MultipartWriter].
 
+Every client built or wrapped here gets botocore hooks
+([`add_deadline_hooks`][data_aggregator.clients.add_deadline_hooks]) so that no request is
+sent, and no retry slept for, past the invocation's deadline.
+
 boto3 is imported only when a default client is built, so importing this module is cheap.
 """
 
@@ -30,6 +34,7 @@ from data_aggregator._sizes import (
     MIB,
     MIN_PART_SIZE,
 )
+from data_aggregator.clients._deadline_hooks import add_deadline_hooks
 from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
 from data_aggregator.clients._multipart import MultipartWriter, WriterOptions, WriterState
 from data_aggregator.clients._part_uploads import (
@@ -40,6 +45,7 @@ from data_aggregator.clients._part_uploads import (
 )
 from data_aggregator.clients._s3 import (
     DEFAULT_POOL_CONNECTIONS,
+    RetryMode,
     S3Client,
     build_boto3_s3_client,
     connection_pool_size,
@@ -71,6 +77,7 @@ __all__ = [
     "PARTS_PER_DOUBLING",
     "CompletedPart",
     "MultipartWriter",
+    "RetryMode",
     "S3BodyStream",
     "S3Client",
     "S3ClientSettings",
@@ -81,6 +88,7 @@ __all__ = [
     "WriterOptions",
     "WriterState",
     "WriterStats",
+    "add_deadline_hooks",
     "build_boto3_s3_client",
     "clamp_part_size",
     "connection_pool_size",

@@ -11,6 +11,7 @@ import io
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from data_aggregator.exceptions import (
+    DataAggregatorError,
     ErrorCode,
     S3AccessDeniedError,
     S3Error,
@@ -112,10 +113,15 @@ def translate_s3_error(
     ``exc`` may be a botocore ``ClientError``, a botocore transport error, an urllib3 error
     or a socket-level ``OSError`` raised while calling S3 or reading a response body.
     Returns ``None`` for anything else (a bug, a ``KeyboardInterrupt`` ...), which the
-    caller re-raises unchanged. The returned error's ``context`` carries ``bucket``,
-    ``key``, ``version_id``, ``operation`` and, for service errors, ``aws_error_code``,
-    ``http_status`` and ``request_id``; never a request or response body.
+    caller re-raises unchanged; so are the library's own errors, such as the
+    [`DeadlineExceededError`][data_aggregator.exceptions.DeadlineExceededError] a client
+    raises when the invocation's deadline leaves no time to send or retry a request. The
+    returned error's ``context`` carries ``bucket``, ``key``, ``version_id``,
+    ``operation`` and, for service errors, ``aws_error_code``, ``http_status`` and
+    ``request_id``; never a request or response body.
     """
+    if isinstance(exc, DataAggregatorError):
+        return None  # already typed (a deadline reached in a botocore hook ...): kept as is
     from botocore import exceptions as bce  # noqa: PLC0415 - loaded lazily, see module doc
     from urllib3 import exceptions as u3e  # noqa: PLC0415
 

@@ -409,7 +409,8 @@ class MultipartWriter(io.BufferedIOBase):
             )
         uploads.started()
         try:
-            future = self._executor.submit(uploads.upload, part, self._upload_id)
+            # The caller's deadline goes with the part: no request past it, in any thread.
+            future = _deadline.submit(self._executor, uploads.upload, part, self._upload_id)
         except BaseException:
             uploads.not_started()
             raise

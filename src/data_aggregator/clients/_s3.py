@@ -6,9 +6,10 @@ import base64
 import hashlib
 import logging
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
 
 from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_UPLOAD_CONCURRENCY, MIB
+from data_aggregator.clients._deadline_hooks import add_deadline_hooks
 from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
 from data_aggregator.clients._types import (
     CONTENT_SHA256,
@@ -31,12 +32,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_POOL_CONNECTIONS",
+    "RetryMode",
     "S3Client",
     "build_boto3_s3_client",
     "connection_pool_size",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: botocore's retry modes (``Config(retries={"mode": ...})``).
+RetryMode: TypeAlias = Literal["standard", "adaptive", "legacy"]
 
 #: Connections beyond one per fetch and upload thread: heads, listings, tags, completions.
 _SPARE_CONNECTIONS = 4
@@ -89,19 +94,20 @@ def build_boto3_s3_client(
     max_attempts: int = 5,
     connect_timeout: float = 5.0,
     read_timeout: float = 60.0,
+    retry_mode: RetryMode = "standard",
 ) -> Boto3S3Client:
     """Build the default boto3 S3 client.
 
-    Adaptive retries (client-side rate limiting on throttling), TCP keep-alive and a
-    connection pool large enough for every fetch and upload thread. The endpoint comes from
-    the usual boto3 configuration, including ``AWS_ENDPOINT_URL`` /
-    ``AWS_ENDPOINT_URL_S3``.
+    botocore's ``standard`` retry mode (``retry_mode``; see ``docs/clients.md`` for why not
+    ``adaptive``), TCP keep-alive and a connection pool large enough for every fetch and
+    upload thread. The endpoint comes from the usual boto3 configuration, including
+    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``.
     """
     import boto3  # noqa: PLC0415 - deferred: keeps importing this module cheap
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(
-        retries={"mode": "adaptive", "total_max_attempts": max_attempts},
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -116,8 +122,10 @@ class S3Client:
 
     Args:
         client: A boto3 S3 client to use as is. When omitted, one is built by
-            [`build_boto3_s3_client`][data_aggregator.clients.build_boto3_s3_client] (adaptive
-            retries, a pool of ``max_pool_connections``).
+            [`build_boto3_s3_client`][data_aggregator.clients.build_boto3_s3_client]
+            (standard retries, a pool of ``max_pool_connections``). Either way the client
+            gets the deadline hooks of
+            [`add_deadline_hooks`][data_aggregator.clients.add_deadline_hooks].
         session: The boto3 session to build the default client from.
         expected_bucket_owner: Account id sent as ``ExpectedBucketOwner`` on every call.
         kms_key_id: KMS key for SSE-KMS on uploads; ``None`` leaves the bucket default.
@@ -172,6 +180,7 @@ class S3Client:
                 )
             connect_timeout = float(getattr(botocore_config, "connect_timeout", connect_timeout))
             read_timeout = float(getattr(botocore_config, "read_timeout", read_timeout))
+        add_deadline_hooks(client)
         self._client = client
         self.expected_bucket_owner = expected_bucket_owner
         self.kms_key_id = kms_key_id

@@ -38,7 +38,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from data_aggregator import _deadline
+from data_aggregator.clients import add_deadline_hooks
 from data_aggregator.exceptions import (
+    DeadlineExceededError,
     ErrorCode,
     IdempotencyConfigurationError,
     IdempotencyError,
@@ -275,6 +278,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         self.table_name = name
         self.partition_key = partition_key
         self.client: DynamoDBClient = client or _default_client(self._max_workers)
+        add_deadline_hooks(self.client)  # no request or retry past the invocation's deadline
         self._max_retries = max(0, max_retries)
         self._backoff_base = backoff_base_seconds
         self._backoff_max = backoff_max_seconds
@@ -636,7 +640,11 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         return report
 
     def _call(self, key: str | None, send: Callable[[], Any]) -> Any:
-        """Send one request, retrying throttling/5xx with full-jitter exponential backoff."""
+        """Send one request, retrying throttling/5xx with full-jitter exponential backoff.
+
+        Neither a request nor a backoff sleep goes past the current deadline: the key
+        then fails with a retryable ``IdempotencyStoreError`` coded ``DEADLINE_EXCEEDED``.
+        """
         attempt = 0
         while True:
             try:
@@ -650,12 +658,28 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                     raise _Cancelled(reasons if isinstance(reasons, list) else []) from None
                 if code in _RETRYABLE_CODES and attempt < self._max_retries:
                     ceiling = min(self._backoff_max, self._backoff_base * 2**attempt)
-                    self._sleep(self._random.uniform(0, ceiling))
+                    delay = self._random.uniform(0, ceiling)
+                    if _deadline.remaining(math.inf) <= delay:
+                        raise self._out_of_time(key, code) from exc
+                    self._sleep(delay)
                     attempt += 1
                     continue
                 raise self._translate(exc, key) from exc
             except BotoCoreError as exc:
                 raise unreachable(exc, key) from exc
+            except DeadlineExceededError as exc:  # from the client's deadline hooks
+                raise self._out_of_time(key, exc.context.get("last_error")) from exc
+
+    def _out_of_time(self, key: str | None, last_error: object) -> IdempotencyStoreError:
+        """The error of a key whose request could not be sent or retried in time."""
+        context: dict[str, Any] = {"table_name": self.table_name, "last_error": last_error}
+        if key is not None:
+            context["idempotency_key"] = key
+        return IdempotencyStoreError(
+            "no time left before the invocation's deadline for this DynamoDB request",
+            ErrorCode.DEADLINE_EXCEEDED,
+            context,
+        )
 
     def _translate(self, exc: ClientError, key: str | None) -> IdempotencyError:
         error = exc.response.get("Error", {})

@@ -19,6 +19,11 @@ Standard library only (plus the package itself); the hypothesis strategies are i
   [`LocalContext`][data_aggregator.testing.LocalContext];
 * [`InMemoryIdempotencyStore`][data_aggregator.testing.InMemoryIdempotencyStore], the store to
   hand a processor in tests;
+* [`FaultProxy`][data_aggregator.testing.FaultProxy], an HTTP proxy in front of S3 or
+  DynamoDB (moto's server or a real one) that adds latency, answers a share of chosen
+  requests with throttling errors or stalls them, and counts requests per operation
+  ([`FaultRule`][data_aggregator.testing.FaultRule],
+  [`RequestCounts`][data_aggregator.testing.RequestCounts]);
 * a handler module under test:
   [`use_environment`][data_aggregator.testing.use_environment] applies an environment and
   clears ``get_config()``'s cache,
@@ -58,6 +63,7 @@ from data_aggregator.testing._events import (
     sqs_message,
 )
 from data_aggregator.testing._handler import import_handler, use_environment
+from data_aggregator.testing._proxy import FaultKind, FaultProxy, FaultRule, RequestCounts
 
 __all__ = [
     "DEFAULT_ETAG",
@@ -66,8 +72,12 @@ __all__ = [
     "DEFAULT_SEQUENCER",
     "DEFAULT_TOPIC_ARN",
     "FakeClock",
+    "FaultKind",
+    "FaultProxy",
+    "FaultRule",
     "InMemoryIdempotencyStore",
     "LocalContext",
+    "RequestCounts",
     "encode_event_key",
     "eventbridge_object_created",
     "import_handler",

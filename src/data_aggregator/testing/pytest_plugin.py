@@ -27,6 +27,8 @@ Fixtures:
 * ``make_aggregator_env``: a factory building an `AggregatorEnv` (a source bucket,
   versioned or not, a destination bucket, an idempotency table made with
   ``create_idempotency_table``, boto3 clients and an ``AppConfig``), with unique names;
+* ``make_fault_proxy``: a factory of `FaultProxy` (``make_fault_proxy(upstream_url,
+  seed=0, latency=0.0)``) in front of a server, each stopped after the test;
 * ``handler_env``: ``aggregator_env`` applied to ``os.environ`` with ``get_config()``'s
   cache cleared, for testing a handler module (import it with ``import_handler``);
 * ``aggregator_env``: ``make_aggregator_env()`` with the defaults, or with the keyword
@@ -58,6 +60,7 @@ from botocore.config import Config
 
 from data_aggregator.config import AppConfig
 from data_aggregator.idempotency import create_idempotency_table
+from data_aggregator.testing import FaultProxy
 from data_aggregator.testing._handler import use_environment as _use_environment
 
 if TYPE_CHECKING:
@@ -79,6 +82,7 @@ __all__ = [
     "handler_env",
     "make_aggregator_env",
     "make_aws_client",
+    "make_fault_proxy",
     "moto_server",
     "selected_backend",
 ]
@@ -356,3 +360,24 @@ def handler_env(aggregator_env: AggregatorEnv) -> Iterator[AggregatorEnv]:
     """
     with _use_environment(aggregator_env.environ):
         yield aggregator_env
+
+
+@pytest.fixture
+def make_fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
+    """A factory of started [`FaultProxy`][data_aggregator.testing.FaultProxy]s in front of
+    a server: ``make_fault_proxy(aws_backend.s3_endpoint_url, seed=0, latency=0.0)``.
+
+    Every proxy it made is stopped after the test.
+    """
+    made: list[FaultProxy] = []
+
+    def _make(upstream: str, **options: Any) -> FaultProxy:
+        proxy = FaultProxy(upstream, **options).start()
+        made.append(proxy)
+        return proxy
+
+    try:
+        yield _make
+    finally:
+        for proxy in made:
+            proxy.stop()

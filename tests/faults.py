@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from data_aggregator import _deadline
 from data_aggregator.clients import S3Client
 from data_aggregator.exceptions import IdempotencyStoreError, S3ServiceError
 from data_aggregator.idempotency import (
@@ -92,6 +93,10 @@ class Fault(Enum):
     DELAY = "delay"
     #: The call takes effect, then ``seconds`` pass and ``meanwhile`` runs before it answers.
     DELAY_ANSWER = "delay-answer"
+    #: The request is on the wire: ``seconds`` pass and ``meanwhile`` runs, then it takes
+    #: effect (late, as S3 applying a commit sent before the deadline), whatever the
+    #: invocation's deadline says by then.
+    LAND_LATE = "land-late"
 
 
 _APPLIED_FIRST = {Fault.LOSE_ANSWER, Fault.CRASH_AFTER, Fault.DELAY_ANSWER}
@@ -107,8 +112,9 @@ class Rule:
         call: The n-th call of ``operation`` in the invocation (from 1); ``None``: every
             call.
         invocations: The plan's invocation numbers it applies to; ``None``: all.
-        seconds: Fake time a ``DELAY`` / ``DELAY_ANSWER`` takes.
-        meanwhile: Run during a ``DELAY`` / ``DELAY_ANSWER`` (e.g. another invocation).
+        seconds: Fake time a ``DELAY`` / ``DELAY_ANSWER`` / ``LAND_LATE`` takes.
+        meanwhile: Run during a ``DELAY`` / ``DELAY_ANSWER`` / ``LAND_LATE`` (e.g. another
+            invocation).
     """
 
     operation: str
@@ -218,6 +224,10 @@ class FaultPlan:
         if fault is Fault.DELAY:
             self._pass_time(rule)
             return apply()
+        if fault is Fault.LAND_LATE:
+            self._pass_time(rule)
+            with _deadline.scope(None):  # sent before the deadline: nothing stops it now
+                return apply()
         assert fault in _APPLIED_FIRST, fault
         answer = apply()
         if fault is Fault.CRASH_AFTER:

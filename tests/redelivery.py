@@ -53,6 +53,7 @@ __all__ = [
     "check_concurrent_duplicate_waits",
     "check_duplicate_window",
     "check_every_fault_at_once",
+    "check_late_commit_refused",
     "check_overlapping_batches",
     "deliver_until_done",
     "in_process_world",
@@ -430,17 +431,18 @@ def check_concurrent_duplicate_waits(world: World) -> None:
 
 
 def check_duplicate_window(world: World) -> None:
-    """A commit that lands after its lease ended and another invocation took over
-    duplicates the object (impossible on Lambda: the deadline comes first); the late
-    invocation's complete is refused, so it does not acknowledge its message, and a
-    redelivery finds the record completed in the taker's bundle."""
+    """A commit sent before the deadline that S3 applies after the lease ended, once
+    another invocation took over, duplicates the object (the one window left: a request
+    already on the wire); the late invocation's complete is refused, so it does not
+    acknowledge its message, and a redelivery finds the record completed in the taker's
+    bundle."""
     (obj,) = world.objects(1)
     taker = world.function()
     taken: list[BatchResult | None] = []
     stalled = world.function(
         Rule(
             "PutObject",
-            Fault.DELAY,
+            Fault.LAND_LATE,
             seconds=71.0,  # past the 60 s deadline and the 10 s margin
             meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
         )
@@ -469,6 +471,29 @@ def check_duplicate_window(world: World) -> None:
     assert [(r.reason, r.bundle_key) for r in redelivered.records] == [
         (Reason.ALREADY_COMPLETED, record.bundle_key)
     ]
+
+
+def check_late_commit_refused(world: World) -> None:
+    """See ``test_a_commit_that_would_start_after_the_deadline_is_never_sent``."""
+    (obj,) = world.objects(1)
+    taker = world.function()
+    taken: list[BatchResult | None] = []
+    stalled = world.function(
+        Rule(
+            "PutObject",
+            Fault.DELAY,  # 71 s pass before the request would be sent
+            seconds=71.0,
+            meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
+        )
+    )
+    late = stalled.invoke([Message("stalled", obj)])
+    assert late is not None
+    (taker_result,) = taken
+    assert taker_result is not None
+    assert [r.outcome for r in taker_result.records] == [Outcome.BUNDLED]
+    assert [(r.outcome, r.reason) for r in late.records] == [(Outcome.FAILED, Reason.TIMEOUT)]
+    assert late.bundles == ()
+    assert_exactly_once(world.shelf, [obj], world.store)
 
 
 def check_overlapping_batches(world: World, scenarios: Sequence[str], count: int) -> None:

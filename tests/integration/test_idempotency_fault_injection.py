@@ -46,6 +46,7 @@ from tests.redelivery import (
     check_concurrent_duplicate_waits,
     check_duplicate_window,
     check_every_fault_at_once,
+    check_late_commit_refused,
     check_overlapping_batches,
     deliver_until_done,
     messages_for,
@@ -183,9 +184,20 @@ def test_concurrent_duplicate_waits_for_the_live_lease(
 def test_commit_after_the_lease_ended_is_the_duplicate_window(
     make_world: Callable[..., World], kind: str
 ) -> None:
-    """A commit after its lease ended duplicates the object; the late invocation does not
-    acknowledge it, and a redelivery finds it completed in the taker's bundle."""
+    """A commit sent in time that lands after its lease ended duplicates the object; the
+    late invocation does not acknowledge it, and a redelivery finds it completed in the
+    taker's bundle."""
     check_duplicate_window(make_world(kind))
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_commit_that_would_start_after_the_deadline_is_never_sent(
+    make_world: Callable[..., World], kind: str
+) -> None:
+    """The upload stalls past the deadline and the lease (another invocation takes the
+    record over meanwhile): its commit request is refused before it is sent, so the
+    object is in the taker's bundle only, and the late invocation fails with TIMEOUT."""
+    check_late_commit_refused(make_world(kind))
 
 
 @pytest.mark.parametrize("kind", STORES)

@@ -13,6 +13,7 @@ under test, with two seconds of slack (the guard leaves 2 s, the work takes 2 s)
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
     from mypy_boto3_s3 import S3Client as Boto3S3Client
 
+    from data_aggregator.testing import FaultProxy
     from tests.integration._processor_env import ProcessorEnv
 
 #: Visibility timeout between deliveries: past every lease (deadline + 10 s margin).
@@ -142,3 +144,94 @@ def test_happy_path_makes_about_two_requests_per_object(
     assert len(requests) / len(objects) <= 2.1, per_operation
     writes = per_operation["PutItem"] + len(objects)  # claims + completed items
     assert writes / len(objects) == 2
+
+
+@dataclass
+class _Storm:
+    """A processor whose S3 and table requests go through fault-injecting proxies."""
+
+    env: ProcessorEnv
+    s3_proxy: FaultProxy
+    table_proxy: FaultProxy
+    clock: RunningClock
+
+
+@pytest.fixture
+def storm(
+    s3_endpoint: str,
+    dynamodb_endpoint: str,
+    s3_client: Boto3S3Client,
+    make_bucket: Callable[..., str],
+    request: pytest.FixtureRequest,
+) -> Iterator[_Storm]:
+    """A real-time processor behind a proxy for each server (5 ms added per request)."""
+    make_fault_proxy: Callable[..., FaultProxy] = request.getfixturevalue("make_fault_proxy")
+    s3_proxy = make_fault_proxy(s3_endpoint, seed=11, latency=0.005)
+    table_proxy = make_fault_proxy(dynamodb_endpoint, seed=12, latency=0.005)
+    clock = RunningClock()
+    factory = env_factory(s3_proxy.endpoint_url, table_proxy.endpoint_url, s3_client, make_bucket)
+    env = next(factory)(
+        clock=clock,
+        store_class=_store_class(request),
+        timeout_guard_threshold_seconds=1.5,
+        fetch_concurrency=16,
+    )
+    yield _Storm(env, s3_proxy, table_proxy, clock)
+    env.store.close()
+
+
+@pytest.mark.slow
+def test_throttling_storm_converges_with_every_commit_inside_its_lease(storm: _Storm) -> None:
+    """Issue 12's storm, small: 20% of GetObject answered 503 SlowDown and 10% of the
+    table writes ProvisionedThroughputExceeded (a fault-injecting proxy in front of each
+    server), 200 objects in batches of 50, 4 s contexts. Every call returns before its
+    deadline, every bundle is committed before its invocation's leases end, and the
+    redeliveries converge with every object in exactly one bundle."""
+    env, s3_proxy, table_proxy, clock = storm.env, storm.s3_proxy, storm.table_proxy, storm.clock
+    s3_proxy.add_fault("s3", "GetObject", fraction=0.2)
+    for operation in ("PutItem", "UpdateItem", "TransactWriteItems"):
+        table_proxy.add_fault("dynamodb", operation, fraction=0.1)
+    commits = _record_commits(env.processor_s3, clock)
+    objects = [env.put(f"storm/{i:03d}.txt") for i in range(200)]
+    records = sqs_batch([s3_body(o.record()) for o in objects])["Records"]
+    pending = {record["messageId"]: record for record in records}
+    deadlines: dict[str, float] = {}
+    for delivery in range(30):
+        if not pending:
+            break
+        batch = list(pending.values())[:50]
+        request_id = f"storm-{delivery:02d}"
+        context = LocalContext.from_timeout(4.0, clock=clock, aws_request_id=request_id)
+        deadlines[request_id] = clock() + 4.0
+        response = env.handle({"Records": batch}, context)
+        assert context.get_remaining_time_in_millis() > 0, "returned after its deadline"
+        failed = set(failed_ids(response))
+        for record in batch:
+            if record["messageId"] not in failed:
+                del pending[record["messageId"]]
+        clock.advance(_VISIBILITY_SECONDS)
+    assert not pending, f"{len(pending)} messages never acknowledged"
+    assert s3_proxy.faulted("s3", "GetObject") > 0
+    assert table_proxy.faulted("dynamodb") > 0
+    margin = env.processor.config.lease_margin_seconds
+    for key, committed_at in commits.items():
+        request_id = next(rid for rid in deadlines if f"-{rid}-" in key)
+        assert committed_at < deadlines[request_id] + margin, key  # inside the leases
+    assert_bundled_once(env.bundles(), objects)
+
+
+def _record_commits(client: Any, clock: RunningClock) -> dict[str, float]:
+    """Bundle key -> the time (on ``clock``) its commit request was answered."""
+    committed: dict[str, float] = {}
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["bundle_key"] = params.get("Key")
+
+    def answered(context: dict[str, Any], http_response: Any, **_: Any) -> None:
+        if http_response.status_code == 200 and context.get("bundle_key"):
+            committed[str(context["bundle_key"])] = clock()
+
+    for operation in ("PutObject", "CompleteMultipartUpload"):
+        client.meta.events.register(f"before-call.s3.{operation}", remember)
+        client.meta.events.register(f"after-call.s3.{operation}", answered)
+    return committed

@@ -889,6 +889,7 @@ def _table_server(
         return moto, str(pids[0])
     from data_aggregator.testing.servers import start_dynamodb_local
 
+    (work / "dynamodb").mkdir()
     local = start_dynamodb_local(work / "dynamodb")
     stack.callback(local.stop)
     pids.append(local.process.pid)

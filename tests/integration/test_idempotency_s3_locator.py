@@ -119,6 +119,30 @@ def test_reads_the_manifest_of_every_codec(
     assert locator.bundled_keys("2024/b.tar") == expected_keys(OBJECTS)
 
 
+def test_a_verified_bundle_is_read_once_a_missing_one_every_time(
+    s3_client: Boto3S3Client, bucket: str
+) -> None:
+    """A stored bundle never changes: the locator remembers a verified one (the
+    redelivery of a crashed batch asks about it once per claim chunk); a missing bundle
+    is asked again, since a late upload may still land."""
+    reads: list[str] = []
+    locator = S3ManifestBundleLocator(bucket, client=S3Client(s3_client))
+
+    def count(event_name: str, **_: Any) -> None:
+        reads.append(event_name.rsplit(".", 1)[-1])
+
+    locator.client.client.meta.events.register("before-send.s3.GetObject", count)
+    s3_client.put_object(Bucket=bucket, Key="b.tar.gz", Body=engine_bundle(OBJECTS))
+    for _ in range(3):
+        assert locator.bundled_keys("b.tar.gz") == expected_keys(OBJECTS)
+    assert reads == ["GetObject"]
+    for _ in range(2):
+        assert locator.bundled_keys("late.tar.gz") == frozenset()
+    assert reads == ["GetObject"] * 3
+    s3_client.put_object(Bucket=bucket, Key="late.tar.gz", Body=engine_bundle(OBJECTS))
+    assert locator.bundled_keys("late.tar.gz") == expected_keys(OBJECTS)
+
+
 def test_key_function_sees_each_members_key_version_and_sequencer(
     s3_client: Boto3S3Client, bucket: str
 ) -> None:

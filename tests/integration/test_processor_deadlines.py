@@ -1,10 +1,12 @@
 """The invocation under a real deadline: a big batch, a short context, a slow server.
 
 Issue 12's livelock, made small: every invocation has 4 s and a 2 s timeout guard, and
-every request of the processor takes 10 ms more (client side, before it is sent). The
-batch is far larger than one invocation can bundle. Each call must return before its
-context runs out, bundle something, and the redeliveries must converge with every object
-in exactly one bundle.
+every request of the processor takes 10 ms more (a `FaultProxy` in front of each server),
+with or without a throttling table. The batch is far larger than one invocation can
+bundle. Each call must return before its context runs out, bundle something, and the
+redeliveries must converge with every object in exactly one bundle. Then the storm: a
+share of the reads and of the table writes throttled, every commit inside its lease. And
+the happy path's request count.
 
 These tests read real time on purpose: "returns before its deadline" is the behaviour
 under test, with two seconds of slack (the guard leaves 2 s, the work takes 2 s).
@@ -12,7 +14,6 @@ under test, with two seconds of slack (the guard leaves 2 s, the work takes 2 s)
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,13 +70,6 @@ def make_env(
     yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
-def _add_latency(client: Any, seconds: float) -> None:
-    def sleep(**_: Any) -> None:
-        time.sleep(seconds)
-
-    client.meta.events.register("before-send", sleep)
-
-
 def _deliver_until_done(
     env: ProcessorEnv, clock: RunningClock, event: dict[str, Any], rounds: int
 ) -> list[int]:
@@ -97,26 +91,26 @@ def _deliver_until_done(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("throttled", [0.0, 0.2], ids=["steady-store", "store-throttles-20pct"])
 def test_big_batch_short_deadline_every_call_returns_in_time_and_converges(
-    make_env: Callable[..., ProcessorEnv], request: pytest.FixtureRequest
+    make_proxied: Callable[..., _Storm], throttled: float
 ) -> None:
-    """500 one-object messages against 4 s contexts: each call returns before its
-    deadline with objects bundled, and the batch converges, each object bundled once."""
-    clock = RunningClock()
-    env = make_env(
-        clock=clock,
-        store_class=_store_class(request),
-        timeout_guard_threshold_seconds=2.0,
-        fetch_concurrency=16,
-    )
-    _add_latency(env.processor_s3, 0.01)
-    _add_latency(env.dynamodb, 0.01)
+    """500 one-object messages against 4 s contexts, 10 ms per request, and (second case)
+    20% of the table writes throttled: each call returns before its deadline with objects
+    bundled, and the batch converges, each object bundled once."""
+    storm = make_proxied(0.01, timeout_guard_threshold_seconds=2.0, fetch_concurrency=16)
+    env = storm.env
+    if throttled:
+        for operation in _TABLE_WRITES:
+            storm.table_proxy.add_fault("dynamodb", operation, fraction=throttled)
     objects = [env.put(f"live/{i:04d}.txt") for i in range(500)]
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    bundled = _deliver_until_done(env, clock, event, rounds=40)
+    bundled = _deliver_until_done(env, storm.clock, event, rounds=40)
     assert all(count > 0 for count in bundled), bundled  # progress on every call
     assert sum(bundled) == len(objects)
     assert_bundled_once(env.bundles(), objects)
+    if throttled:
+        assert storm.table_proxy.faulted("dynamodb") > 0
 
 
 def test_happy_path_makes_about_two_requests_per_object(
@@ -157,39 +151,50 @@ class _Storm:
 
 
 @pytest.fixture
-def storm(
+def make_proxied(
     s3_endpoint: str,
     dynamodb_endpoint: str,
     s3_client: Boto3S3Client,
     make_bucket: Callable[..., str],
     request: pytest.FixtureRequest,
-) -> Iterator[_Storm]:
-    """A real-time processor behind a proxy for each server (5 ms added per request)."""
+) -> Iterator[Callable[..., _Storm]]:
+    """A factory of real-time processors behind a fault-injecting proxy for each server,
+    ``latency`` seconds added per request, ``AppConfig`` fields as keyword arguments."""
     make_fault_proxy: Callable[..., FaultProxy] = request.getfixturevalue("make_fault_proxy")
-    s3_proxy = make_fault_proxy(s3_endpoint, seed=11, latency=0.005)
-    table_proxy = make_fault_proxy(dynamodb_endpoint, seed=12, latency=0.005)
-    clock = RunningClock()
-    factory = env_factory(s3_proxy.endpoint_url, table_proxy.endpoint_url, s3_client, make_bucket)
-    env = next(factory)(
-        clock=clock,
-        store_class=_store_class(request),
-        timeout_guard_threshold_seconds=1.5,
-        fetch_concurrency=16,
-    )
-    yield _Storm(env, s3_proxy, table_proxy, clock)
-    env.store.close()
+    made: list[ProcessorEnv] = []
+
+    def make(latency: float, **config: Any) -> _Storm:
+        s3_proxy = make_fault_proxy(s3_endpoint, seed=11, latency=latency)
+        table_proxy = make_fault_proxy(dynamodb_endpoint, seed=12, latency=latency)
+        clock = RunningClock()
+        factory = env_factory(
+            s3_proxy.endpoint_url, table_proxy.endpoint_url, s3_client, make_bucket
+        )
+        env = next(factory)(clock=clock, store_class=_store_class(request), **config)
+        made.append(env)
+        return _Storm(env, s3_proxy, table_proxy, clock)
+
+    yield make
+    for env in made:
+        env.store.close()
+
+
+_TABLE_WRITES = ("PutItem", "UpdateItem", "TransactWriteItems")
 
 
 @pytest.mark.slow
-def test_throttling_storm_converges_with_every_commit_inside_its_lease(storm: _Storm) -> None:
+def test_throttling_storm_converges_with_every_commit_inside_its_lease(
+    make_proxied: Callable[..., _Storm],
+) -> None:
     """Issue 12's storm, small: 20% of GetObject answered 503 SlowDown and 10% of the
     table writes ProvisionedThroughputExceeded (a fault-injecting proxy in front of each
     server), 200 objects in batches of 50, 4 s contexts. Every call returns before its
     deadline, every bundle is committed before its invocation's leases end, and the
     redeliveries converge with every object in exactly one bundle."""
+    storm = make_proxied(0.005, timeout_guard_threshold_seconds=1.5, fetch_concurrency=16)
     env, s3_proxy, table_proxy, clock = storm.env, storm.s3_proxy, storm.table_proxy, storm.clock
     s3_proxy.add_fault("s3", "GetObject", fraction=0.2)
-    for operation in ("PutItem", "UpdateItem", "TransactWriteItems"):
+    for operation in _TABLE_WRITES:
         table_proxy.add_fault("dynamodb", operation, fraction=0.1)
     commits = _record_commits(env.processor_s3, clock)
     objects = [env.put(f"storm/{i:03d}.txt") for i in range(200)]

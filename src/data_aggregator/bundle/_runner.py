@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from data_aggregator import _deadline
 from data_aggregator.bundle._fetch import (
     Fetched,
     Rejected,
@@ -318,14 +319,36 @@ class BundleRunner:
             bundle, entry, header = self._prepare(item, size, etag, opened.last_modified)
             digest = hashlib.sha256()
             bundle.begin_member(item.index, item.source.token, entry, header)
+            deadline = _deadline.current()
             try:
-                for chunk in read_exact(opened.body, size, item.source, self._settings.chunk_size):
+                for chunk in read_exact(
+                    opened.body,
+                    size,
+                    item.source,
+                    self._settings.chunk_size,
+                    # Past the deadline the bundle could not be committed anyway: stop.
+                    reserve=None if deadline is None else lambda _n: not deadline.expired(),
+                ):
                     digest.update(chunk)
                     bundle.write(chunk)
                     self._window.top_up()
             except Rejected as rejected:
                 # Bytes already in the tar cannot be taken back: drop this whole bundle.
                 rejected.etag = etag
+                if rejected.status is OutcomeStatus.NOT_ATTEMPTED:  # the deadline passed
+                    self._reject(item, rejected)
+                    self._abort_bundle(
+                        BundleUploadError(
+                            "bundle discarded: the deadline passed while a member was written",
+                            ErrorCode.BUNDLE_MEMBER_FAILED,
+                            {
+                                "bundle_key": bundle.key,
+                                "member": item.name,
+                                "cause_code": ErrorCode.DEADLINE_EXCEEDED,
+                            },
+                        )
+                    )
+                    return
                 self._poison(item, rejected)
                 return
             bundle.set_sha256(digest.hexdigest())

@@ -399,7 +399,15 @@ class MultipartWriter(io.BufferedIOBase):
             )
             logger.debug("multipart upload created", extra=self._context())
         uploads = self._uploads
-        uploads.slots.acquire()  # blocks while max_concurrency parts are in flight
+        deadline = _deadline.current()
+        # Blocks while max_concurrency parts are in flight, at most until the deadline.
+        if not uploads.slots.acquire(
+            timeout=None if deadline is None else max(0.0, deadline.remaining())
+        ):
+            raise DeadlineExceededError(
+                "no part upload finished before the deadline",
+                context={"operation": "UploadPart", "parts_running": len(self._futures)},
+            )
         if uploads.failure is not None:
             uploads.slots.release()
             self._raise_if_failed()
@@ -473,7 +481,7 @@ class MultipartWriter(io.BufferedIOBase):
         tags = {**self._tags, _types.CONTENT_SHA256: sha256}
         try:
             self._s3.put_object_tags(self.bucket, self.key, tags, version_id=version_id)
-        except S3Error as exc:
+        except DataAggregatorError as exc:  # S3 errors, or past the deadline
             logger.warning(
                 "could not tag the uploaded object with its SHA-256",
                 extra={"error": exc.to_dict()},
@@ -504,28 +512,32 @@ class MultipartWriter(io.BufferedIOBase):
         if error is not None:
             logger.error("aborting the multipart upload failed", extra={"error": error.to_dict()})
 
-    def _abort(self) -> S3Error | None:
-        """Stop, wait for in-flight parts, abort the upload; return the abort's error."""
+    def _abort(self) -> DataAggregatorError | None:
+        """Stop, wait for in-flight parts (until the current deadline, if any), abort the
+        upload; return the abort's error. A part still running at the deadline is left
+        behind: it may land after the abort, for the bucket's lifecycle rule to remove."""
         self._state = WriterState.ABORTED
         self._uploads.cancelled.set()
-        wait(self._futures)
-        self._release_resources()
+        deadline = _deadline.current()
+        timeout = None if deadline is None else max(0.0, deadline.remaining())
+        _done, running = wait(self._futures, timeout=timeout)
+        self._release_resources(wait_for_parts=not running)
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is None:
             return None
         try:
             self._s3.abort_multipart_upload(self.bucket, self.key, upload_id=upload_id)
-        except S3Error as exc:
+        except DataAggregatorError as exc:  # S3 errors, or past the deadline
             exc.context.setdefault("upload_id", upload_id)
             return exc
         logger.info("multipart upload aborted", extra=self._context(aborted_upload=upload_id))
         return None
 
-    def _release_resources(self) -> None:
+    def _release_resources(self, *, wait_for_parts: bool = True) -> None:
         if self._current is not None:
             self._current.close()
             self._current = None
             self._uploads.buffer_closed()
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=wait_for_parts, cancel_futures=not wait_for_parts)
             self._executor = None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from data_aggregator.bundle import verify_bundle
@@ -81,6 +83,12 @@ class S3ManifestBundleLocator:
         expected_bucket_owner: Sent as ``ExpectedBucketOwner`` when ``client`` is a boto3
             client or omitted; an ``S3Client`` brings its own (a different value here is a
             [`ConfigurationError`][data_aggregator.exceptions.ConfigurationError]).
+        cache_size: How many verified bundles to remember (0: none).
+
+    A bundle found and verified is remembered (the last ``cache_size`` of them): a stored
+    bundle never changes, and an invocation that takes over many records announced for the
+    same crashed bundle asks about it once per claim chunk. A missing bundle is asked again
+    each time (a late upload may still land).
 
     ``bundled_keys`` returns an empty set when the bundle does not exist
     ([`S3ObjectNotFoundError`][data_aggregator.exceptions.S3ObjectNotFoundError]: give the
@@ -99,14 +107,32 @@ class S3ManifestBundleLocator:
         client: S3Client | Boto3S3Client | None = None,
         key_function: Callable[[str, str | None, str | None], str] = make_idempotency_key,
         expected_bucket_owner: str | None = None,
+        cache_size: int = 16,
     ) -> None:
         self.bucket = bucket
         self.client = _s3_client(client, expected_bucket_owner)
         self.key_function = key_function
         self.expected_bucket_owner = self.client.expected_bucket_owner
+        self._cache_size = max(0, cache_size)
+        self._known: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def bundled_keys(self, bundle_key: str) -> frozenset[str] | None:
         """The idempotency keys of the members of bundle ``bundle_key``, once checked."""
+        with self._lock:
+            known = self._known.get(bundle_key)
+            if known is not None:
+                self._known.move_to_end(bundle_key)
+                return known
+        keys = self._bundled_keys(bundle_key)
+        if keys and self._cache_size:  # found and verified: it never changes
+            with self._lock:
+                self._known[bundle_key] = keys
+                while len(self._known) > self._cache_size:
+                    self._known.popitem(last=False)
+        return keys
+
+    def _bundled_keys(self, bundle_key: str) -> frozenset[str] | None:
         extra = {"bucket": self.bucket, "bundle_key": bundle_key}
         manifest = self._read(bundle_key, extra)
         if manifest is None or isinstance(manifest, frozenset):

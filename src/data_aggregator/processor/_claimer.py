@@ -6,7 +6,9 @@ bundle), and admits each claimed record to the run at once, so that its ``GetObj
 starts as soon as its claim returns. It claims only while the timeout guard allows and
 only as far ahead as the time left can plausibly bundle: the pace is what this invocation
 has measured so far (records the run finished per second). Before the run has finished
-anything, it keeps at most two chunks ahead. Records it never claims are left undecided
+anything, it keeps at most ``_LANES + 1`` chunks ahead. Up to ``_LANES`` chunk claims are
+in flight at once; on a FIFO queue one, made on the claimer's own thread, and claiming
+stops at the first record that failed. Records it never claims are left undecided
 and the invocation fails them with ``TIMEOUT``, without a store call.
 
 Everything it learns is kept under a lock until `seal` hands it to the invocation's
@@ -148,9 +150,8 @@ class Claimer:
 
     def _claim_all(self) -> None:
         order = [i for i in range(len(self._slots)) if i in self._bundles]
-        lanes = 1 if self._fifo else _LANES
-        free = threading.Semaphore(lanes)
-        pool = ThreadPoolExecutor(lanes, thread_name_prefix="da-claim")
+        free = threading.Semaphore(_LANES)
+        pool = ThreadPoolExecutor(_LANES, thread_name_prefix="da-claim")
         running: list[Future[None]] = []
         try:
             position = 0
@@ -163,10 +164,19 @@ class Claimer:
                 except HookError as error:
                     self._fail_unclaimed(order[position:], error)
                     return
+                if self._fifo:  # in order, one at a time: nothing after a failure is claimed
+                    with self._lock:
+                        self._outstanding += len(chunk)
+                    self._claim_chunk(chunk, key, None)
+                    position += len(chunk)
+                    continue
                 while not free.acquire(timeout=_PACE_POLL_SECONDS):
                     if self._stop.is_set() or not self._has_time():
                         return
                 with self._lock:
+                    if self._stop.is_set() or self._sealed:
+                        free.release()
+                        return
                     self._outstanding += len(chunk)
                 running.append(_deadline.submit(pool, self._claim_chunk, chunk, key, free))
                 position += len(chunk)
@@ -189,7 +199,7 @@ class Claimer:
                     for i in indexes
                 )
 
-    def _claim_chunk(self, chunk: list[int], key: str, free: threading.Semaphore) -> None:
+    def _claim_chunk(self, chunk: list[int], key: str, free: threading.Semaphore | None) -> None:
         """Claim one chunk for bundle ``key`` and admit what was claimed (a lane's task)."""
         try:
             slots = [self._slots[i] for i in chunk]
@@ -199,7 +209,7 @@ class Claimer:
             if self._fifo and failed:  # FIFO: nothing after a failed message is bundled
                 first = min(failed)
                 held_ids = {id(s) for s in held if s.message_index < first}
-                self._fifo_failed = True
+                self._fifo_failed = True  # read by the claiming loop, on this same thread
             with self._lock:
                 self._outstanding -= len(chunk)
                 if self._sealed:
@@ -212,7 +222,8 @@ class Claimer:
                 self._admission.admit(admitted)
                 self._admission.withdraw([i for i in chunk if i not in admitted])
         finally:
-            free.release()
+            if free is not None:
+                free.release()
 
     def _next_chunk(self, order: list[int], position: int) -> list[int]:
         """Up to ``chunk_size`` slots from ``position``, all of one planned bundle."""

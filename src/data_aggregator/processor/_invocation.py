@@ -335,12 +335,24 @@ class Invocation:
                 admission=admission,
             )
         finally:
-            decisions = claimer.seal(min(self._end_timeout(), _CLAIM_GRACE_SECONDS))
+            # An interrupt in a worker thread (re-raised by seal or finish) still lets the
+            # leftovers be released first, as one on this thread does.
+            interrupt: BaseException | None = None
+            decisions: list[Decision] = []
+            try:
+                decisions += claimer.seal(min(self._end_timeout(), _CLAIM_GRACE_SECONDS))
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                interrupt = exc
             if claimer.bundle_key_error is not None:
                 self.bundle_key_error = claimer.bundle_key_error
-            decisions += completions.finish(self._end_timeout())
+            try:
+                decisions += completions.finish(self._end_timeout())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                interrupt = interrupt or exc
             self._settle(slots, plan, run, leases, decisions=decisions, admission=admission)
             leases.release_leftovers({bundle.key for bundle in self.bundles})
+            if interrupt is not None:
+                raise interrupt
 
     def _commit_gate(self, leases: Leases, bundle_key: str, tokens: Sequence[object]) -> None:
         """The engine's ``before_commit``, right before the final upload request: commit

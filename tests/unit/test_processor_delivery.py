@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
@@ -234,6 +235,37 @@ def test_fifo_failure_fails_every_later_message_unclaimed() -> None:
         Reason.FIFO_BLOCKED,
     ]
     assert list(env.store.records()) == [first.idempotency_key]
+
+
+@pytest.mark.parametrize("slow_claim", [False, True])
+def test_fifo_claim_failure_stops_the_claiming(
+    monkeypatch: pytest.MonkeyPatch, slow_claim: bool
+) -> None:
+    """On a FIFO queue, a record whose claim fails stops the claiming: no later message is
+    claimed or bundled, even when the failing claim is slow to answer (one chunk per
+    object here, so a second chunk would be ready to go meanwhile)."""
+    env = make_unit_env(fetch_concurrency=1)
+    objects = [env.put(f"f{i}.txt") for i in range(3)]
+    failing = objects[0].idempotency_key
+    env.store.fail["claim"].add(failing)
+    if slow_claim:
+        check = type(env.store)._check
+
+        def slow(store: Any, operation: str, key: str) -> None:
+            if operation == "claim" and key == failing:
+                time.sleep(0.3)
+            check(store, operation, key)
+
+        monkeypatch.setattr(type(env.store), "_check", slow)
+    event = sqs_batch([s3_body(o.record()) for o in objects], queue="bundle-queue.fifo")
+    result = env.run(event)
+    assert [(r.outcome, r.reason) for r in result.records] == [
+        (Outcome.FAILED, Reason.STORE_ERROR),
+        (Outcome.FAILED, Reason.FIFO_BLOCKED),
+        (Outcome.FAILED, Reason.FIFO_BLOCKED),
+    ]
+    assert env.s3.uploaded == []
+    assert env.store.records() == {}
 
 
 def test_direct_invocation_raises_when_something_failed() -> None:

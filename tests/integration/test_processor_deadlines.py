@@ -72,22 +72,24 @@ def make_env(
 
 def _deliver_until_done(
     env: ProcessorEnv, clock: RunningClock, event: dict[str, Any], rounds: int
-) -> list[int]:
-    """Deliver ``event``, then its failures, each with a fresh 4 s context; the number of
-    objects each call bundled (asserting it returned before its deadline)."""
+) -> list[tuple[int, int]]:
+    """Deliver ``event``, then its failures, each with a fresh 4 s context, asserting that
+    each call returned before its deadline; per call, how many messages it acknowledged
+    and how many objects it bundled."""
     failed = [record["messageId"] for record in event["Records"]]
-    bundled: list[int] = []
+    progress: list[tuple[int, int]] = []
     for _ in range(rounds):
         if not failed:
             break
         context = LocalContext.from_timeout(4.0, clock=clock)
         response = env.handle(redeliver(event, failed), context)
         assert context.get_remaining_time_in_millis() > 0, "returned after its deadline"
-        bundled.append(env.last.count(Outcome.BUNDLED))
-        failed = failed_ids(response)
+        still_failed = failed_ids(response)
+        progress.append((len(failed) - len(still_failed), env.last.count(Outcome.BUNDLED)))
+        failed = still_failed
         clock.advance(_VISIBILITY_SECONDS)
-    assert failed == [], f"not converged after {rounds} deliveries: {bundled}"
-    return bundled
+    assert failed == [], f"not converged after {rounds} deliveries: {progress}"
+    return progress
 
 
 @pytest.mark.slow
@@ -105,9 +107,11 @@ def test_big_batch_short_deadline_every_call_returns_in_time_and_converges(
             storm.table_proxy.add_fault("dynamodb", operation, fraction=throttled)
     objects = [env.put(f"live/{i:04d}.txt") for i in range(500)]
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    bundled = _deliver_until_done(env, storm.clock, event, rounds=40)
-    assert all(count > 0 for count in bundled), bundled  # progress on every call
-    assert sum(bundled) == len(objects)
+    progress = _deliver_until_done(env, storm.clock, event, rounds=40)
+    assert progress[0][1] > 0, progress  # the first call bundles, whatever the batch size
+    if not throttled:  # progress on every call (a throttled store may fail a whole call's
+        # claims now and then: its records are retried, the batch still converges)
+        assert all(bundled > 0 for _, bundled in progress), progress
     assert_bundled_once(env.bundles(), objects)
     if throttled:
         assert storm.table_proxy.faulted("dynamodb") > 0

@@ -75,3 +75,35 @@ def test_bundle_extracts_to_the_source_bytes(objects: list[BundleObject], codec:
             assert member.size == len(body)
         extracted = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
         assert extracted == {*names, MANIFEST_NAME}
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=12_000), min_size=1, max_size=25),
+    long_names=st.booleans(),
+    limit=st.integers(min_value=12_000, max_value=40_000),
+)
+def test_the_plan_is_what_the_run_does_and_never_overflows(
+    sizes: list[int], long_names: bool, limit: int
+) -> None:
+    """``BundleEngine.plan`` numbers the bundles before the run; the run puts every member
+    in its planned bundle (the processor announces that bundle with the claim), and no
+    bundle with more than one member passes the size limit."""
+    source, sink = MemorySource(), MemorySink()
+    sources = []
+    for index, size in enumerate(sizes):
+        key = f"{'deep/' * 20 if long_names else ''}o{index:03d}.bin"
+        etag = source.put("b", key, bytes([index % 256]) * size)
+        sources.append(BundleSource(bucket="b", key=key, size=size, etag=etag, token=index))
+    engine = BundleEngine(source, sink, codec="none", max_bundle_size_bytes=limit)
+    plan = engine.plan(sources)
+    planned = plan.bundle_numbers()
+    prefix = "k" * 1000  # the longest keys: the plan's manifest allowance is exact
+
+    run = engine.run(plan, bundle_key=lambda n: f"{prefix}/bundle-{n}.tar")
+    assert all(outcome.bundled for outcome in run.outcomes)
+    for outcome in run.outcomes:
+        assert outcome.bundle_key == f"{prefix}/bundle-{planned[outcome.index]}.tar"
+    for summary in run.bundles:
+        assert summary.member_count == 1 or summary.tar_size <= limit
+    numbers = [planned[i] for i in range(len(sources))]
+    assert numbers == sorted(numbers)  # bundles follow the input order

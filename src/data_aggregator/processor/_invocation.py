@@ -78,10 +78,12 @@ __all__ = ["Collaborators", "Invocation"]
 
 logger = logging.getLogger("data_aggregator.processor")
 
-#: Kept free at the end of the invocation for its last steps (releases, the result, the
-#: metrics): requests and waits for the threads it started end this long before the
-#: context's deadline.
+#: Kept free at the end of the invocation for its last steps (releases, results, a log
+#: line per record, the metrics): requests and waits for the threads it started end this
+#: long before the context's deadline, plus `_END_RESERVE_PER_RECORD` per record, at most
+#: half the timeout guard's threshold.
 _END_RESERVE_SECONDS = 0.25
+_END_RESERVE_PER_RECORD = 0.0005
 #: Longest wait for a claim still in flight once the run is over: its records would be
 #: released at once rather than when their leases end, but not at any price.
 _CLAIM_GRACE_SECONDS = 1.0
@@ -154,7 +156,15 @@ class Invocation:
         self.slots: list[Slot] = []
         self.bundles: tuple[BundleSummary, ...] = ()
         self.bundle_key_error: HookError | None = None
-        self.deadline = _deadline.Deadline.from_context(context, reserve=_END_RESERVE_SECONDS)
+        records = sum(max(1, len(message.records)) for message in messages)
+        reserve = max(
+            _END_RESERVE_SECONDS,
+            min(
+                _END_RESERVE_SECONDS + _END_RESERVE_PER_RECORD * records,
+                self.guard_seconds / 2,
+            ),
+        )
+        self.deadline = _deadline.Deadline.from_context(context, reserve=reserve)
         self._keys: dict[int, str | HookError] = {}
         self._keys_lock = threading.Lock()
 

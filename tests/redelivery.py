@@ -430,20 +430,20 @@ def check_concurrent_duplicate_waits(world: World) -> None:
     assert_exactly_once(world.shelf, objects, world.store)
 
 
-def check_duplicate_window(world: World) -> None:
-    """A commit sent before the deadline that S3 applies after the lease ended, once
-    another invocation took over, duplicates the object (the one window left: a request
-    already on the wire); the late invocation's complete is refused, so it does not
-    acknowledge its message, and a redelivery finds the record completed in the taker's
-    bundle."""
+def _upload_stalls_past_the_lease(
+    world: World, fault: Fault
+) -> tuple[SourceObject, Lambda, BatchResult, BatchResult]:
+    """One object; an invocation whose ``PutObject`` is stalled 71 s by ``fault`` (past
+    the 60 s deadline and the 10 s margin) while another invocation takes the record over
+    and bundles it. Returns the object, the taker, its result and the stalled one's."""
     (obj,) = world.objects(1)
     taker = world.function()
     taken: list[BatchResult | None] = []
     stalled = world.function(
         Rule(
             "PutObject",
-            Fault.LAND_LATE,
-            seconds=71.0,  # past the 60 s deadline and the 10 s margin
+            fault,
+            seconds=71.0,
             meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
         )
     )
@@ -452,6 +452,16 @@ def check_duplicate_window(world: World) -> None:
     (taker_result,) = taken
     assert taker_result is not None
     assert [r.outcome for r in taker_result.records] == [Outcome.BUNDLED]
+    return obj, taker, taker_result, late
+
+
+def check_duplicate_window(world: World) -> None:
+    """A commit sent before the deadline that S3 applies after the lease ended, once
+    another invocation took over, duplicates the object (the one window left: a request
+    already on the wire); the late invocation's complete is refused, so it does not
+    acknowledge its message, and a redelivery finds the record completed in the taker's
+    bundle."""
+    obj, taker, taker_result, late = _upload_stalls_past_the_lease(world, Fault.LAND_LATE)
     assert [(r.outcome, r.reason) for r in late.records] == [
         (Outcome.FAILED, Reason.COMPLETE_FAILED)
     ]
@@ -474,23 +484,9 @@ def check_duplicate_window(world: World) -> None:
 
 
 def check_late_commit_refused(world: World) -> None:
-    """See ``test_a_commit_that_would_start_after_the_deadline_is_never_sent``."""
-    (obj,) = world.objects(1)
-    taker = world.function()
-    taken: list[BatchResult | None] = []
-    stalled = world.function(
-        Rule(
-            "PutObject",
-            Fault.DELAY,  # 71 s pass before the request would be sent
-            seconds=71.0,
-            meanwhile=lambda: taken.append(taker.invoke([Message("taker", obj)])),
-        )
-    )
-    late = stalled.invoke([Message("stalled", obj)])
-    assert late is not None
-    (taker_result,) = taken
-    assert taker_result is not None
-    assert [r.outcome for r in taker_result.records] == [Outcome.BUNDLED]
+    """See ``test_a_commit_that_would_start_after_the_deadline_is_never_sent``: the
+    ``DELAY`` passes before the request would be sent, and the deadline refuses it."""
+    obj, _, _, late = _upload_stalls_past_the_lease(world, Fault.DELAY)
     assert [(r.outcome, r.reason) for r in late.records] == [(Outcome.FAILED, Reason.TIMEOUT)]
     assert late.bundles == ()
     assert_exactly_once(world.shelf, [obj], world.store)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from data_aggregator.context import InvocationContext
 
-__all__ = ["Deadline", "current", "remaining", "scope", "submit"]
+__all__ = ["Deadline", "current", "remaining", "scope", "submit", "wait_timeout"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -93,6 +93,13 @@ def remaining(default: float) -> float:
     """Seconds left before the current deadline; ``default`` when there is none."""
     deadline = _current.get()
     return default if deadline is None else deadline.remaining()
+
+
+def wait_timeout() -> float | None:
+    """How long a wait may last: the seconds left before the current deadline (never
+    negative), or ``None`` (no bound) when there is no deadline."""
+    deadline = _current.get()
+    return None if deadline is None else max(0.0, deadline.remaining())
 
 
 @contextmanager

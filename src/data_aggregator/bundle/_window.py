@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from data_aggregator import _deadline
 from data_aggregator.bundle._admission import AdmissionState
@@ -97,31 +97,24 @@ class PrefetchWindow:
             if self._progressive is not None and not self._progressive.is_set():
                 return  # the progressive item must hold its whole size before the next
             charge = item.source.size or 0
+            progressive: dict[str, Any] = {}
             if self._budget.try_take(charge):
                 self._charges[item.index] = charge
-                future = _deadline.submit(
-                    self._pool,
-                    prefetch,
-                    self._source,
-                    item.source,
-                    self._chunk_size,
-                    self._cancelled,
-                )
             else:
                 # Not enough budget free now: the worker takes it chunk by chunk as the
                 # writer frees it. Only this item does so, and every earlier one holds its
                 # whole charge, so the writer always gets to free what it waits for.
                 self._progressive = threading.Event()
-                future = _deadline.submit(
-                    self._pool,
-                    prefetch,
-                    self._source,
-                    item.source,
-                    self._chunk_size,
-                    self._cancelled,
-                    budget=self._budget,
-                    taken_all=self._progressive,
-                )
+                progressive = {"budget": self._budget, "taken_all": self._progressive}
+            future = _deadline.submit(
+                self._pool,
+                prefetch,
+                self._source,
+                item.source,
+                self._chunk_size,
+                self._cancelled,
+                **progressive,
+            )
             self._waiting.append((item, future))
             self._dispatched += 1
 

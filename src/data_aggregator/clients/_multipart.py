@@ -279,9 +279,7 @@ class MultipartWriter(io.BufferedIOBase):
             return
         try:
             self._submit_current()
-            deadline = _deadline.current()
-            timeout = None if deadline is None else max(0.0, deadline.remaining())
-            _done, running = wait(self._futures, timeout=timeout)
+            _done, running = wait(self._futures, timeout=_deadline.wait_timeout())
             if running:
                 raise DeadlineExceededError(
                     "the bundle's parts were not uploaded before the deadline",
@@ -399,11 +397,8 @@ class MultipartWriter(io.BufferedIOBase):
             )
             logger.debug("multipart upload created", extra=self._context())
         uploads = self._uploads
-        deadline = _deadline.current()
         # Blocks while max_concurrency parts are in flight, at most until the deadline.
-        if not uploads.slots.acquire(
-            timeout=None if deadline is None else max(0.0, deadline.remaining())
-        ):
+        if not uploads.slots.acquire(timeout=_deadline.wait_timeout()):
             raise DeadlineExceededError(
                 "no part upload finished before the deadline",
                 context={"operation": "UploadPart", "parts_running": len(self._futures)},
@@ -518,9 +513,7 @@ class MultipartWriter(io.BufferedIOBase):
         behind: it may land after the abort, for the bucket's lifecycle rule to remove."""
         self._state = WriterState.ABORTED
         self._uploads.cancelled.set()
-        deadline = _deadline.current()
-        timeout = None if deadline is None else max(0.0, deadline.remaining())
-        _done, running = wait(self._futures, timeout=timeout)
+        _done, running = wait(self._futures, timeout=_deadline.wait_timeout())
         self._release_resources(wait_for_parts=not running)
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is None:

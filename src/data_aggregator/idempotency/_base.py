@@ -710,14 +710,14 @@ class IdempotencyStore(ABC):
         propagates. Tasks must not call ``_run_all`` themselves (the pool is bounded:
         nested waits could deadlock).
         """
-        deadline = _deadline.current() if late is not None else None
-        if self._max_workers == 1 or (len(items) <= 1 and deadline is None):
+        timeout = _deadline.wait_timeout() if late is not None else None
+        if self._max_workers == 1 or (len(items) <= 1 and timeout is None):
             return [task(item) for item in items]
         executor = self._get_executor()
         futures = [_deadline.submit(executor, task, item) for item in items]
         try:
-            if deadline is not None and late is not None:
-                wait(futures, timeout=max(0.0, deadline.remaining()))
+            if timeout is not None and late is not None:
+                wait(futures, timeout=timeout)
                 return [
                     future.result() if future.done() else _abandon(future, late, item)
                     for future, item in zip(futures, items, strict=True)

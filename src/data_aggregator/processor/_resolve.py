@@ -53,8 +53,7 @@ def resolve_keys(s3: S3Client, slots: Sequence[Slot]) -> None:
     pool = ThreadPoolExecutor(workers, thread_name_prefix="da-resolve")
     records = [slot.record for slot in ambiguous if slot.record is not None]
     futures = [_deadline.submit(pool, resolve_key, s3, record) for record in records]
-    deadline = _deadline.current()
-    wait(futures, timeout=None if deadline is None else max(0.0, deadline.remaining()))
+    wait(futures, timeout=_deadline.wait_timeout())
     pool.shutdown(wait=False, cancel_futures=True)
     late = DeadlineExceededError(
         "the key lookup did not answer before the invocation's deadline",

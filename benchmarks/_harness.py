@@ -16,9 +16,11 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -44,6 +46,12 @@ def server_process(argv: list[str], port: int) -> Iterator[str]:
     Waits until the server answers HTTP (moto's ``/moto-api/``; any HTTP answer counts, so
     other emulators work too), and stops the process on exit.
     """
+    with _running(argv, port) as (endpoint, _pid):
+        yield endpoint
+
+
+@contextlib.contextmanager
+def _running(argv: list[str], port: int) -> Iterator[tuple[str, int]]:
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and code
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -60,7 +68,7 @@ def server_process(argv: list[str], port: int) -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"server did not start: {argv[0]}") from None
                 time.sleep(0.1)
-        yield endpoint
+        yield endpoint, proc.pid
     finally:
         proc.terminate()
         try:
@@ -68,6 +76,35 @@ def server_process(argv: list[str], port: int) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def s3_server(kind: str) -> Iterator[tuple[str, int]]:
+    """An S3 server on 127.0.0.1: ``"moto"`` (its server in a subprocess) or
+    ``"seaweedfs"`` (``weed mini`` from the ``[servers]`` extra); yield (endpoint, PID)."""
+    if kind == "moto":
+        port = _free_port()
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        with _running(argv, port) as running:
+            yield running
+        return
+    if kind != "seaweedfs":
+        msg = f"unknown server {kind!r}: moto or seaweedfs"
+        raise ValueError(msg)
+    from data_aggregator.testing.servers import start_seaweedfs
+
+    with tempfile.TemporaryDirectory(prefix="bench-seaweedfs-") as tmp:
+        server = start_seaweedfs(Path(tmp))
+        try:
+            yield server.endpoint, server.process.pid
+        finally:
+            server.stop()
 
 
 @contextlib.contextmanager

@@ -6,9 +6,10 @@ Run (prints one table)::
     .venv/bin/python benchmarks/bench_compression.py --quick    # 8 x 16 MiB, 3 rounds, 512 MiB
 
 Data: 8 objects of base64 of random bytes (semi-compressible: gzip-6 keeps about 76 %),
-stored in moto's server (a subprocess, over HTTP, ``--latency-ms`` injected per request).
-Each round runs, one after another in fresh subprocesses (paired: every ratio compares
-rows of the same round):
+stored in an S3 server in a subprocess, over HTTP, ``--latency-ms`` injected per request:
+moto's by default, SeaweedFS with ``--server seaweedfs`` (far less CPU per byte than moto,
+which shares the machine's cores with the row). Each round runs, one after another in
+fresh subprocesses (paired: every ratio compares rows of the same round):
 
 * ``1 thread, no network``: Python's ``zlib.compressobj(6)`` (gzip container) or
   ``zstandard`` level 3 over the same bytes, in memory: the reference;
@@ -43,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import client, moto_server, print_table, run_row
+from _harness import client, print_table, process_cpu_seconds, run_row, s3_server
 
 from data_aggregator.clients import MIB
 
@@ -175,6 +176,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--no-zstd", action="store_true", help="gzip rows only")
+    parser.add_argument(
+        "--server",
+        choices=("moto", "seaweedfs"),
+        default="moto",
+        help="the S3 server the engine rows fetch from and upload to (default: moto)",
+    )
     parser.add_argument("--row", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.row:
@@ -188,7 +195,7 @@ def main() -> None:
     print(f"cpus: {os.cpu_count()}, load average before: {_load()}", flush=True)
     started = time.perf_counter()
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    with moto_server() as endpoint:
+    with s3_server(args.server) as (endpoint, server_pid):
         print(f"seeding {count} x {size // MIB} MiB ...", flush=True)
         objects = _seed(endpoint, count, size)
         engine = {"kind": "engine", "endpoint": endpoint, "objects": objects, "latency": latency}
@@ -202,7 +209,9 @@ def main() -> None:
                     ("engine, auto threads", {**engine, "threads": None}),
                 ]
                 for name, spec in rows:
+                    server_cpu = process_cpu_seconds(server_pid)
                     result = _run_row({**spec, "codec": codec})
+                    result["server_cpu"] = process_cpu_seconds(server_pid) - server_cpu
                     _clear(endpoint)
                     results.setdefault((codec, name), []).append(result)
                     print(
@@ -211,7 +220,9 @@ def main() -> None:
                         flush=True,
                     )
         big = [obj for _ in range(4) for obj in objects]
+        server_cpu = process_cpu_seconds(server_pid)
         rss_row = _run_row({**engine, "objects": big, "codec": "gzip", "threads": None})
+        rss_row["server_cpu"] = process_cpu_seconds(server_pid) - server_cpu
         _clear(endpoint)
     table: list[list[Any]] = []
     for codec in codecs:
@@ -233,6 +244,7 @@ def main() -> None:
                     f"{min(total_mib / r['wall'] for r in runs):.1f}-"
                     f"{max(total_mib / r['wall'] for r in runs):.1f}",
                     statistics.median(r["cpu"] for r in runs),
+                    statistics.median(r["server_cpu"] for r in runs),
                     _spread(ratios),
                     max(r["rss"] for r in runs),
                     runs[0]["out"],
@@ -246,13 +258,14 @@ def main() -> None:
             len(big) * size / MIB / rss_row["wall"],
             "1 run",
             rss_row["cpu"],
+            rss_row["server_cpu"],
             "",
             rss_row["rss"],
             rss_row["out"],
         ]
     )
     print_table(
-        f"Parallel compression: {count} x {size // MIB} MiB through one bundle, moto over "
+        f"Parallel compression: {count} x {size // MIB} MiB through one bundle, {args.server} over "
         f"HTTP at {args.latency_ms:.0f} ms, {args.rounds} paired rounds",
         [
             "codec",
@@ -261,6 +274,7 @@ def main() -> None:
             "MiB/s (median)",
             "MiB/s range",
             "CPU s (median)",
+            "server CPU s",
             "x 1-thread codec (median, range)",
             "peak RSS MB",
             "output MiB",

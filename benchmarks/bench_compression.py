@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.util
 import json
 import os
 import random
@@ -73,12 +74,14 @@ def _cpu() -> float:
 # ----------------------------------------------------------------------------- rows
 
 
-def _local_row(codec: str, count: int, size: int, *, blocks: bool) -> dict[str, float]:
+def _local_row(
+    codec: str, count: int, size: int, *, blocks: bool, library: str | None
+) -> dict[str, float]:
     """No network: compress the same bytes with Python's codec on one thread, or (with
     ``blocks``) with the engine's compressor on the automatic thread count."""
     from data_aggregator.bundle._codecs import new_compressor, resolve_codec
 
-    spec = resolve_codec(codec, threads=None)
+    spec = resolve_codec(codec, threads=None, gzip_library=library)
     wall = cpu = 0.0
     out = 0
     for seed in range(count):
@@ -102,14 +105,20 @@ def _local_row(codec: str, count: int, size: int, *, blocks: bool) -> dict[str, 
 
 
 def _engine_row(
-    endpoint: str, codec: str, threads: int | None, objects: list[Any], latency: float
+    endpoint: str,
+    codec: str,
+    threads: int | None,
+    objects: list[Any],
+    latency: float,
+    *,
+    library: str | None,
 ) -> dict[str, float]:
     from data_aggregator.bundle import BundleEngine, BundleSource, MultipartSink, OutcomeStatus
     from data_aggregator.clients import S3Client
 
     s3 = S3Client(client("s3", endpoint, latency=latency, pool=48))
     sink = MultipartSink(s3, DEST, part_size=16 * MIB, max_concurrency=4, spool_max_size=64 * MIB)
-    engine = BundleEngine(s3, sink, codec=codec, compression_threads=threads)
+    engine = BundleEngine(s3, sink, codec=codec, compression_threads=threads, gzip_library=library)
     sources = [BundleSource(BUCKET, key, size) for key, size in objects]
     started, cpu_started = time.perf_counter(), _cpu()
     run = engine.run(sources, bundle_key=lambda n: f"out/{codec}-{threads}-{n}")
@@ -129,10 +138,21 @@ def _engine_row(
 def _row_main(args: argparse.Namespace) -> None:
     spec = json.loads(args.row)
     if spec["kind"] == "local":
-        result = _local_row(spec["codec"], spec["count"], spec["size"], blocks=spec["blocks"])
+        result = _local_row(
+            spec["codec"],
+            spec["count"],
+            spec["size"],
+            blocks=spec["blocks"],
+            library=spec.get("library"),
+        )
     else:
         result = _engine_row(
-            spec["endpoint"], spec["codec"], spec["threads"], spec["objects"], spec["latency"]
+            spec["endpoint"],
+            spec["codec"],
+            spec["threads"],
+            spec["objects"],
+            spec["latency"],
+            library=spec.get("library"),
         )
     print(json.dumps(result))
 
@@ -160,6 +180,26 @@ def _clear(endpoint: str) -> None:
     s3 = client("s3", endpoint)
     for item in s3.list_objects_v2(Bucket=DEST).get("Contents", []):
         s3.delete_object(Bucket=DEST, Key=item["Key"])
+
+
+def _rows(
+    codec: str, count: int, size: int, engine: dict[str, Any], *, zlib_ng: bool
+) -> list[tuple[str, dict[str, Any]]]:
+    """A round's rows of ``codec``: name and spec. gzip rows name their library: Python's
+    zlib, and zlib-ng (the ``zlib-ng`` extra) when it is installed."""
+    local = {"kind": "local", "count": count, "size": size, "blocks": False, "library": None}
+    libraries = ["zlib", "zlib-ng"] if codec == "gzip" and zlib_ng else ["zlib"]
+    rows: list[tuple[str, dict[str, Any]]] = [("1 thread, no network", local)]
+    for library in libraries:
+        suffix = f", {library}" if codec == "gzip" else ""
+        rows += [
+            (f"blocks, auto threads, no network{suffix}", {**local, "blocks": True}),
+            (f"engine, 1 thread{suffix}", {**engine, "threads": 1}),
+            (f"engine, auto threads{suffix}", {**engine, "threads": None}),
+        ]
+        for _, spec in rows[-3:]:
+            spec["library"] = library if codec == "gzip" else None
+    return rows
 
 
 def _load() -> str:
@@ -192,6 +232,7 @@ def main() -> None:
     total_mib = count * size / MIB
     latency = args.latency_ms / 1000
     codecs = ["gzip"] if args.no_zstd else ["gzip", "zstd"]
+    zlib_ng = importlib.util.find_spec("zlib_ng") is not None
     print(f"cpus: {os.cpu_count()}, load average before: {_load()}", flush=True)
     started = time.perf_counter()
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
@@ -201,13 +242,7 @@ def main() -> None:
         engine = {"kind": "engine", "endpoint": endpoint, "objects": objects, "latency": latency}
         for round_number in range(1, args.rounds + 1):
             for codec in codecs:
-                local = {"kind": "local", "count": count, "size": size, "blocks": False}
-                rows: list[tuple[str, dict[str, Any]]] = [
-                    ("1 thread, no network", local),
-                    ("blocks, auto threads, no network", {**local, "blocks": True}),
-                    ("engine, 1 thread", {**engine, "threads": 1}),
-                    ("engine, auto threads", {**engine, "threads": None}),
-                ]
+                rows = _rows(codec, count, size, engine, zlib_ng=zlib_ng)
                 for name, spec in rows:
                     server_cpu = process_cpu_seconds(server_pid)
                     result = _run_row({**spec, "codec": codec})
@@ -221,18 +256,15 @@ def main() -> None:
                     )
         big = [obj for _ in range(4) for obj in objects]
         server_cpu = process_cpu_seconds(server_pid)
-        rss_row = _run_row({**engine, "objects": big, "codec": "gzip", "threads": None})
+        rss_row = _run_row(
+            {**engine, "objects": big, "codec": "gzip", "threads": None, "library": None}
+        )
         rss_row["server_cpu"] = process_cpu_seconds(server_pid) - server_cpu
         _clear(endpoint)
     table: list[list[Any]] = []
     for codec in codecs:
         base = results[(codec, "1 thread, no network")]
-        for name in (
-            "1 thread, no network",
-            "blocks, auto threads, no network",
-            "engine, 1 thread",
-            "engine, auto threads",
-        ):
+        for name, _ in _rows(codec, count, size, engine, zlib_ng=zlib_ng):
             runs = results[(codec, name)]
             ratios = [b["wall"] / r["wall"] for b, r in zip(base, runs, strict=True)]
             table.append(

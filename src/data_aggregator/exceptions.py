@@ -229,6 +229,8 @@ class ErrorCode(str, Enum):
     INVALID_COMPRESSION_THREADS = "INVALID_COMPRESSION_THREADS"
     #: The zstd codec needs the zstd extra.
     ZSTD_NOT_INSTALLED = "ZSTD_NOT_INSTALLED"
+    #: ``gzip_library="zlib-ng"`` needs the zlib-ng extra.
+    ZLIB_NG_NOT_INSTALLED = "ZLIB_NG_NOT_INSTALLED"
     #: No unique member name could be found for an object.
     MEMBER_NAME_EXHAUSTED = "MEMBER_NAME_EXHAUSTED"
     #: Inspect --extract into a directory that is not empty.

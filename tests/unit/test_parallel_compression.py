@@ -15,6 +15,7 @@ import itertools
 import random
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -45,6 +46,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 HAS_ZSTD = importlib.util.find_spec("zstandard") is not None
+HAS_ZLIB_NG = importlib.util.find_spec("zlib_ng") is not None
+GZIP_LIBRARIES = [
+    "zlib",
+    pytest.param(
+        "zlib-ng", marks=pytest.mark.skipif(not HAS_ZLIB_NG, reason="zlib-ng is not installed")
+    ),
+]
 CODECS = [
     "gzip",
     pytest.param(
@@ -201,7 +209,7 @@ def test_one_thread_is_one_stream(codec: str) -> None:
     data = _bundle(codec, threads=1, **SMALL)
     tar = _tar_bytes(data, codec)
     if codec == "gzip":
-        one = zlib.compressobj(6, zlib.DEFLATED, 31)
+        one = _codecs.new_compressor(resolve_codec("gzip"))  # zlib, or zlib-ng if installed
         assert data == one.compress(tar) + one.flush()
         assert _gzip_members(data) == 1
     else:
@@ -371,6 +379,66 @@ def test_round_trip_for_any_split(
         assert out == compress([data], 2)
     if codec == "gzip" and data:
         assert gzip.decompress(bytes(out)) == data
+
+
+# --------------------------------------------------------------------------- gzip library
+
+
+@pytest.mark.parametrize("library", GZIP_LIBRARIES)
+def test_each_gzip_library_writes_standard_gzip(library: str) -> None:
+    """One stream is byte for byte that library's compressor over the whole tar; blocks on
+    two threads are members of one gzip file that Python's gzip reads as the same tar."""
+    spec = resolve_codec("gzip", gzip_library=library)
+    one = _bundle("gzip", threads=1, gzip_library=library)
+    tar = _tar_bytes(one, "gzip")
+    stream = _codecs.new_compressor(spec)  # the tar in one call: the same bytes
+    assert one == stream.compress(tar) + stream.flush()
+    assert gzip.decompress(one) == tar
+    parallel = _bundle("gzip", threads=2, gzip_library=library, **SMALL)
+    assert _gzip_members(parallel) > 1
+    assert gzip.decompress(parallel) == tar
+
+
+@given(
+    library=st.sampled_from(["zlib", "zlib-ng"] if HAS_ZLIB_NG else ["zlib"]),
+    data=st.binary(max_size=5000),
+    cuts=st.lists(st.integers(0, 5000), max_size=12),
+    piece=st.integers(1, 700),
+)
+def test_rechunked_output_depends_on_the_bytes_only(
+    library: str, data: bytes, cuts: list[int], piece: int
+) -> None:
+    """However the stream is cut, the compressor sees the same pieces: same bytes out."""
+
+    def compress(pieces: list[bytes]) -> bytes:
+        deflate = _codecs._deflate(library)  # type: ignore[arg-type]
+        stream = _codecs._Rechunked(deflate.compressobj(6, deflate.DEFLATED, 31), piece)
+        return b"".join(stream.compress(p) for p in pieces) + stream.flush()
+
+    bounds = [0, *sorted(cut for cut in cuts if cut <= len(data)), len(data)]
+    out = compress([data[a:b] for a, b in itertools.pairwise(bounds)])
+    assert out == compress([data])
+    assert gzip.decompress(out) == data
+
+
+def test_gzip_library_is_zlib_ng_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, the library is zlib-ng exactly when that package can be imported."""
+    expected = "zlib-ng" if HAS_ZLIB_NG else "zlib"
+    assert resolve_codec("gzip").gzip_library == expected
+    monkeypatch.setitem(sys.modules, "zlib_ng", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "zlib_ng.zlib_ng", None)
+    assert resolve_codec("gzip").gzip_library == "zlib"
+    assert resolve_codec("gzip", gzip_library="zlib").gzip_library == "zlib"
+    with pytest.raises(ConfigurationError) as raised:
+        resolve_codec("gzip", gzip_library="zlib-ng")
+    assert raised.value.error_code == "ZLIB_NG_NOT_INSTALLED"
+    assert "s3-data-aggregator[zlib-ng]" in str(raised.value)
+
+
+def test_an_unknown_gzip_library_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        resolve_codec("gzip", gzip_library="isal")
+    assert raised.value.error_code == "INVALID_CODEC"
 
 
 # --------------------------------------------------------------------------- threads

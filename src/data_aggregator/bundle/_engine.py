@@ -108,6 +108,8 @@ class BundleEngine:
             compressed in independent 1 MiB blocks in parallel: a multi-member gzip or
             multi-frame zstd stream, which every reader reads as one. ``1``: one ordinary
             stream, as before.
+        gzip_library: ``"zlib"`` or ``"zlib-ng"`` (the ``zlib-ng`` extra); ``None``
+            (default): ``zlib-ng`` when it is installed, else Python's ``zlib``.
         fetch_concurrency: Worker threads fetching bodies ahead of the writer.
         in_flight_bytes: Budget for prefetched-but-unwritten bodies; larger objects are
             streamed straight into the bundle.
@@ -131,6 +133,7 @@ class BundleEngine:
         codec: Codec | str = Codec.GZIP,
         compression_level: int | None = None,
         compression_threads: int | None = None,
+        gzip_library: str | None = None,
         fetch_concurrency: int = DEFAULT_FETCH_CONCURRENCY,
         in_flight_bytes: int = DEFAULT_IN_FLIGHT_MB * MIB,
         max_bundle_size_bytes: int | None = None,
@@ -150,7 +153,9 @@ class BundleEngine:
                     ErrorCode.INVALID_BUNDLE_SETTING,
                     {"variable": name},
                 )
-        self.codec = _resolve_codec(codec, compression_level, threads=compression_threads)
+        self.codec = _resolve_codec(
+            codec, compression_level, threads=compression_threads, gzip_library=gzip_library
+        )
         self._source = source
         self._sink = sink
         self.fetch_concurrency = fetch_concurrency

@@ -12,7 +12,6 @@ from data_aggregator.cli._bundle import (
     BackfillTotals,
     ListedObject,
     RefusedObject,
-    backfill_sequencer,
     iter_chunks,
     parse_s3_url,
     synthetic_message,
@@ -27,7 +26,7 @@ from data_aggregator.exceptions import (
 )
 from data_aggregator.idempotency import make_idempotency_key
 from data_aggregator.processor import BatchResult, Outcome, Reason, RecordResult
-from data_aggregator.schemas import parse_event
+from data_aggregator.schemas import backfill_sequencer, parse_event
 
 MODIFIED = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
 KEYS = ["plain.txt", "a b+c.txt", "100%25 done.txt", "caf\u00e9/\u65e5\u672c.txt", "x/?#&=.log"]

@@ -12,7 +12,8 @@ and bundles nothing twice; an interrupted run is resumed by running it again.
 Idempotency key of a listed object (``docs/cli.md``): the exact key and, as the unique
 part, the ``versionId`` in a versioned bucket (the same key a live event for that version
 has), else ``backfill:<ETag>:<LastModified>`` in place of the event sequencer that a
-listing does not have.
+listing does not have: `data_aggregator.schemas.backfill_sequencer`, shared with the
+Step Functions Distributed Map envelope.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from data_aggregator.exceptions import ValidationError
 from data_aggregator.processor import Outcome, ReusableProcessor
+from data_aggregator.schemas import LISTING_EVENT_NAME, backfill_sequencer, event_time
 from data_aggregator.testing import s3_notification, s3_record, sqs_event, sqs_message
 
 if TYPE_CHECKING:
@@ -40,7 +42,6 @@ __all__ = [
     "BackfillOptions",
     "BackfillTotals",
     "ListedObject",
-    "backfill_sequencer",
     "build_config",
     "iter_chunks",
     "parse_s3_url",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 #: The event name of the synthetic notifications.
-EVENT_NAME = "ObjectCreated:Put"
+EVENT_NAME = LISTING_EVENT_NAME
 _QUEUE_ARN = "arn:aws:sqs:local:000000000000:data-aggregator-bundle"
 
 
@@ -159,22 +160,6 @@ def parse_s3_url(url: str, what: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def backfill_sequencer(etag: str, last_modified: datetime | None) -> str:
-    """The unique part of an unversioned listed object's idempotency key.
-
-    A listing has no event sequencer; ``ETag`` + ``LastModified`` (UTC, milliseconds)
-    tell apart successive writes of one key the same way, and are stable across runs.
-    """
-    stamp = "-" if last_modified is None else _event_time(last_modified)
-    return f"backfill:{etag}:{stamp}"
-
-
-def _event_time(moment: datetime) -> str:
-    """``moment`` as S3 events write times: UTC, milliseconds, ``2024-05-01T12:00:00.123Z``."""
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
 def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> SQSRecord:
     """An SQS record carrying one classic S3 ``ObjectCreated`` notification about ``obj``.
 
@@ -193,7 +178,7 @@ def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> SQSRec
             None if obj.version_id is not None else backfill_sequencer(obj.etag, obj.last_modified)
         ),
         event_name=EVENT_NAME,
-        event_time=_event_time(obj.last_modified or datetime.now(timezone.utc)),
+        event_time=event_time(obj.last_modified or datetime.now(timezone.utc)),
         region="",
         configuration_id="data-aggregator-bundle",
     )

@@ -15,6 +15,7 @@ from data_aggregator.cli._bundle import (
     iter_chunks,
     parse_s3_url,
     synthetic_message,
+    watch_listing,
 )
 from data_aggregator.exceptions import (
     DataAggregatorError,
@@ -70,6 +71,23 @@ def test_parse_s3_url_and_chunks() -> None:
             parse_s3_url(bad, "x")
     objs = [ListedObject(str(i), 0, "e", None) for i in range(5)]
     assert [len(c) for c in iter_chunks(objs, 2)] == [2, 2, 1]
+
+
+def test_the_listing_watch_speaks_once_past_either_threshold() -> None:
+    """The Step Functions advice comes once, at the first object past the byte or the
+    object threshold; the listing passes through unchanged."""
+    objs = [ListedObject(str(i), 40, "e", None) for i in range(10)]
+    said: list[str] = []
+    assert list(watch_listing(objs, said.append, objects=100, size=100)) == objs
+    assert len(said) == 1
+    assert "3 objects, 0.0 GiB" in said[0]
+    said.clear()
+    assert list(watch_listing(objs, said.append, objects=4, size=10**9)) == objs
+    assert len(said) == 1
+    assert "5 objects" in said[0]
+    said.clear()
+    assert list(watch_listing(objs, said.append, objects=10, size=400)) == objs
+    assert said == []
 
 
 def _failed(message_id: str, reason: Reason, error: DataAggregatorError) -> RecordResult:

@@ -44,9 +44,11 @@ __all__ = [
     "ListedObject",
     "build_config",
     "iter_chunks",
+    "map_hint",
     "parse_s3_url",
     "run_backfill",
     "synthetic_message",
+    "watch_listing",
 ]
 
 #: The event name of the synthetic notifications.
@@ -87,6 +89,13 @@ class ListedObject:
 
 #: Refused objects named one by one; beyond this, only their number.
 MAX_REFUSED_LISTED = 100
+
+#: Past this many listed objects, or `MAP_HINT_BYTES`, the command prints once how to run
+#: the backfill on a Step Functions Distributed Map instead (docs/cli.md): one machine
+#: bundles a few hundred small objects a second, a Map thousands of Lambdas at once.
+MAP_HINT_OBJECTS = 100_000
+#: Bytes listed past which the Step Functions route is printed (100 GiB).
+MAP_HINT_BYTES = 100 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,40 @@ def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> SQSRec
     return sqs_message(s3_notification([record]), message_id=message_id, queue_arn=_QUEUE_ARN)
 
 
+def map_hint(objects: int, size: int, *, estimated: bool = False) -> str:
+    """The one-time advice to run a large backfill on a Step Functions Distributed Map."""
+    seen = (
+        f"--limit {objects:,}"
+        if estimated
+        else f"{objects:,} objects, {size / 1024**3:,.1f} GiB listed so far"
+    )
+    return (
+        f"this backfill is large ({seen}): one machine bundles it slowly; a Step Functions "
+        "Distributed Map fans it out to many Lambda invocations with the same idempotency "
+        "table (docs/backfill-step-functions.md, examples/backfill.yaml). This run goes "
+        "on; stopped and run again later, it bundles nothing twice."
+    )
+
+
+def watch_listing(
+    listed: Iterable[ListedObject],
+    say: Callable[[str], None],
+    *,
+    objects: int,
+    size: int,
+) -> Iterator[ListedObject]:
+    """``listed`` unchanged; ``say(map_hint(...))`` once, when more than ``objects``
+    objects or ``size`` bytes have gone by."""
+    total = 0
+    told = False
+    for count, obj in enumerate(listed, start=1):
+        total += obj.size
+        if not told and (count > objects or total > size):
+            told = True
+            say(map_hint(count, total))
+        yield obj
+
+
 def iter_chunks(items: Iterable[ListedObject], size: int) -> Iterator[list[ListedObject]]:
     """``items`` in lists of ``size`` (the last one shorter)."""
     chunk: list[ListedObject] = []
@@ -243,14 +286,25 @@ def run_backfill(
     store: IdempotencyStore,
     progress: Callable[[str], None],
     processor_class: type[ReusableProcessor] | None = None,
+    hint: Callable[[str], None] | None = None,
 ) -> BackfillTotals:
-    """List the source, feed it to a processor chunk by chunk; return the totals."""
+    """List the source, feed it to a processor chunk by chunk; return the totals.
+
+    ``hint`` receives, once, the advice to run the backfill on Step Functions when
+    ``--limit`` asks for more than `MAP_HINT_OBJECTS` objects (before anything is listed)
+    or the listing goes past `MAP_HINT_OBJECTS` objects or `MAP_HINT_BYTES` bytes.
+    """
     from data_aggregator.context import LocalContext  # noqa: PLC0415
 
     cls = processor_class or ReusableProcessor
     processor = cls(build_config(options), s3_client=s3, store=store)
     totals = BackfillTotals()
     listed: Iterable[ListedObject] = list_source(s3, options.source_bucket, options.source_prefix)
+    if hint is not None:
+        if options.limit is not None and options.limit > MAP_HINT_OBJECTS:
+            hint(map_hint(options.limit, 0, estimated=True))
+        else:
+            listed = watch_listing(listed, hint, objects=MAP_HINT_OBJECTS, size=MAP_HINT_BYTES)
     if options.limit is not None:
         listed = (obj for _, obj in zip(range(options.limit), listed, strict=False))
     run_id = uuid.uuid4().hex[:12]

@@ -1,6 +1,8 @@
 """The example Lambda: bundle every object that lands in the landing bucket.
 
-Deployed by ``template.yaml`` (AWS SAM); configured entirely by environment variables
+Deployed by ``template.yaml`` (AWS SAM, SQS-triggered) and, unchanged, by ``backfill.yaml``
+(invoked by a Step Functions Distributed Map with item batches of existing objects:
+``handle()`` recognises the event). Configured entirely by environment variables
 (``DISTRIBUTION_BUCKET_NAME``, ``IDEMPOTENCY_TABLE_NAME``, ...: see
 ``docs/configuration.md``). The processor is built once per container, at import, so the
 configuration, the boto3 clients and the DynamoDB store are reused across invocations.
@@ -30,5 +32,6 @@ processor = LandingBundler(get_config())  # once per container (cold start)
 
 
 def handler(event: dict[str, Any], context: Any) -> PartialBatchResponse:
-    """SQS-triggered entry point: returns ``{"batchItemFailures": [...]}``."""
+    """Entry point: ``{"batchItemFailures": [...]}`` for SQS; for a Map item batch, a
+    summary, or a raised ``MapBatchFailedError`` that the Map's Retry matches."""
     return processor.handle(event, context)

@@ -21,6 +21,8 @@ DataAggregatorError
 │   └── EventParseError           (malformed or unknown event shapes)
 ├── TransientError                (retryable = True)
 ├── HookError                     (a processor hook raised or returned something unusable)
+├── MapBatchFailedError           (a Step Functions Map item batch had failures; retryable)
+│   └── MapBatchRefusedError      (... and every failure is permanent)
 ├── S3Error
 │   ├── S3TimeoutError            (retryable)
 │   ├── S3ThrottlingError         (retryable)
@@ -47,13 +49,15 @@ catches every error worth retrying.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
 __all__ = [
     "MAX_CONTEXT_ITEMS",
     "MAX_DEPTH",
+    "MAX_MAP_FAILURES_LISTED",
     "MAX_MESSAGE_CHARS",
     "MAX_SEQUENCE_ITEMS",
     "MAX_STRING_CHARS",
@@ -71,6 +75,9 @@ __all__ = [
     "IdempotencyKeySchemaError",
     "IdempotencyStoreError",
     "LeaseLostError",
+    "MapBatchFailedError",
+    "MapBatchRefusedError",
+    "MapItemFailure",
     "S3AccessDeniedError",
     "S3Error",
     "S3IntegrityError",
@@ -122,6 +129,12 @@ class ErrorCode(str, Enum):
     BATCH_FAILED = "BATCH_FAILED"
     #: The invocation's time ran out before the call could be made or retried.
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    #: Items of a Step Functions Distributed Map batch were not bundled; some may be on a
+    #: retry (the Map's Retry on MapBatchFailedError runs the batch again).
+    MAP_BATCH_FAILED = "MAP_BATCH_FAILED"
+    #: Items of a Map batch were refused for good (invalid item, unsafe key, access
+    #: denied ...): retrying the batch will not bundle them.
+    MAP_BATCH_REFUSED = "MAP_BATCH_REFUSED"
 
     # Validation (the seed's codes first): the same input fails the same way
     #: Input that can never be processed as it is.
@@ -426,6 +439,105 @@ class HookError(DataAggregatorError):
         super().__init__(f"{hook}() failed: {detail}", None, context, correlation_id)
         self.hook = hook
         self.detail = detail
+
+
+# --------------------------------------------------------------------------- Map batches
+
+#: Failed items named one by one in a `MapBatchFailedError`'s message; beyond, a count.
+MAX_MAP_FAILURES_LISTED = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MapItemFailure:
+    """One item of a Distributed Map batch that was not bundled.
+
+    Attributes:
+        item: ``item-<index>``: its position in the batch's ``Items``.
+        reason: Why (a processor ``Reason`` value: ``fetch_failed``, ``timeout`` ...).
+        error_code: The error's code, when there is an error.
+        bucket: The item's bucket, when the item parsed.
+        key: The item's exact key, when the item parsed.
+        retryable: Whether running the batch again may bundle it.
+    """
+
+    item: str
+    reason: str
+    error_code: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    retryable: bool = True
+
+    def line(self) -> str:
+        """``item-3 s3://bucket/key: fetch_failed (S3_THROTTLED)``."""
+        where = f" s3://{self.bucket}/{self.key}" if self.key is not None else ""
+        code = f" ({self.error_code})" if self.error_code else ""
+        return f"{self.item}{where}: {self.reason}{code}"
+
+
+class MapBatchFailedError(DataAggregatorError):
+    """Raised by ``ReusableProcessor.handle`` when items of a Step Functions Distributed
+    Map item batch were not bundled and one at least may be on a retry.
+
+    Step Functions names the failure after this class: a ``Retry`` with ``ErrorEquals:
+    ["MapBatchFailedError"]`` runs the batch again, and once retries are exhausted the batch
+    counts against the Map's ``ToleratedFailurePercentage``. Every item that could be
+    bundled was bundled and completed before the raise, so the retry finds those items
+    already done (duplicates) and works only on the rest. The message names the failed
+    items (the first `MAX_MAP_FAILURES_LISTED`), which Step Functions shows as the
+    ``Cause``.
+
+    Args:
+        failures: The items not bundled.
+        items: How many items the batch had.
+        correlation_id: The invocation's request id.
+
+    Attributes:
+        failures: The items not bundled, in batch order.
+        items: How many items the batch had.
+    """
+
+    default_code = ErrorCode.MAP_BATCH_FAILED
+    retryable = True
+
+    def __init__(
+        self,
+        failures: Sequence[MapItemFailure],
+        items: int,
+        *,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.failures = tuple(failures)
+        self.items = items
+        shown = [failure.line() for failure in self.failures[:MAX_MAP_FAILURES_LISTED]]
+        more = len(self.failures) - len(shown)
+        if more:
+            shown.append(f"and {more} more")
+        message = (
+            f"{len(self.failures)} of {items} items of the Map batch not bundled: "
+            + "; ".join(shown)
+        )
+        context = {
+            "items": items,
+            "failed_items": len(self.failures),
+            "failures": [
+                {"item": f.item, "reason": f.reason, "error_code": f.error_code, "key": f.key}
+                for f in self.failures[:MAX_MAP_FAILURES_LISTED]
+            ],
+        }
+        super().__init__(message, None, context, correlation_id)
+
+
+class MapBatchRefusedError(MapBatchFailedError):
+    """A `MapBatchFailedError` whose every failure is permanent (an invalid item, a key the
+    sanitizer refuses, access denied ...): running the batch again would fail the same way.
+
+    Leave it out of the ``Retry``'s ``ErrorEquals``: the batch counts as failed at once
+    (``ToleratedFailurePercentage``, the ``ResultWriter``'s failed results) and its Cause
+    names the items to fix.
+    """
+
+    default_code = ErrorCode.MAP_BATCH_REFUSED
+    retryable = False
 
 
 # --------------------------------------------------------------------------- validation

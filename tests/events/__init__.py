@@ -2,10 +2,13 @@
 
 Files are named after the path the event takes: ``s3_*`` (an S3 notification: an SQS
 body, an SNS ``Message`` or a direct Lambda event), ``sqs_*`` (SQS-triggered Lambda
-events), ``sns_*`` (SNS-triggered), ``eventbridge_*`` (EventBridge events). They were
-written from AWS's documented formats: Amazon S3 "Event message structure" and
-"EventBridge event message structure", Amazon SNS notification JSON, and AWS Lambda's
-SQS event.
+events), ``sns_*`` (SNS-triggered), ``eventbridge_*`` (EventBridge events), ``sfn_map_*`` (a
+Step Functions Distributed Map item batch, ``{"Items": [...], "BatchInput": {...}}``).
+They were written from AWS's documented formats: Amazon S3 "Event message structure" and
+"EventBridge event message structure", Amazon SNS notification JSON, AWS Lambda's SQS
+event, and AWS Step Functions "ItemReader (Map)" (the ListObjectsV2 item: ``Etag`` quoted,
+``LastModified`` in epoch seconds; the S3 Inventory item: the manifest's ``fileSchema``
+names, every value a string) and "ItemBatcher (Map)".
 """
 
 from __future__ import annotations

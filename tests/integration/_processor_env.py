@@ -84,11 +84,15 @@ class ProcessorEnv:
         return LocalContext.from_timeout(seconds, clock=self.clock, **kwargs)
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> PartialBatchResponse:
-        """``processor.handle`` with a fresh context; keeps the typed result."""
-        response = self.processor.handle(event, context or self.context())
-        assert self.processor.last_result is not None
-        self.results.append(self.processor.last_result)
-        return response
+        """``processor.handle`` with a fresh context; keeps the typed result (also when
+        ``handle`` raises after processing, as for a Map batch with failures)."""
+        before = self.processor.last_result
+        try:
+            return self.processor.handle(event, context or self.context())
+        finally:
+            result = self.processor.last_result
+            if result is not None and result is not before:
+                self.results.append(result)
 
     @property
     def last(self) -> BatchResult:

@@ -129,6 +129,37 @@ def test_second_run_bundles_nothing(env: Env, capsys: pytest.CaptureFixture[str]
     assert env.members() == Counter(env.data.keys())
 
 
+def test_a_large_listing_prints_the_step_functions_route_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Past the object threshold the run says, once, how to fan the backfill out on a
+    Distributed Map, and goes on; below it (the default, here) it says nothing."""
+    assert main(env.args("--limit", "5")) == 0
+    assert "Distributed Map" not in capsys.readouterr().err
+    monkeypatch.setattr(_backfill, "MAP_HINT_OBJECTS", 10)
+    assert main(env.args()) == 0
+    _, err = capsys.readouterr()
+    hints = [line for line in err.splitlines() if "Distributed Map" in line]
+    assert len(hints) == 1
+    assert "11 objects" in hints[0]
+    assert "docs/backfill-step-functions.md" in hints[0]
+    assert env.members() == Counter(env.data.keys())
+
+
+def test_a_large_limit_prints_the_route_before_listing(
+    env: Env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``--limit`` above the threshold is the estimate: the route comes first, once;
+    ``--quiet`` keeps it quiet."""
+    monkeypatch.setattr(_backfill, "MAP_HINT_OBJECTS", 10)
+    assert main(env.args("--limit", "30")) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "--limit 30" in lines[0]
+    assert sum("Distributed Map" in line for line in lines) == 1
+    assert main(env.args("--limit", "30", "--quiet")) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_limit_then_rerun_resumes(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     """A run stopped by ``--limit`` and a full re-run leave every object in one bundle."""
     assert main(env.args("--limit", "30")) == 0

@@ -25,7 +25,8 @@ from data_aggregator import (
     S3EventNotificationRecord,
     get_config,
 )
-from data_aggregator.processor import BatchFailedError
+from data_aggregator.exceptions import MapBatchFailedError, MapItemFailure
+from data_aggregator.processor import BatchFailedError, MapBatchSummary
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -105,3 +106,18 @@ def direct(processor: ReusableProcessor, event: Mapping[str, Any]) -> int:
         assert_type(error.result, BatchResult)
         return len(error.result.failed_message_ids)
     return 0
+
+
+def map_batch(processor: ReusableProcessor, event: Mapping[str, Any]) -> int:
+    """A Step Functions Map item batch: a typed summary, or an error naming the items."""
+    try:
+        processor.handle(event, LocalContext.from_timeout(60))
+    except MapBatchFailedError as error:
+        assert_type(error.failures, tuple[MapItemFailure, ...])
+        return -len(error.failures)
+    assert processor.last_result is not None
+    summary = processor.last_result.map_summary
+    assert_type(summary, MapBatchSummary)
+    assert_type(summary["bundles"], list[str])
+    assert_type(processor.last_result.map_batch_error(), MapBatchFailedError)
+    return summary["bundled"] + summary["duplicates"]

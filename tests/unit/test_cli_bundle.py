@@ -12,10 +12,10 @@ from data_aggregator.cli._bundle import (
     BackfillTotals,
     ListedObject,
     RefusedObject,
-    backfill_sequencer,
     iter_chunks,
     parse_s3_url,
     synthetic_message,
+    watch_listing,
 )
 from data_aggregator.exceptions import (
     DataAggregatorError,
@@ -27,7 +27,7 @@ from data_aggregator.exceptions import (
 )
 from data_aggregator.idempotency import make_idempotency_key
 from data_aggregator.processor import BatchResult, Outcome, Reason, RecordResult
-from data_aggregator.schemas import parse_event
+from data_aggregator.schemas import backfill_sequencer, parse_event
 
 MODIFIED = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
 KEYS = ["plain.txt", "a b+c.txt", "100%25 done.txt", "caf\u00e9/\u65e5\u672c.txt", "x/?#&=.log"]
@@ -71,6 +71,23 @@ def test_parse_s3_url_and_chunks() -> None:
             parse_s3_url(bad, "x")
     objs = [ListedObject(str(i), 0, "e", None) for i in range(5)]
     assert [len(c) for c in iter_chunks(objs, 2)] == [2, 2, 1]
+
+
+def test_the_listing_watch_speaks_once_past_either_threshold() -> None:
+    """The Step Functions advice comes once, at the first object past the byte or the
+    object threshold; the listing passes through unchanged."""
+    objs = [ListedObject(str(i), 40, "e", None) for i in range(10)]
+    said: list[str] = []
+    assert list(watch_listing(objs, said.append, objects=100, size=100)) == objs
+    assert len(said) == 1
+    assert "3 objects, 0.0 GiB" in said[0]
+    said.clear()
+    assert list(watch_listing(objs, said.append, objects=4, size=10**9)) == objs
+    assert len(said) == 1
+    assert "5 objects" in said[0]
+    said.clear()
+    assert list(watch_listing(objs, said.append, objects=10, size=400)) == objs
+    assert said == []
 
 
 def _failed(message_id: str, reason: Reason, error: DataAggregatorError) -> RecordResult:

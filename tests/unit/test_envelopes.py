@@ -45,6 +45,13 @@ EXPECTED: dict[str, tuple[list[Envelope], list[int], list[bool]]] = {
     "eventbridge_object_created_put": ([Envelope.EVENTBRIDGE_DIRECT], [1], [False]),
     "eventbridge_object_deleted": ([Envelope.EVENTBRIDGE_DIRECT], [1], [False]),
     "sns_direct_s3_put": ([Envelope.SNS_DIRECT], [1], [False]),
+    "sfn_map_list_objects_v2_batch": ([Envelope.STEP_FUNCTIONS_MAP] * 3, [1] * 3, [False] * 3),
+    "sfn_map_s3_inventory_batch": ([Envelope.STEP_FUNCTIONS_MAP] * 3, [1] * 3, [False] * 3),
+    "sfn_map_s3_inventory_minimal_batch": (
+        [Envelope.STEP_FUNCTIONS_MAP] * 2,
+        [1] * 2,
+        [False] * 2,
+    ),
 }
 
 GOOD_BODY = json.dumps(load_event("s3_object_created_put"))

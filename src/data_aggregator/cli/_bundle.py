@@ -12,7 +12,8 @@ and bundles nothing twice; an interrupted run is resumed by running it again.
 Idempotency key of a listed object (``docs/cli.md``): the exact key and, as the unique
 part, the ``versionId`` in a versioned bucket (the same key a live event for that version
 has), else ``backfill:<ETag>:<LastModified>`` in place of the event sequencer that a
-listing does not have.
+listing does not have: `data_aggregator.schemas.backfill_sequencer`, shared with the
+Step Functions Distributed Map envelope.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from data_aggregator.exceptions import ValidationError
 from data_aggregator.processor import Outcome, ReusableProcessor
+from data_aggregator.schemas import LISTING_EVENT_NAME, backfill_sequencer, event_time
 from data_aggregator.testing import s3_notification, s3_record, sqs_event, sqs_message
 
 if TYPE_CHECKING:
@@ -40,16 +42,17 @@ __all__ = [
     "BackfillOptions",
     "BackfillTotals",
     "ListedObject",
-    "backfill_sequencer",
     "build_config",
     "iter_chunks",
+    "map_hint",
     "parse_s3_url",
     "run_backfill",
     "synthetic_message",
+    "watch_listing",
 ]
 
 #: The event name of the synthetic notifications.
-EVENT_NAME = "ObjectCreated:Put"
+EVENT_NAME = LISTING_EVENT_NAME
 _QUEUE_ARN = "arn:aws:sqs:local:000000000000:data-aggregator-bundle"
 
 
@@ -86,6 +89,13 @@ class ListedObject:
 
 #: Refused objects named one by one; beyond this, only their number.
 MAX_REFUSED_LISTED = 100
+
+#: Past this many listed objects, or `MAP_HINT_BYTES`, the command prints once how to run
+#: the backfill on a Step Functions Distributed Map instead (docs/cli.md): one machine
+#: bundles a few hundred small objects a second, a Map thousands of Lambdas at once.
+MAP_HINT_OBJECTS = 100_000
+#: Bytes listed past which the Step Functions route is printed (100 GiB).
+MAP_HINT_BYTES = 100 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -159,22 +169,6 @@ def parse_s3_url(url: str, what: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def backfill_sequencer(etag: str, last_modified: datetime | None) -> str:
-    """The unique part of an unversioned listed object's idempotency key.
-
-    A listing has no event sequencer; ``ETag`` + ``LastModified`` (UTC, milliseconds)
-    tell apart successive writes of one key the same way, and are stable across runs.
-    """
-    stamp = "-" if last_modified is None else _event_time(last_modified)
-    return f"backfill:{etag}:{stamp}"
-
-
-def _event_time(moment: datetime) -> str:
-    """``moment`` as S3 events write times: UTC, milliseconds, ``2024-05-01T12:00:00.123Z``."""
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
 def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> SQSRecord:
     """An SQS record carrying one classic S3 ``ObjectCreated`` notification about ``obj``.
 
@@ -193,11 +187,45 @@ def synthetic_message(bucket: str, obj: ListedObject, message_id: str) -> SQSRec
             None if obj.version_id is not None else backfill_sequencer(obj.etag, obj.last_modified)
         ),
         event_name=EVENT_NAME,
-        event_time=_event_time(obj.last_modified or datetime.now(timezone.utc)),
+        event_time=event_time(obj.last_modified or datetime.now(timezone.utc)),
         region="",
         configuration_id="data-aggregator-bundle",
     )
     return sqs_message(s3_notification([record]), message_id=message_id, queue_arn=_QUEUE_ARN)
+
+
+def map_hint(objects: int, size: int, *, estimated: bool = False) -> str:
+    """The one-time advice to run a large backfill on a Step Functions Distributed Map."""
+    seen = (
+        f"--limit {objects:,}"
+        if estimated
+        else f"{objects:,} objects, {size / 1024**3:,.1f} GiB listed so far"
+    )
+    return (
+        f"this backfill is large ({seen}): one machine bundles it slowly; a Step Functions "
+        "Distributed Map fans it out to many Lambda invocations with the same idempotency "
+        "table (docs/backfill-step-functions.md, examples/backfill.yaml). This run goes "
+        "on; stopped and run again later, it bundles nothing twice."
+    )
+
+
+def watch_listing(
+    listed: Iterable[ListedObject],
+    say: Callable[[str], None],
+    *,
+    objects: int,
+    size: int,
+) -> Iterator[ListedObject]:
+    """``listed`` unchanged; ``say(map_hint(...))`` once, when more than ``objects``
+    objects or ``size`` bytes have gone by."""
+    total = 0
+    told = False
+    for count, obj in enumerate(listed, start=1):
+        total += obj.size
+        if not told and (count > objects or total > size):
+            told = True
+            say(map_hint(count, total))
+        yield obj
 
 
 def iter_chunks(items: Iterable[ListedObject], size: int) -> Iterator[list[ListedObject]]:
@@ -258,14 +286,25 @@ def run_backfill(
     store: IdempotencyStore,
     progress: Callable[[str], None],
     processor_class: type[ReusableProcessor] | None = None,
+    hint: Callable[[str], None] | None = None,
 ) -> BackfillTotals:
-    """List the source, feed it to a processor chunk by chunk; return the totals."""
+    """List the source, feed it to a processor chunk by chunk; return the totals.
+
+    ``hint`` receives, once, the advice to run the backfill on Step Functions when
+    ``--limit`` asks for more than `MAP_HINT_OBJECTS` objects (before anything is listed)
+    or the listing goes past `MAP_HINT_OBJECTS` objects or `MAP_HINT_BYTES` bytes.
+    """
     from data_aggregator.context import LocalContext  # noqa: PLC0415
 
     cls = processor_class or ReusableProcessor
     processor = cls(build_config(options), s3_client=s3, store=store)
     totals = BackfillTotals()
     listed: Iterable[ListedObject] = list_source(s3, options.source_bucket, options.source_prefix)
+    if hint is not None:
+        if options.limit is not None and options.limit > MAP_HINT_OBJECTS:
+            hint(map_hint(options.limit, 0, estimated=True))
+        else:
+            listed = watch_listing(listed, hint, objects=MAP_HINT_OBJECTS, size=MAP_HINT_BYTES)
     if options.limit is not None:
         listed = (obj for _, obj in zip(range(options.limit), listed, strict=False))
     run_id = uuid.uuid4().hex[:12]

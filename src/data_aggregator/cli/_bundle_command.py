@@ -55,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{PROG} bundle: {line}\n")
             sys.stderr.flush()
 
-    totals = run_backfill(options, s3=s3, store=store, progress=progress)
+    def hint(line: str) -> None:
+        if not args.quiet:
+            sys.stderr.write(f"{PROG} bundle: {line}\n")
+            sys.stderr.flush()
+
+    totals = run_backfill(options, s3=s3, store=store, progress=progress, hint=hint)
     if not args.quiet:
         sys.stdout.write(
             f"{args.source} -> {args.to}: {plural(totals.listed, 'object')} listed, "

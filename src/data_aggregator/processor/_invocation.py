@@ -54,6 +54,7 @@ from data_aggregator.processor._leases import Decision, Leases
 from data_aggregator.processor._resolve import resolve_keys
 from data_aggregator.processor._results import BatchResult, Outcome, Reason, RecordResult
 from data_aggregator.processor._slots import Slot
+from data_aggregator.schemas import Envelope
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -531,6 +532,7 @@ class Invocation:
             bundles=self.bundles,
             request_id=self.request_id,
             from_sqs=self.from_sqs,
+            from_map=any(m.envelope is Envelope.STEP_FUNCTIONS_MAP for m in self.messages),
         )
 
 

@@ -145,12 +145,23 @@ class ReusableProcessor:
     def handle(self, event: Mapping[str, Any], context: InvocationContext) -> PartialBatchResponse:
         """Process one Lambda event; return ``{"batchItemFailures": [...]}``.
 
+        For a Step Functions Distributed Map item batch whose items are all done, the
+        return value is a [`MapBatchSummary`][data_aggregator.processor.MapBatchSummary]
+        (an empty ``batchItemFailures`` plus counts); see docs/backfill-step-functions.md.
+
         Raises:
             EventParseError: the event as a whole is of no known shape.
+            MapBatchFailedError: items of a Map batch were not bundled and one at least
+                may be on a retry (`MapBatchRefusedError` when none can): raising is how
+                the batch counts as failed and gets retried by the Map's ``Retry``.
             BatchFailedError: a direct (S3, SNS or EventBridge) invocation had failures;
                 raising is how such invocations get retried. SQS events never raise it.
         """
         result = self.process(event, context)
+        if result.from_map:
+            if result.failed_message_ids:
+                raise result.map_batch_error()
+            return result.map_summary
         if result.failed_message_ids and not result.from_sqs:
             raise BatchFailedError(result)
         return result.response

@@ -1,9 +1,10 @@
 """Resolve ambiguous EventBridge keys against S3 (private).
 
-EventBridge sends object keys form-encoded or not, so a key with ``+`` may name the
-literal key or one with a space. `resolve_keys` confirms, for every slot whose record has
-several readings, which one exists with the event's size and ETag, and decides the slots
-whose object is gone or whose lookup failed.
+EventBridge sends object keys form-encoded or not (and so may a Step Functions Map's S3
+Inventory reader), so a key with ``+`` may name the literal key or one with a space.
+`resolve_keys` confirms, for every slot whose record has several readings, which one
+exists with the event's size and ETag, and decides the slots whose object is gone or
+whose lookup failed.
 """
 
 from __future__ import annotations

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, TypedDict
 
-from data_aggregator.exceptions import DataAggregatorError, ErrorCode
+from data_aggregator.exceptions import (
+    DataAggregatorError,
+    ErrorCode,
+    MapBatchFailedError,
+    MapBatchRefusedError,
+    MapItemFailure,
+)
 
 if TYPE_CHECKING:
     from data_aggregator.bundle import BundleSummary
@@ -16,6 +22,7 @@ __all__ = [
     "BatchFailedError",
     "BatchItemFailure",
     "BatchResult",
+    "MapBatchSummary",
     "Outcome",
     "PartialBatchResponse",
     "Reason",
@@ -37,6 +44,30 @@ class PartialBatchResponse(TypedDict):
     """
 
     batchItemFailures: list[BatchItemFailure]
+
+
+class MapBatchSummary(PartialBatchResponse):
+    """What ``handle()`` returns for a Step Functions Distributed Map item batch in which
+    every item is done (bundled, already bundled, or deliberately skipped).
+
+    A `PartialBatchResponse` whose ``batchItemFailures`` is always empty (a batch with
+    failures raises `MapBatchFailedError` instead), plus counts. Step Functions keeps it
+    as the batch's output (in the ``ResultWriter``'s results).
+
+    Attributes:
+        items: Items in the batch.
+        bundled: Items bundled by this invocation.
+        duplicates: Items already in a bundle (an earlier run, a retry, or live events).
+        skipped: Items deliberately not bundled (object gone or overwritten since the
+            listing, a delete marker, ``accept()`` said no).
+        bundles: The keys of the bundles this invocation wrote.
+    """
+
+    items: int
+    bundled: int
+    duplicates: int
+    skipped: int
+    bundles: list[str]
 
 
 class Outcome(str, Enum):
@@ -145,6 +176,8 @@ class BatchResult:
         request_id: The invocation's request id (used in bundle keys).
         from_sqs: Whether the event came from SQS, whose event source mapping honours
             ``batchItemFailures``; ``False`` for direct (asynchronous) invocations.
+        from_map: Whether the event was a Step Functions Distributed Map item batch (one
+            message per item, ``item-<index>``).
     """
 
     records: tuple[RecordResult, ...]
@@ -152,6 +185,43 @@ class BatchResult:
     bundles: tuple[BundleSummary, ...] = ()
     request_id: str = ""
     from_sqs: bool = True
+    from_map: bool = False
+
+    @property
+    def map_summary(self) -> MapBatchSummary:
+        """The summary ``handle()`` returns for a Map batch without failures."""
+        return {
+            "batchItemFailures": [],
+            "items": len({result.message_id for result in self.records}),
+            "bundled": self.count(Outcome.BUNDLED),
+            "duplicates": self.count(Outcome.DUPLICATE),
+            "skipped": self.count(Outcome.SKIPPED),
+            "bundles": [bundle.key for bundle in self.bundles],
+        }
+
+    def map_batch_error(self) -> MapBatchFailedError:
+        """The error ``handle()`` raises for a Map batch with failures:
+        `MapBatchRefusedError` when no failure can go away on a retry (each has an error
+        that is not ``retryable``), else `MapBatchFailedError`."""
+        failures = [
+            MapItemFailure(
+                item=result.message_id,
+                reason=result.reason.value if result.reason is not None else "unknown",
+                error_code=result.error.error_code if result.error is not None else None,
+                bucket=result.record.s3.bucket.name if result.record is not None else None,
+                key=result.record.s3.object.original_key if result.record is not None else None,
+                retryable=result.error is None or result.error.retryable,
+            )
+            for result in self.records
+            if result.failed
+        ]
+        items = len({result.message_id for result in self.records})
+        cls = (
+            MapBatchFailedError
+            if any(failure.retryable for failure in failures)
+            else MapBatchRefusedError
+        )
+        return cls(failures, items, correlation_id=self.request_id or None)
 
     @property
     def response(self) -> PartialBatchResponse:

@@ -18,8 +18,9 @@ Two views of the same event, as the conventions prescribe:
 
 [`parse_event`][data_aggregator.schemas.parse_event] unwraps what a Lambda receives (SQS batches
 whose bodies are S3 notifications, SNS notifications or EventBridge events; direct S3, SNS and
-EventBridge invocations) into [`ParsedMessage`][data_aggregator.schemas.ParsedMessage] objects,
-one per SQS message, failing single messages rather than the batch. See ``docs/schemas.md``.
+EventBridge invocations; Step Functions Distributed Map item batches) into
+[`ParsedMessage`][data_aggregator.schemas.ParsedMessage] objects, one per SQS message or Map
+item, failing single messages rather than the batch. See ``docs/schemas.md``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from data_aggregator.schemas._envelopes import (
     parse_sqs_message,
 )
 from data_aggregator.schemas._eventbridge import record_from_eventbridge
+from data_aggregator.schemas._listing import LISTING_EVENT_NAME, backfill_sequencer, event_time
+from data_aggregator.schemas._map import MAP_BUCKET_FIELD
 from data_aggregator.schemas._records import (
     KEY_ENCODING_CONTEXT,
     KEY_ERROR_TYPE,
@@ -73,6 +76,8 @@ from data_aggregator.schemas._records import (
 __all__ = [
     "KEY_ENCODING_CONTEXT",
     "KEY_ERROR_TYPE",
+    "LISTING_EVENT_NAME",
+    "MAP_BUCKET_FIELD",
     "MAX_OBJECT_SIZE",
     "Envelope",
     "EventBridgeEvent",
@@ -106,6 +111,8 @@ __all__ = [
     "SQSMessageAttribute",
     "SQSRecord",
     "SQSRecordAttributes",
+    "backfill_sequencer",
+    "event_time",
     "parse_event",
     "parse_sqs_message",
     "record_from_eventbridge",

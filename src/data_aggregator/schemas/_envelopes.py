@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from data_aggregator.exceptions import EventParseError, ValidationError, ValidationErrorCode
 from data_aggregator.schemas._eventbridge import record_from_eventbridge
+from data_aggregator.schemas._map import is_map_batch, map_item_records
 from data_aggregator.schemas._records import S3EventNotificationRecord
 
 __all__ = [
@@ -49,6 +50,9 @@ class Envelope(str, Enum):
     SNS_DIRECT = "sns_direct"
     #: S3 -> EventBridge -> Lambda.
     EVENTBRIDGE_DIRECT = "eventbridge_direct"
+    #: One item of a Step Functions Distributed Map item batch (ListObjectsV2 or S3
+    #: Inventory item reader, with an ``ItemBatcher``).
+    STEP_FUNCTIONS_MAP = "step_functions_map"
 
     @property
     def is_sqs(self) -> bool:
@@ -63,7 +67,8 @@ class ParsedMessage:
     Attributes:
         message_id: The SQS ``messageId`` (what ``batchItemFailures`` reports). For direct
             invocations: the SNS ``MessageId``, the EventBridge ``id``, or a stable id
-            derived from the event's content (``s3-<sha256 prefix>``).
+            derived from the event's content (``s3-<sha256 prefix>``). For a Distributed
+            Map batch: ``item-<index>``, the item's position in ``Items``.
         envelope: How the event was delivered.
         records: The validated records; empty for test events and failed messages.
         is_test_event: ``s3:TestEvent``: acknowledge and ignore.
@@ -281,6 +286,19 @@ def _sns_record(record: Mapping[str, Any]) -> ParsedMessage:
     return _direct(message_id, Envelope.SNS_DIRECT, sns.get("Message"))
 
 
+def _map_item(index: int, item: S3EventNotificationRecord | ValidationError) -> ParsedMessage:
+    message_id = f"item-{index}"
+    if isinstance(item, ValidationError):
+        item.context.setdefault("envelope", Envelope.STEP_FUNCTIONS_MAP.value)
+        item.correlation_id = item.correlation_id or message_id
+        return ParsedMessage(
+            message_id=message_id, envelope=Envelope.STEP_FUNCTIONS_MAP, error=item
+        )
+    return ParsedMessage(
+        message_id=message_id, envelope=Envelope.STEP_FUNCTIONS_MAP, records=(item,)
+    )
+
+
 def _record_source(record: object) -> object:
     if not isinstance(record, Mapping):
         return None
@@ -291,18 +309,20 @@ def parse_event(event: Mapping[str, Any]) -> list[ParsedMessage]:
     """Unwrap a Lambda event into messages and their S3 records.
 
     Accepts an SQS batch (bodies: S3 notification, ``s3:TestEvent``, SNS notification with
-    or without raw delivery, EventBridge event), a direct S3 event, an SNS event and a
-    direct EventBridge event. Event types are not filtered (deletes parse too): filter on
-    ``record.event_name``.
+    or without raw delivery, EventBridge event), a direct S3 event, an SNS event, a
+    direct EventBridge event and a Step Functions Distributed Map item batch
+    (``{"Items": [...], "BatchInput": {...}}``: docs/backfill-step-functions.md). Event
+    types are not filtered (deletes parse too): filter on ``record.event_name``.
 
     Returns:
         One [`ParsedMessage`][data_aggregator.schemas.ParsedMessage] per SQS message, per SNS
-        record, or one for a direct S3 or EventBridge event. A message that cannot be
-        parsed has ``error`` set; the others are unaffected.
+        record, per Map item, or one for a direct S3 or EventBridge event. A message that
+        cannot be parsed has ``error`` set; the others are unaffected.
 
     Raises:
         EventParseError: The event itself has an unknown shape (not a mapping, no
-            recognisable ``Records``, an SQS record without ``messageId`` ...).
+            recognisable ``Records``, an SQS record without ``messageId``, a Map batch
+            whose ``BatchInput`` is not an object ...).
     """
     received: object = event  # callers may hand us anything: check at runtime
     if not isinstance(received, Mapping):
@@ -322,6 +342,8 @@ def parse_event(event: Mapping[str, Any]) -> list[ParsedMessage]:
     if _is_eventbridge(event):
         message_id = _str_or_none(event.get("id")) or _stable_id("eventbridge", event)
         return [_direct(message_id, Envelope.EVENTBRIDGE_DIRECT, event)]
+    if is_map_batch(event):
+        return [_map_item(index, item) for index, item in enumerate(map_item_records(event))]
     if _is_test_event(event):
         return [_direct(_stable_id("s3", event), Envelope.S3_DIRECT, event)]
     raise _invalid("unknown event shape", keys=_keys_of(event))

@@ -17,7 +17,7 @@ from data_aggregator.idempotency import DynamoDBIdempotencyStore
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
 from data_aggregator.processor import Outcome, Reason
 from tests.integration._processor_env import env_factory
-from tests.integration._s3_hooks import error_response
+from tests.integration._s3_hooks import error_response, inject
 from tests.processor_support import assert_bundled_once, failed_ids, s3_body, sqs_batch
 
 if TYPE_CHECKING:
@@ -153,7 +153,9 @@ def test_versioned_bucket_deletes_the_bundled_version_only(
     old = env.put("doc.txt", b"first")
     new = env.put("doc.txt", b"second")
     other = env.put("other.txt", b"alone")
-    assert old.version_id and new.version_id and other.version_id
+    assert old.version_id
+    assert new.version_id
+    assert other.version_id
     assert env.handle(sqs_batch([s3_body(old.record()), s3_body(other.record())])) == {
         "batchItemFailures": []
     }
@@ -220,10 +222,10 @@ def test_a_failed_delete_leaves_the_message_successful_and_a_duplicate_retries_i
     objects = [env.put(f"flaky/{i}.txt") for i in range(3)]
     failing = [True]
 
-    def fail(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+    def fail(request: AWSPreparedRequest) -> AWSResponse | None:
         return error_response(request, 500, "InternalError") if failing[0] else None
 
-    env.processor_s3.meta.events.register("before-send.s3.DeleteObjects", fail)
+    inject(env.processor_s3, "DeleteObjects", fail)
     event = sqs_batch([s3_body(o.record()) for o in objects])
     assert env.handle(event) == {"batchItemFailures": []}
     assert env.last.count(Outcome.BUNDLED) == 3

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from data_aggregator.exceptions import IdempotencyStoreError
 from data_aggregator.idempotency import DynamoDBIdempotencyStore
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
 from data_aggregator.processor import Outcome, Reason
@@ -209,6 +210,46 @@ def test_a_crash_before_complete_deletes_nothing_until_the_records_are_completed
     assert [o.key for o in objects if _exists(env, o)] == []
     assert len(requests) == 1
     assert metrics["SourcesDeleted"] == 3
+
+
+class _CompleteFails(DynamoDBIdempotencyStore):
+    """``complete`` fails (the store is unreachable): the records stay in progress."""
+
+    def complete(
+        self, keys: Iterable[str], *, owner: str, bundle_key: str, ttl_seconds: int | None = None
+    ) -> dict[str, UpdateResult]:
+        raise IdempotencyStoreError("injected complete failure", context={"injected": True})
+
+
+def test_records_not_completed_keep_their_sources(
+    make_env: Callable[..., ProcessorEnv],
+) -> None:
+    """Bundled but not completed (COMPLETE_FAILED): no source is deleted, no DeleteObjects
+    is sent, the messages fail as without the option."""
+    env = make_env(store_class=_CompleteFails, delete_sources=True)
+    requests = _delete_requests(env)
+    objects = [env.put(f"incomplete/{i}.txt") for i in range(3)]
+    assert len(failed_ids(env.handle(sqs_batch([s3_body(o.record()) for o in objects])))) == 3
+    assert {r.reason for r in env.last.records} == {Reason.COMPLETE_FAILED}
+    assert_bundled_once(env.bundles(), objects)
+    assert all(_exists(env, o) for o in objects)
+    assert requests == []
+
+
+def test_a_second_copy_in_the_batch_is_deleted_once(
+    make_env: Callable[..., ProcessorEnv],
+) -> None:
+    """A record delivered twice in one batch: one bundle member, one delete."""
+    env = make_env(delete_sources=True)
+    metrics = _Metrics(env)
+    requests = _delete_requests(env)
+    obj = env.put("twice.txt")
+    body = s3_body(obj.record())
+    assert env.handle(sqs_batch([body, body])) == {"batchItemFailures": []}
+    assert not _exists(env, obj)
+    assert len(requests) == 1
+    assert requests[0].count(b"<Key>twice.txt</Key>") == 1
+    assert metrics["SourcesDeleted"] == 1
 
 
 def test_a_failed_delete_leaves_the_message_successful_and_a_duplicate_retries_it(

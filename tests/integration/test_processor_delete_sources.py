@@ -17,6 +17,7 @@ from data_aggregator.exceptions import IdempotencyStoreError
 from data_aggregator.idempotency import DynamoDBIdempotencyStore
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
 from data_aggregator.processor import Outcome, Reason
+from data_aggregator.testing import s3_record
 from tests.integration._processor_env import env_factory
 from tests.integration._s3_hooks import error_response, inject
 from tests.processor_support import assert_bundled_once, failed_ids, s3_body, sqs_batch
@@ -279,6 +280,39 @@ def test_a_failed_delete_leaves_the_message_successful_and_a_duplicate_retries_i
     assert [o.key for o in objects if _exists(env, o)] == []
     assert metrics["SourcesDeleted"] == 3
     assert_bundled_once(env.bundles(), objects)
+
+
+def test_an_event_without_an_etag(make_env: Callable[..., ProcessorEnv]) -> None:
+    """Bundled from an event without an ETag: the ETag the fetch saw is the condition, so
+    the object is deleted. A duplicate of such a record (its first delete failed) has
+    nothing to name the bundled object by: counted as not deleted, no request sent."""
+    env = make_env(delete_sources=True, retries=False)
+    metrics = _Metrics(env)
+    first, second = env.put("bare/1.txt"), env.put("bare/2.txt")
+
+    def bare(obj: SourceObject) -> str:
+        size = len(obj.data)
+        return s3_body(s3_record(obj.bucket, obj.key, size=size, etag=None, sequencer="1A"))
+
+    assert env.handle(sqs_batch([bare(first)])) == {"batchItemFailures": []}
+    assert not _exists(env, first)
+    failing = [True]
+
+    def fail(request: AWSPreparedRequest) -> AWSResponse | None:
+        return error_response(request, 503, "SlowDown") if failing[0] else None
+
+    inject(env.processor_s3, "DeleteObjects", fail)
+    assert env.handle(sqs_batch([bare(second)])) == {"batchItemFailures": []}
+    assert _exists(env, second)
+    assert metrics["SourceDeletesFailed"] == 1
+    failing[0] = False
+    requests = _delete_requests(env)
+    assert env.handle(sqs_batch([bare(second)])) == {"batchItemFailures": []}
+    assert {r.reason for r in env.last.records} == {Reason.ALREADY_COMPLETED}
+    assert _exists(env, second)
+    assert requests == []
+    assert metrics["SourceDeletesFailed"] == 2
+    assert metrics["SourcesDeleted"] == 1
 
 
 def test_no_delete_is_started_without_time_left(make_env: Callable[..., ProcessorEnv]) -> None:

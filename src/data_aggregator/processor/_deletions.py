@@ -62,8 +62,7 @@ class SourceToDelete:
 
 def deletable(slot: Slot) -> SourceToDelete | None:
     """The source to delete for a decided slot, or ``None`` when it must stay: not
-    completed in a bundle, a second copy in the batch, or nothing says which object
-    was bundled (no version id, no ETag)."""
+    completed in a bundle, or a second copy of a record in the batch."""
     record, result = slot.record, slot.result
     if record is None or result is None or slot.primary is not None:
         return None
@@ -78,8 +77,8 @@ def deletable(slot: Slot) -> SourceToDelete | None:
         return None
     version_id = record.version_id if record.version_id not in (None, "null") else None
     etag = (etag or "").strip('"') or None
-    if version_id is None and etag is None:
-        return None
+    # Neither a version nor an ETag: `S3Client.delete_objects` refuses it (NO_CONDITION),
+    # so it is counted and logged as not deleted rather than silently left.
     target = ObjectToDelete(
         record.s3.object.original_key,
         version_id=version_id,

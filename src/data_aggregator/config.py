@@ -253,6 +253,9 @@ _SETTINGS: dict[str, _Setting] = {
     "expected_bucket_owner": _Setting(
         "EXPECTED_BUCKET_OWNER", "an AWS account id: exactly 12 digits"
     ),
+    "delete_sources": _Setting(
+        "DELETE_SOURCES", "true/false, 1/0, yes/no or on/off (any case)", _parse_bool
+    ),
     "idempotency_partition_key": _Setting(
         "IDEMPOTENCY_PARTITION_KEY",
         f"an attribute name of 1-{_MAX_PARTITION_KEY_BYTES} UTF-8 bytes, printable, no "
@@ -355,6 +358,7 @@ class AppConfig(BaseModel):
     accepted_event_prefixes: tuple[str, ...] = ("ObjectCreated:",)
     kms_key_id: str | None = None
     expected_bucket_owner: str | None = None
+    delete_sources: bool = Field(default=False, strict=True)
     # Idempotency and metrics.
     idempotency_partition_key: str = "object_key"
     lease_margin_seconds: float = Field(

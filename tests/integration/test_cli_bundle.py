@@ -284,3 +284,17 @@ def test_permanently_refused_object_is_named_and_not_retried(
             "(UNSAFE_S3_KEY_PATH); running again will not help"
         ]
     assert env.members() == Counter(env.data.keys())
+
+
+def test_delete_sources_removes_what_was_bundled(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--delete-sources``: every bundled object under the prefix is deleted, the one
+    outside it stays, and a second run finds nothing left to bundle."""
+    assert main(env.args("--quiet", "--delete-sources")) == 0
+    assert env.members() == Counter(env.data.keys())
+    remaining = env.s3.list_objects_v2(Bucket=env.src).get("Contents", [])
+    assert [item["Key"] for item in remaining] == ["other/ignored.txt"]
+    assert main(env.args("--quiet", "--delete-sources")) == 0
+    assert capsys.readouterr() == ("", "")
+    assert env.members() == Counter(env.data.keys())

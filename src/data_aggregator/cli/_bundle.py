@@ -74,6 +74,7 @@ class BackfillOptions:
     batch_size: int
     chunk_seconds: int
     limit: int | None
+    delete_sources: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,7 @@ def build_config(options: BackfillOptions) -> AppConfig:
         bundle_prefix=options.dest_prefix,
         bundle_codec=Codec(options.codec),
         max_bundle_size_mb=options.max_bundle_mb,
+        delete_sources=options.delete_sources,
         metrics_enabled=False,
     )
 

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             chunk_seconds=args.chunk_seconds,
             limit=args.limit,
+            delete_sources=args.delete_sources,
         )
     except BackfillError as exc:
         raise CommandError(str(exc)) from None

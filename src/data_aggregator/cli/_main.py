@@ -281,6 +281,14 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="stop after the first N listed objects (run again to go on)",
     )
+    bundle.add_argument(
+        "--delete-sources",
+        action="store_true",
+        help=(
+            "delete each object once its bundle is stored and its record completed: the "
+            "version listed, else only while its ETag still matches (DELETE_SOURCES)"
+        ),
+    )
     bundle.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     bundle.set_defaults(run=_command("_bundle_command"))
 

@@ -13,7 +13,11 @@ from data_aggregator.clients._deadline_hooks import add_deadline_hooks
 from data_aggregator.clients._errors import S3BodyStream, translate_s3_error
 from data_aggregator.clients._types import (
     CONTENT_SHA256,
+    MAX_DELETE_KEYS,
     CompletedPart,
+    DeleteResult,
+    DeleteStatus,
+    ObjectToDelete,
     S3ClientSettings,
     S3ListEntry,
     S3Object,
@@ -21,14 +25,14 @@ from data_aggregator.clients._types import (
     UploadResult,
     validate_upload_args,
 )
-from data_aggregator.exceptions import ConfigurationError
+from data_aggregator.exceptions import ConfigurationError, DataAggregatorError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from boto3.session import Session
     from mypy_boto3_s3 import S3Client as Boto3S3Client
-    from mypy_boto3_s3.type_defs import TagTypeDef
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef, TagTypeDef
 
 __all__ = [
     "DEFAULT_POOL_CONNECTIONS",
@@ -72,6 +76,23 @@ def _described(response: Mapping[str, Any], version_id: str | None) -> dict[str,
         "content_type": response.get("ContentType"),
         "metadata": dict(response.get("Metadata") or {}),
     }
+
+
+#: ``DeleteObjects`` per-key error codes: the condition failed (the key holds another
+#: object), or there is nothing to delete.
+_CHANGED_CODES = frozenset({"PreconditionFailed", "412"})
+_GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404"})
+
+
+def _identifier(target: ObjectToDelete) -> ObjectIdentifierTypeDef:
+    """A version is deleted by its id alone (S3's conditions look at the current version
+    only); an object without one, only while its ETag matches."""
+    identifier: ObjectIdentifierTypeDef = {"Key": target.key}
+    if target.version_id:
+        identifier["VersionId"] = target.version_id
+    elif target.etag:
+        identifier["ETag"] = _quote_etag(target.etag)
+    return identifier
 
 
 def _b64(digest: bytes) -> str:
@@ -503,6 +524,69 @@ class S3Client:
             self._client.abort_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, **self._owner()
             )
+
+    def delete_objects(self, bucket: str, objects: Sequence[ObjectToDelete]) -> list[DeleteResult]:
+        """Delete ``objects`` with ``DeleteObjects``, at most 1,000 a request, in order.
+
+        Each object is deleted by its version id when it has one, else only if the key
+        still holds the object with its ETag (S3's conditional delete; S3 answers
+        ``PreconditionFailed`` for that key otherwise). An object with neither is refused
+        here (``FAILED``, code ``NO_CONDITION``): an unconditional delete could remove
+        an object written after it was read.
+
+        Never raises for S3 failures: a request that fails (access denied, throttling
+        after the client's retries, the invocation's deadline) makes every object it
+        named ``FAILED`` with the typed ``error``, and the next request is still tried.
+        Returns one result per object, in the order given.
+        """
+        results: list[DeleteResult] = []
+        for start in range(0, len(objects), MAX_DELETE_KEYS):
+            results += self._delete_chunk(bucket, objects[start : start + MAX_DELETE_KEYS])
+        return results
+
+    def _delete_chunk(self, bucket: str, chunk: Sequence[ObjectToDelete]) -> list[DeleteResult]:
+        refused = [t for t in chunk if not t.version_id and not t.etag]
+        sent = [t for t in chunk if t.version_id or t.etag]
+        outcome: dict[tuple[str, str | None], DeleteResult] = {
+            (t.key, t.version_id): DeleteResult(t, DeleteStatus.FAILED, code="NO_CONDITION")
+            for t in refused
+        }
+        if sent:
+            try:
+                with self._translating("DeleteObjects", bucket, None, objects=len(sent)):
+                    response = self._client.delete_objects(
+                        Bucket=bucket,
+                        Delete={"Objects": [_identifier(t) for t in sent], "Quiet": True},
+                        **self._owner(),
+                    )
+            except DataAggregatorError as error:
+                for target in sent:
+                    outcome[(target.key, target.version_id)] = DeleteResult(
+                        target, DeleteStatus.FAILED, code=error.error_code, error=error
+                    )
+            else:
+                for target in sent:
+                    outcome[(target.key, target.version_id)] = DeleteResult(
+                        target, DeleteStatus.DELETED
+                    )
+                for entry in response.get("Errors", []):
+                    key, version_id = entry.get("Key", ""), entry.get("VersionId") or None
+                    code = entry.get("Code", "")
+                    status = (
+                        DeleteStatus.CHANGED
+                        if code in _CHANGED_CODES
+                        else DeleteStatus.GONE
+                        if code in _GONE_CODES
+                        else DeleteStatus.FAILED
+                    )
+                    # An error without a version id is held against every version of
+                    # the key named: never report a delete that may not have happened.
+                    for target in sent:
+                        if target.key == key and version_id in (None, target.version_id):
+                            outcome[(key, target.version_id)] = DeleteResult(
+                                target, status, code=code
+                            )
+        return [outcome[(t.key, t.version_id)] for t in chunk]
 
     def put_object_tags(
         self,

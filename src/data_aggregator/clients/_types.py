@@ -6,6 +6,7 @@ Private: the public names are re-exported by `data_aggregator.clients`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import parse_qsl
 
@@ -16,12 +17,17 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from data_aggregator.clients._errors import S3BodyStream
+    from data_aggregator.exceptions import DataAggregatorError
 
 __all__ = [
     "ALLOWED_UPLOAD_ARGS",
     "CONTENT_SHA256",
+    "MAX_DELETE_KEYS",
     "MAX_TAGS",
     "CompletedPart",
+    "DeleteResult",
+    "DeleteStatus",
+    "ObjectToDelete",
     "S3ClientSettings",
     "S3ListEntry",
     "S3Object",
@@ -33,6 +39,8 @@ __all__ = [
 
 #: Metadata key (``x-amz-meta-content-sha256``) and tag key holding the object's hex SHA-256.
 CONTENT_SHA256: Final = "content-sha256"
+#: Objects one ``DeleteObjects`` request may name (S3's limit).
+MAX_DELETE_KEYS: Final = 1000
 #: S3 allows at most 10 tags per object; the SHA-256 tag of a multipart upload needs one.
 MAX_TAGS: Final = 10
 
@@ -201,3 +209,47 @@ class S3ClientSettings(Protocol):
     def fetch_concurrency(self) -> int: ...
     @property
     def upload_concurrency(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectToDelete:
+    """One object to delete, and the condition that protects it.
+
+    Attributes:
+        key: The exact S3 key.
+        version_id: Delete exactly this version (versioned buckets); no condition is
+            needed, a version never changes.
+        etag: Without ``version_id``: delete only while the key still holds the object
+            with this ETag (quotes optional), S3's conditional delete.
+    """
+
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+
+
+class DeleteStatus(str, Enum):
+    """What ``DeleteObjects`` did with one object."""
+
+    #: Deleted (the version, or the object whose ETag matched).
+    DELETED = "deleted"
+    #: Kept: the key holds another object than the one named (``PreconditionFailed``).
+    CHANGED = "changed"
+    #: Nothing to delete: the key (``NoSuchKey``) or version is gone already.
+    GONE = "gone"
+    #: Not deleted: the request or this key failed (``error``/``code`` say why).
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """The answer for one [`ObjectToDelete`][data_aggregator.clients.ObjectToDelete].
+
+    ``code`` is S3's per-key error code; ``error`` the typed error when the whole request
+    failed (access denied, throttling, the invocation's deadline ...).
+    """
+
+    target: ObjectToDelete
+    status: DeleteStatus
+    code: str | None = None
+    error: DataAggregatorError | None = None

@@ -14,7 +14,9 @@ decides each slot exactly once. The stages, in order:
    uploaded bundle's records are completed on a completion thread while the run goes on;
    the lease and the time are checked right before each commit;
 5. release what is in no uploaded bundle (always, even on an exception);
-6. copy results to same-batch duplicates, call ``on_bundle_written``, build the result.
+6. copy results to same-batch duplicates; with ``DELETE_SOURCES``, delete the sources of
+   the records completed in a bundle (`_deletions`); call ``on_bundle_written``, build
+   the result.
 
 Every wait is bounded by the invocation's deadline (`data_aggregator._deadline`): the
 clients refuse to send or retry a request past it, and the threads the invocation starts
@@ -49,6 +51,7 @@ from data_aggregator.exceptions import (
 )
 from data_aggregator.idempotency import lease_expiry_from_context, make_idempotency_key
 from data_aggregator.processor._claimer import Claimer
+from data_aggregator.processor._deletions import deletable, delete_sources
 from data_aggregator.processor._hooks import CheckedHooks
 from data_aggregator.processor._leases import Decision, Leases
 from data_aggregator.processor._resolve import resolve_keys
@@ -185,6 +188,7 @@ class Invocation:
                 return self._result()
             self._bundle()
             self._copy_to_duplicates()
+            self._delete_sources()
             self._notify()
         return self._result()
 
@@ -447,6 +451,7 @@ class Invocation:
         if status is OutcomeStatus.BUNDLED:
             slot.member_name = outcome.member_name
             slot.bundled_in = outcome.bundle_key
+            slot.bundled_etag = outcome.etag
             slot.decide(Outcome.BUNDLED, bundle_key=outcome.bundle_key)
         elif status is OutcomeStatus.NOT_FOUND:
             slot.decide(Outcome.SKIPPED, Reason.OBJECT_NOT_FOUND, error=error)
@@ -486,6 +491,20 @@ class Invocation:
                 slot.decide(
                     result.outcome, result.reason, error=result.error, bundle_key=result.bundle_key
                 )
+
+    def _delete_sources(self) -> None:
+        """``DELETE_SOURCES``: delete what completed bundles hold (never decides a slot)."""
+        if not self.config.delete_sources:
+            return
+        sources = [source for slot in self.slots if (source := deletable(slot)) is not None]
+        if sources:
+            delete_sources(
+                self.s3_client,
+                sources,
+                deadline=self.deadline,
+                metrics=self.metrics,
+                request_id=self.request_id,
+            )
 
     def _notify(self) -> None:
         for bundle in self.bundles:

@@ -26,6 +26,7 @@ class Slot:
     idempotency_key: str | None = None
     primary: Slot | None = None  # set on a second copy of a record in the same batch
     bundled_in: str | None = None  # the uploaded bundle holding the record's object
+    bundled_etag: str | None = None  # the ETag of the object as fetched into it
 
     def decide(
         self,

@@ -120,11 +120,11 @@ def test_an_inventory_batch_resolves_encoded_keys_and_skips_delete_markers(
 def test_a_minimal_inventory_and_a_decoded_key_reader_also_work(
     make_env: Callable[..., ProcessorEnv],
 ) -> None:
-    """Inventory rows with only Bucket, Key, Size and LastModifiedDate bundle; keys that a
-    reader would pass decoded resolve as well as encoded ones."""
+    """Inventory rows with only Bucket, Key, Size and ETag bundle; keys that a reader
+    would pass decoded resolve as well as encoded ones."""
     env = make_env()
     objects = _put_all(env)
-    fields = ("Bucket", "Key", "Size", "LastModifiedDate")
+    fields = ("Bucket", "Key", "Size", "ETag")
     decoded = map_batch(
         inventory_items(env.s3, env.source, "in/", fields=fields, encode_keys=False)
     )
@@ -134,6 +134,23 @@ def test_a_minimal_inventory_and_a_decoded_key_reader_also_work(
 
     encoded = map_batch(inventory_items(env.s3, env.source, "in/", fields=fields))
     assert env.handle(encoded)["duplicates"] == len(KEYS)  # type: ignore[typeddict-item]
+
+
+def test_inventory_rows_without_an_etag_are_refused(
+    make_env: Callable[..., ProcessorEnv],
+) -> None:
+    """Rows without the ETag have no content identity and no checked fetch: each is
+    refused (the batch raises the name its Retry leaves out), nothing is bundled."""
+    env = make_env()
+    _put_all(env)
+    fields = ("Bucket", "Key", "Size", "LastModifiedDate")
+    batch = map_batch(inventory_items(env.s3, env.source, "in/", fields=fields))
+
+    with pytest.raises(MapBatchRefusedError) as raised:
+        env.handle(batch)
+    assert len(raised.value.failures) == len(KEYS)
+    assert {f.error_code for f in raised.value.failures} == {"INVALID_EVENT"}
+    assert _bundle_count(env) == 0
 
 
 def test_a_map_item_is_a_duplicate_of_the_cli_backfill(

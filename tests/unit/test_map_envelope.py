@@ -15,6 +15,7 @@ from data_aggregator.cli._bundle import ListedObject, synthetic_message
 from data_aggregator.exceptions import (
     MAX_MAP_FAILURES_LISTED,
     EventParseError,
+    LeaseLostError,
     MapBatchFailedError,
     MapBatchRefusedError,
     MapItemFailure,
@@ -96,10 +97,13 @@ def test_map_message_ids_are_item_positions() -> None:
     ("item", "needle"),
     [
         ("not an object", "not a JSON object"),
-        ({"Key": "k", "Size": 1, "LastModified": "yesterday"}, "ISO 8601"),
-        ({"Key": "k", "Size": 1, "LastModified": [1]}, "neither a number"),
-        ({"Key": "k", "Size": "many", "LastModified": 1}, "size"),
-        ({"Key": "", "Size": 1}, "empty"),
+        ({"Key": "k", "Size": 1, "Etag": "e", "LastModified": "yesterday"}, "ISO 8601"),
+        ({"Key": "k", "Size": 1, "Etag": "e", "LastModified": [1]}, "neither a number"),
+        ({"Key": "k", "Size": "many", "Etag": "e", "LastModified": 1}, "size"),
+        ({"Key": "", "Size": 1, "Etag": "e"}, "empty"),
+        ({"Key": "k", "Size": 1}, "ETag and Size"),
+        ({"Key": "k", "Etag": '"e"'}, "ETag and Size"),
+        ({"Key": "k", "Etag": '""', "Size": 1}, "ETag and Size"),
     ],
 )
 def test_a_bad_item_fails_alone(item: object, needle: str) -> None:
@@ -178,7 +182,7 @@ def test_an_inventory_key_offers_its_decoded_reading(key: str) -> None:
 
 
 def _result(*outcomes: tuple[Outcome, Reason | None, Any]) -> BatchResult:
-    (record,) = _records(map_batch([{"Key": "a b.txt", "Size": 1}], "bucket"))
+    (record,) = _records(map_batch([{"Key": "a b.txt", "Size": 1, "Etag": '"e"'}], "bucket"))
     results = tuple(
         RecordResult(f"item-{i}", outcome, reason, record=record, error=error)
         for i, (outcome, reason, error) in enumerate(outcomes)
@@ -240,6 +244,18 @@ def test_a_failure_without_an_error_counts_as_retryable() -> None:
 
     assert type(error) is MapBatchFailedError
     assert error.failures[0].reason == "timeout"
+
+
+def test_a_record_in_a_stored_bundle_is_retryable_whatever_its_error() -> None:
+    """A record in an uploaded bundle whose completion the store did not confirm (here:
+    the lease was lost, an error that is not retryable by itself) is found completed or
+    recovered by the retry: the batch must be retried, not refused."""
+    lost = LeaseLostError("lease lost")
+    assert not lost.retryable
+    error = _result((Outcome.FAILED, Reason.COMPLETE_FAILED, lost)).map_batch_error()
+
+    assert type(error) is MapBatchFailedError
+    assert error.failures[0].retryable
 
 
 def test_the_message_is_bounded_and_the_error_pickles() -> None:

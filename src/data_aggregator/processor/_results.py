@@ -114,6 +114,20 @@ class Reason(str, Enum):
     FIFO_BLOCKED = "fifo_blocked"
 
 
+#: Failures that a retry of the same message settles whatever error class they carry:
+#: the record is in an uploaded bundle (found completed or recovered), was held by another
+#: invocation, or never got its turn.
+_RETRY_SETTLES = frozenset(
+    {
+        Reason.COMPLETE_FAILED,
+        Reason.IN_PROGRESS_ELSEWHERE,
+        Reason.TIMEOUT,
+        Reason.FIFO_BLOCKED,
+        Reason.UPLOAD_FAILED,
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class RecordResult:
     """The outcome of one record (or of a whole message that failed before its records).
@@ -202,7 +216,9 @@ class BatchResult:
     def map_batch_error(self) -> MapBatchFailedError:
         """The error ``handle()`` raises for a Map batch with failures:
         `MapBatchRefusedError` when no failure can go away on a retry (each has an error
-        that is not ``retryable``), else `MapBatchFailedError`."""
+        that is not ``retryable``, and a reason a retry does not settle by itself: not
+        ``COMPLETE_FAILED``, ``IN_PROGRESS_ELSEWHERE``, ``TIMEOUT``, ``FIFO_BLOCKED`` or
+        ``UPLOAD_FAILED``), else `MapBatchFailedError`."""
         failures = [
             MapItemFailure(
                 item=result.message_id,
@@ -210,7 +226,11 @@ class BatchResult:
                 error_code=result.error.error_code if result.error is not None else None,
                 bucket=result.record.s3.bucket.name if result.record is not None else None,
                 key=result.record.s3.object.original_key if result.record is not None else None,
-                retryable=result.error is None or result.error.retryable,
+                retryable=(
+                    result.reason in _RETRY_SETTLES
+                    or result.error is None
+                    or result.error.retryable
+                ),
             )
             for result in self.records
             if result.failed

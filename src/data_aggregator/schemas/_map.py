@@ -96,12 +96,21 @@ def _record(item: Mapping[str, Any], default_bucket: object) -> S3EventNotificat
         marker = False
     if etag is not None:
         etag = etag.strip('"') or None
+    size = _size(item.get("Size"))
+    if not marker and (etag is None or size is None):
+        # Without them the fetch is not checked against the listed bytes and the object
+        # has no content identity: a rewritten object would pass for the bundled one.
+        msg = (
+            "a Map item must carry the object's ETag and Size (for an S3 Inventory, add "
+            "the ETag and Size fields to the inventory)"
+        )
+        raise _invalid(msg)
     version = _text(item.get("VersionId"))
     if version == "null":  # written before versioning was enabled
         version = None
     obj: dict[str, Any] = {
         "key": item.get("Key"),
-        "size": _size(item.get("Size")),
+        "size": size,
         "eTag": etag,
         "versionId": version,
         "sequencer": None if version is not None else backfill_sequencer(etag or "", modified),

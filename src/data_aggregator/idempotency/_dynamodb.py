@@ -215,9 +215,10 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     with ``batch_mode="transact"`` they send the same conditional writes up to 100 keys
     per ``TransactWriteItems`` instead, and fall back to single writes for the keys a
     transaction cannot settle; the default ``batch_mode="hybrid"`` does so for
-    completions and releases only. Throttling and 5xx answers are retried with jittered
-    exponential backoff; when retries run out, only the keys concerned get an ``ERROR``
-    result.
+    completions and releases only; ``batch_mode="statements"`` sends them up to 25 per
+    PartiQL ``BatchExecuteStatement``, each applied or refused on its own. Throttling and
+    5xx answers are retried with jittered exponential backoff; when retries run out, only
+    the keys concerned get an ``ERROR`` result.
 
     Args:
         table_name: The table; defaults to ``$IDEMPOTENCY_TABLE_NAME``.
@@ -240,6 +241,10 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             ``"transact"``: up to ``transact_max_items`` keys per ``TransactWriteItems``
             for every step, with the same conditions and results, about 100 times fewer
             requests for twice the write capacity (``docs/delivery-semantics.md``).
+            ``"statements"``: up to 25 keys per PartiQL ``BatchExecuteStatement`` for
+            every step (not a transaction: one write capacity unit per key, as
+            ``"single"``), the keys it cannot settle written one by one; needs
+            ``dynamodb:PartiQLInsert`` and ``dynamodb:PartiQLUpdate`` too.
         transact_max_items: Largest transaction (1 to 100); chunks are
             evened out (250 keys: 84 + 83 + 83) and kept under the 4 MB request limit.
 

@@ -714,7 +714,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             reports = self._run_all(
                 batches,
                 lambda batch: self._send_statements(batch, statement),
-                late=lambda batch: StatementReport(settled=dict.fromkeys(batch, deadline_error())),
+                late=lambda batch: StatementReport(settled={k: deadline_error() for k in batch}),
             )
             retry: dict[str, str] = {}
             for report in reports:
@@ -725,11 +725,11 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 break
             delay = self._random.uniform(0, min(self._backoff_max, self._backoff_base * 2**attempt))
             if attempt >= self._max_retries or _deadline.remaining(math.inf) <= delay:
-                late = attempt < self._max_retries
+                out_of_time = attempt < self._max_retries
                 for key, code in retry.items():
                     results[key] = (
                         self._out_of_time(key, code)
-                        if late
+                        if out_of_time
                         else throttled(key, code, self.table_name)
                     )
                 break

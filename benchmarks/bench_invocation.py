@@ -34,6 +34,9 @@ ones the code under test makes itself, pointed at moto through ``AWS_ENDPOINT_UR
   ``DynamoDBIdempotencyStore.from_config(config, bundle_locator=..., batch_mode="transact")``
   (claims 100 to a ``TransactWriteItems`` too: fewer requests, twice the write capacity
   per claim).
+* ``ours, statements``: the same with ``batch_mode="statements"`` (claims, completions and
+  releases 25 to a PartiQL ``BatchExecuteStatement``: not transactional, one write capacity
+  unit per write, like a single ``PutItem``).
 * ``powertools, docs``: the handler Powertools' docs show ("Batch integration" of the
   idempotency utility): ``BatchProcessor(event_type=EventType.SQS)`` and
   ``process_partial_response``, the record handler decorated with
@@ -117,11 +120,19 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-ROWS = ("ours", "ours, transact claims", "powertools, 10 threads", "powertools, docs", "floor")
-OURS, OURS_TRANSACT, THREADED, DOCS, FLOOR = ROWS
+ROWS = (
+    "ours",
+    "ours, transact claims",
+    "ours, statements",
+    "powertools, 10 threads",
+    "powertools, docs",
+    "floor",
+)
+OURS, OURS_TRANSACT, OURS_STATEMENTS, THREADED, DOCS, FLOOR = ROWS
 ROW_FLAGS = {
     OURS: "ours",
     OURS_TRANSACT: "ours-transact",
+    OURS_STATEMENTS: "ours-statements",
     THREADED: "threaded",
     DOCS: "docs",
     FLOOR: "floor",
@@ -532,6 +543,7 @@ def _build_floor(endpoint: str, case: Mapping[str, Any]) -> tuple[Any, Any]:
 BUILDERS: dict[str, Callable[[str, Mapping[str, Any]], tuple[Any, Any]]] = {
     "ours": _build_ours,
     "ours-transact": functools.partial(_build_ours, batch_mode="transact"),
+    "ours-statements": functools.partial(_build_ours, batch_mode="statements"),
     "threaded": _build_threaded,
     "docs": _build_docs,
     "floor": _build_floor,
@@ -673,7 +685,11 @@ def _ratios(results: Results, n: int, latency: int) -> list[tuple[str, list[floa
     threaded = s.get((n, latency, THREADED), [])
     floor = s.get((n, latency, FLOOR), [])
     out: list[tuple[str, list[float], Target | None]] = []
-    for row, label in ((OURS, "ours"), (OURS_TRANSACT, "ours (transact claims)")):
+    for row, label in (
+        (OURS, "ours"),
+        (OURS_TRANSACT, "ours (transact claims)"),
+        (OURS_STATEMENTS, "ours (statements)"),
+    ):
         ours = s.get((n, latency, row), [])
         if not ours:
             continue

@@ -28,6 +28,7 @@ from data_aggregator.idempotency import (
 from data_aggregator.testing import FakeClock
 from tests.clock_support import FUTURE_START
 from tests.integration._dynamodb_support import (
+    PARTIQL_ON_REAL_SERVERS_ONLY,
     atomic_endpoint,  # noqa: F401 - fixture
     store_factory,
 )
@@ -87,7 +88,14 @@ def sqlite_store_class() -> Callable[..., IdempotencyStore]:
 
 
 @pytest.fixture(
-    params=["memory", "dynamodb-hybrid", "dynamodb-single", "dynamodb-transact", "sqlite-example"]
+    params=[
+        "memory",
+        "dynamodb-hybrid",
+        "dynamodb-single",
+        "dynamodb-transact",
+        pytest.param("dynamodb-statements", marks=PARTIQL_ON_REAL_SERVERS_ONLY),
+        "sqlite-example",
+    ]
 )
 def env(request: pytest.FixtureRequest) -> Env:
     """A fresh store of each kind (DynamoDB in each batch mode)."""

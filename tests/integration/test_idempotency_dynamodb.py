@@ -39,10 +39,12 @@ from tests.clock_support import FUTURE_START
 from tests.integration._claim_worker import ClaimJob, claim_in_process
 from tests.integration._dynamodb_support import (
     BATCH_MODES,
+    PARTIQL_ON_REAL_SERVERS_ONLY,
     atomic_endpoint,  # noqa: F401 - fixture
     ddb_client,
     new_table,
     overlapping_sets,
+    statement_key,
 )
 from tests.integration._s3_hooks import Concurrency
 from tests.integration.conftest import make_client
@@ -495,7 +497,10 @@ def test_custom_partition_key(client: DynamoDBClient, batch_mode: BatchMode) -> 
 
 
 def _written_keys(body: dict[str, Any]) -> list[str]:
-    """The keys a PutItem, UpdateItem or TransactWriteItems request body writes."""
+    """The keys a PutItem, UpdateItem, TransactWriteItems or BatchExecuteStatement request
+    body writes."""
+    if "Statements" in body:
+        return [statement_key(statement) for statement in body["Statements"]]
     writes = [next(iter(a.values())) for a in body.get("TransactItems", [])] or [body]
     return [(w.get("Key") or w["Item"])["object_key"]["S"] for w in writes]
 
@@ -503,9 +508,14 @@ def _written_keys(body: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("batch_mode", "expected_sleeps"),
     # single and hybrid (whose claims are single writes): "slow" backs off twice,
-    # "hopeless" three times. transact: the transaction holding all three backs off three
-    # times, then each key is written alone and "hopeless" backs off three more times.
-    [("single", 2 + 3), ("hybrid", 2 + 3), ("transact", 3 + 3)],
+    # "hopeless" three times. transact and statements: the request holding all three backs
+    # off three times, then each key is written alone and "hopeless" backs off three more.
+    [
+        ("single", 2 + 3),
+        ("hybrid", 2 + 3),
+        ("transact", 3 + 3),
+        pytest.param("statements", 3 + 3, marks=PARTIQL_ON_REAL_SERVERS_ONLY),
+    ],
 )
 def test_throttling_is_retried_with_backoff_and_fails_only_its_key(
     atomic_endpoint: str,  # noqa: F811 - fixture use
@@ -721,6 +731,7 @@ def _pool_size(store: DynamoDBIdempotencyStore) -> int:
 
 
 TRANSACT = "TransactWriteItems"
+STATEMENTS = "BatchExecuteStatement"
 
 
 def _legacy_item(key: str, *, lease: int, pending: str) -> dict[str, Any]:
@@ -782,11 +793,11 @@ def test_a_0_1_0_pending_bundle_key_is_read_checked_and_never_clobbered(
         locator.add("bundle-old", ["old"])
     operations = _Operations(client)
     result = store.claim(["old"], owner=B, lease_expires_at=clock() + 60, bundle_key="bundle-b")
-    # (transact: the fresh-key transaction, refused), the refused fast path, the takeover,
-    # and when recovered the completion.
-    takeover = [TRANSACT] if batch_mode == "transact" else []
-    takeover += ["PutItem", "UpdateItem"]
-    completion = ["PutItem"] if batch_mode == "single" else [TRANSACT]
+    # (transact, statements: the fresh-key batch, refused), the refused fast path, the
+    # takeover, and when recovered the completion.
+    batched = {"transact": [TRANSACT], "statements": [STATEMENTS]}
+    takeover = [*batched.get(batch_mode, []), "PutItem", "UpdateItem"]
+    completion = {"single": ["PutItem"], "statements": [STATEMENTS]}.get(batch_mode, [TRANSACT])
     assert operations.take() == takeover + (completion if bundled else [])
     raw = client.get_item(TableName=table, Key={"object_key": {"S": "old"}})["Item"]
     if bundled:
@@ -852,6 +863,8 @@ def test_a_blank_0_1_0_announcement_does_not_block_the_claim(
 
 def _expected_requests(mode: BatchMode, step: str, count: int) -> list[str]:
     """The requests a bulk step on ``count`` fresh keys sends in ``mode``."""
+    if mode == "statements":
+        return [STATEMENTS] * math.ceil(count / 25)
     transactions = [TRANSACT] * math.ceil(count / 100)
     if mode == "transact" or (mode == "hybrid" and step != "claim"):
         return transactions
@@ -865,8 +878,9 @@ def test_requests_per_step_in_each_batch_mode(
     """Counted at the wire (``before-send``, every attempt): ``hybrid`` sends one claim
     request per key and each of mark_pending, complete and release as one
     ``TransactWriteItems`` per 100 keys; ``single`` one request per key and step;
-    ``transact`` one transaction per 100 keys and step. With no contention nothing else
-    is sent: no read, no retry, no fallback."""
+    ``transact`` one transaction per 100 keys and step; ``statements`` one
+    ``BatchExecuteStatement`` per 25 keys and step. With no contention nothing else is
+    sent: no read, no retry, no fallback."""
     clock = FakeClock(FUTURE_START)
     store = DynamoDBIdempotencyStore(
         table, client=client, clock=clock, batch_mode=batch_mode, max_workers=8

@@ -32,6 +32,7 @@ from data_aggregator.testing import FakeClock
 from tests.clock_support import FUTURE_START
 from tests.faults import Fault, Rule
 from tests.integration._dynamodb_support import (
+    PARTIQL_ON_REAL_SERVERS_ONLY,
     atomic_endpoint,  # noqa: F401 - fixture
     store_factory,
 )
@@ -83,11 +84,13 @@ _MODES: dict[str, BatchMode] = {
     "dynamodb": "hybrid",
     "dynamodb-single": "single",
     "dynamodb-transact": "transact",
+    "dynamodb-statements": "statements",
 }
-STORES = ("memory", *_MODES)
-#: The crash scenarios run on the default mode and on the transactional claims (single
+_STATEMENTS = pytest.param("dynamodb-statements", marks=PARTIQL_ON_REAL_SERVERS_ONLY)
+STORES = ("memory", "dynamodb", "dynamodb-single", "dynamodb-transact", _STATEMENTS)
+#: The crash scenarios run on the default mode and on the batched claims (single
 #: mode's claims are hybrid's; its single completions run in STORES' tests).
-DYNAMODB = ("dynamodb", "dynamodb-transact")
+DYNAMODB = ("dynamodb", "dynamodb-transact", _STATEMENTS)
 
 
 @functools.cache

@@ -24,7 +24,7 @@ holds the record before bundling it again.
   [`create_idempotency_table`][data_aggregator.idempotency.create_idempotency_table]: production
   (imported on first use, so that importing this module does not import boto3), with
   ``batch_mode="hybrid"`` (default: claims one request per key, completions batched),
-  ``"single"`` or ``"transact"`` (`BatchMode`);
+  ``"single"``, ``"transact"`` or ``"statements"`` (`BatchMode`);
 * [`BundleLocator`][data_aggregator.idempotency.BundleLocator] (protocol),
   [`InMemoryBundleLocator`][data_aggregator.idempotency.InMemoryBundleLocator] and
   [`S3ManifestBundleLocator`][data_aggregator.idempotency.S3ManifestBundleLocator]: crash

@@ -2,7 +2,7 @@
 
 The table's schema and its management are in `_idempotency_dynamodb_table`.
 
-Three batch modes, with the same conditions and the same per-key results:
+Four batch modes, with the same conditions and the same per-key results:
 
 * ``"hybrid"`` (default): claims as in ``"single"`` (a refused claim costs one request
   and settles one key, and most claims of a redelivered batch are refused), completions
@@ -18,6 +18,11 @@ Three batch modes, with the same conditions and the same per-key results:
   Anything else (``TransactionConflict``, throttling inside the transaction, validation)
   sends the chunk's unsettled keys to the single-item path. Two write capacity units per
   key and step (DynamoDB bills transactional writes double), about 100 times fewer requests.
+* ``"statements"``: up to 25 keys per PartiQL ``BatchExecuteStatement``, not a transaction:
+  each statement succeeds or fails alone, at a single write's cost (one write capacity unit
+  per key and step), about 25 times fewer requests. A claim is an ``INSERT`` (a fresh key);
+  the keys it cannot settle (the item exists, no item returned, validation) take the
+  single-item path, a throttled statement is sent again after a backoff (`_statements`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,17 @@ from data_aggregator.idempotency._base import (
     Outcomes,
     claim_allowed,
     deadline_error,
+)
+from data_aggregator.idempotency._statements import (
+    MAX_STATEMENTS,
+    Statement,
+    StatementReport,
+    claim_insert,
+    complete_update,
+    pending_update,
+    release_update,
+    sort_answers,
+    throttled,
 )
 from data_aggregator.idempotency._table import (
     DEFAULT_PARTITION_KEY,
@@ -93,7 +109,7 @@ logger = logging.getLogger("data_aggregator.idempotency")
 MAX_KEY_BYTES = 2048
 #: DynamoDB's limit on actions per ``TransactWriteItems`` (100 since September 2022).
 MAX_TRANSACT_ITEMS = 100
-_BATCH_MODES: tuple[BatchMode, ...] = ("hybrid", "single", "transact")
+_BATCH_MODES: tuple[BatchMode, ...] = ("hybrid", "single", "transact", "statements")
 # A transaction's items may total at most 4 MB (4,194,304 bytes) and each at most 400 KB.
 # Actions are measured by their JSON text, which is longer than the item it writes.
 _TRANSACT_MAX_BYTES = 4_000_000
@@ -199,9 +215,10 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     with ``batch_mode="transact"`` they send the same conditional writes up to 100 keys
     per ``TransactWriteItems`` instead, and fall back to single writes for the keys a
     transaction cannot settle; the default ``batch_mode="hybrid"`` does so for
-    completions and releases only. Throttling and 5xx answers are retried with jittered
-    exponential backoff; when retries run out, only the keys concerned get an ``ERROR``
-    result.
+    completions and releases only; ``batch_mode="statements"`` sends them up to 25 per
+    PartiQL ``BatchExecuteStatement``, each applied or refused on its own. Throttling and
+    5xx answers are retried with jittered exponential backoff; when retries run out, only
+    the keys concerned get an ``ERROR`` result.
 
     Args:
         table_name: The table; defaults to ``$IDEMPOTENCY_TABLE_NAME``.
@@ -224,6 +241,10 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             ``"transact"``: up to ``transact_max_items`` keys per ``TransactWriteItems``
             for every step, with the same conditions and results, about 100 times fewer
             requests for twice the write capacity (``docs/delivery-semantics.md``).
+            ``"statements"``: up to 25 keys per PartiQL ``BatchExecuteStatement`` for
+            every step (not a transaction: one write capacity unit per key, as
+            ``"single"``), the keys it cannot settle written one by one; needs
+            ``dynamodb:PartiQLInsert`` and ``dynamodb:PartiQLUpdate`` too.
         transact_max_items: Largest transaction (1 to 100); chunks are
             evened out (250 keys: 84 + 83 + 83) and kept under the 4 MB request limit.
 
@@ -369,6 +390,20 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         expiration: int,
         bundle_key: str | None,
     ) -> Outcomes:
+        if self.batch_mode == "statements":
+            item = _claim_item(owner, lease_expires_at, expiration, bundle_key)
+            return self._statements(
+                keys,
+                claim_insert(self.table_name, self.partition_key, item),
+                lambda key: self._claim_record(
+                    key,
+                    owner=owner,
+                    now=now,
+                    lease_expires_at=lease_expires_at,
+                    expiration=expiration,
+                    bundle_key=bundle_key,
+                ),
+            )
         if self.batch_mode != "transact":
             return super()._claim_records(
                 keys,
@@ -405,6 +440,12 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     def _set_pending_records(self, keys: list[str], *, owner: str, bundle_key: str) -> Outcomes:
         if self.batch_mode == "single":
             return super()._set_pending_records(keys, owner=owner, bundle_key=bundle_key)
+        if self.batch_mode == "statements":
+            return self._statements(
+                keys,
+                pending_update(self.table_name, self.partition_key, owner, bundle_key),
+                lambda key: self._set_pending(key, owner=owner, bundle_key=bundle_key),
+            )
         return self._transact(
             keys,
             _pending_write(owner, bundle_key),
@@ -419,6 +460,16 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             return super()._complete_records(
                 keys, owner=owner, bundle_key=bundle_key, expiration=expiration
             )
+        if self.batch_mode == "statements":
+            return self._statements(
+                keys,
+                complete_update(
+                    self.table_name, self.partition_key, owner, bundle_key, _number(expiration)
+                ),
+                lambda key: self._complete_record(
+                    key, owner=owner, bundle_key=bundle_key, expiration=expiration
+                ),
+            )
         return self._transact(
             keys,
             _complete_write(owner, bundle_key, expiration),
@@ -431,6 +482,12 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     def _release_records(self, keys: list[str], *, owner: str, bundle_key: str | None) -> Outcomes:
         if self.batch_mode == "single":
             return super()._release_records(keys, owner=owner, bundle_key=bundle_key)
+        if self.batch_mode == "statements":
+            return self._statements(
+                keys,
+                release_update(self.table_name, self.partition_key, owner, bundle_key),
+                lambda key: self._release_record(key, owner=owner, bundle_key=bundle_key),
+            )
         return self._transact(
             keys,
             _release_write(owner, bundle_key),
@@ -638,6 +695,97 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             return report
         report.settled = {key: WriteOutcome(applied=True) for key in keys}
         return report
+
+    def _statements(
+        self, keys: list[str], statement: Statement, single: Callable[[str], WriteOutcome]
+    ) -> Outcomes:
+        """Apply ``statement`` to ``keys``, up to 25 per ``BatchExecuteStatement``.
+
+        Batches run concurrently. The statements that were throttled (or failed with a
+        5xx, or met a transaction) run again as new batches after a jittered backoff, up to
+        ``max_retries`` times and never past the deadline; then such a key fails as a
+        throttled single write would. Every key a batch could not settle runs through
+        ``single``, the single-item write.
+        """
+        batches, leftovers = self._statement_batches(keys)
+        results: Outcomes = {}
+        attempt = 0
+        while batches:
+            reports = self._run_all(
+                batches,
+                lambda batch: self._send_statements(batch, statement),
+                late=lambda batch: StatementReport(settled={k: deadline_error() for k in batch}),
+            )
+            retry: dict[str, str] = {}
+            for report in reports:
+                results.update(report.settled)
+                retry.update(report.retry)
+                leftovers.extend(report.single)
+            if not retry:
+                break
+            delay = self._random.uniform(0, min(self._backoff_max, self._backoff_base * 2**attempt))
+            if attempt >= self._max_retries or _deadline.remaining(math.inf) <= delay:
+                out_of_time = attempt < self._max_retries
+                for key, code in retry.items():
+                    results[key] = (
+                        self._out_of_time(key, code)
+                        if out_of_time
+                        else throttled(key, code, self.table_name)
+                    )
+                break
+            self._sleep(delay)
+            attempt += 1
+            batches, more = self._statement_batches(list(retry))
+            leftovers.extend(more)
+        if leftovers:
+            results.update(self._map(leftovers, single))
+        return results
+
+    def _statement_batches(self, keys: list[str]) -> tuple[list[list[str]], list[str]]:
+        """Even batches of up to 25 keys, and the keys that must be written alone (a batch
+        may not touch one item twice)."""
+        seen: set[str] = set()
+        candidates: list[str] = []
+        alone: list[str] = []
+        for key in keys:
+            stored: str = self._key(key)[self.partition_key]["S"]
+            if stored in seen:
+                alone.append(key)
+                continue
+            seen.add(stored)
+            candidates.append(key)
+        if not candidates:
+            return [], alone
+        count = math.ceil(len(candidates) / MAX_STATEMENTS)
+        small, bigger = divmod(len(candidates), count)  # 64 keys: 22 + 21 + 21
+        batches: list[list[str]] = []
+        start = 0
+        for index in range(count):
+            end = start + small + (1 if index < bigger else 0)
+            batches.append(candidates[start:end])
+            start = end
+        return batches, alone
+
+    def _send_statements(self, batch: list[str], statement: Statement) -> StatementReport:
+        """Send one ``BatchExecuteStatement`` and sort its keys: settled, again, alone."""
+        requests: list[Any] = [
+            statement.request(self._key(key)[self.partition_key]) for key in batch
+        ]
+        try:
+            response = self._call(
+                None, lambda: self.client.batch_execute_statement(Statements=requests)
+            )
+        except IdempotencyConfigurationError:
+            raise
+        except IdempotencyError as error:
+            if isinstance(error.__cause__, BotoCoreError | DeadlineExceededError):
+                # Unreachable or out of time: one by one would fare no better.
+                return StatementReport(settled=dict.fromkeys(batch, error))
+            # Throttled past the retries, rejected as invalid ...: find the key.
+            return StatementReport(single=list(batch))
+        return sort_answers(
+            batch, response.get("Responses") or [], self._parse, table_name=self.table_name
+        )
 
     def _call(self, key: str | None, send: Callable[[], Any]) -> Any:
         """Send one request, retrying throttling/5xx with full-jitter exponential backoff.

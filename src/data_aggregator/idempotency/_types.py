@@ -43,9 +43,10 @@ DEFAULT_LEASE_MARGIN_SECONDS = 10.0
 
 #: How `DynamoDBIdempotencyStore` sends its conditional writes: ``"hybrid"`` (default),
 #: claims one request per key and completions and releases up to 100 keys per
-#: ``TransactWriteItems``; ``"single"``, one request per key for everything; or
-#: ``"transact"``, up to 100 keys per ``TransactWriteItems`` for everything.
-BatchMode = Literal["hybrid", "single", "transact"]
+#: ``TransactWriteItems``; ``"single"``, one request per key for everything;
+#: ``"transact"``, up to 100 keys per ``TransactWriteItems`` for everything; or
+#: ``"statements"``, up to 25 keys per PartiQL ``BatchExecuteStatement`` for everything.
+BatchMode = Literal["hybrid", "single", "transact", "statements"]
 
 
 class RecordStatus(str, Enum):

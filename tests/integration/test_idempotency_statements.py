@@ -1,0 +1,377 @@
+"""The ``"statements"`` batch mode's own paths (PartiQL ``BatchExecuteStatement``), on
+DynamoDB Local: moto's PartiQL cannot run them (no ``INSERT`` parameters, no conditions).
+
+What DynamoDB Local does not do, the tests inject at the client (a ``before-call`` hook
+answering in DynamoDB's documented shape): a statement throttled on its own, a batch that
+was applied but whose answer was lost, a statement denied by IAM. The statements not
+faulted still run on DynamoDB Local (through a second client), so every answer about an
+item is DynamoDB Local's own: ``DuplicateItem``, ``ConditionalCheckFailed`` with the item.
+Every test records which requests were sent, to show which path settled each key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from data_aggregator import _deadline
+from data_aggregator.exceptions import IdempotencyConfigurationError, IdempotencyStoreError
+from data_aggregator.idempotency import (
+    ClaimStatus,
+    DynamoDBIdempotencyStore,
+    RecordStatus,
+    UpdateStatus,
+)
+from data_aggregator.testing import FakeClock
+from tests.clock_support import FUTURE_START
+from tests.integration._dynamodb_support import (
+    PARTIQL_ON_REAL_SERVERS_ONLY,
+    atomic_endpoint,  # noqa: F401 - fixture
+    ddb_client,
+    new_table,
+    statement_key,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+pytestmark = [pytest.mark.integration, PARTIQL_ON_REAL_SERVERS_ONLY]
+
+A, B = "owner-a", "owner-b"
+BES = "BatchExecuteStatement"
+_WRITES = ("PutItem", "UpdateItem", BES)
+
+
+class Requests:
+    """Records every write request a client sends (each call of the store), in order."""
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+        self._lock = threading.Lock()
+        for operation in _WRITES:  # first: before any hook that answers instead
+            client.meta.events.register_first(f"before-call.dynamodb.{operation}", self._record)
+
+    def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        body = json.loads(params["body"])
+        if model.name == BES:
+            keys = [statement_key(statement) for statement in body["Statements"]]
+        else:
+            keys = [(body.get("Key") or body["Item"])["object_key"]["S"]]
+        with self._lock:
+            self.sent.append((model.name, keys))
+
+    def batches(self) -> list[list[str]]:
+        """The keys of each BatchExecuteStatement sent."""
+        return [keys for op, keys in self.sent if op == BES]
+
+    def single_writes(self) -> list[str]:
+        """The keys written one by one (PutItem/UpdateItem), sorted."""
+        return sorted(keys[0] for op, keys in self.sent if op != BES)
+
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        self.sent.clear()
+
+
+class StatementFaults:
+    """Answers the client's BatchExecuteStatement requests itself: a statement whose key
+    has a fault left gets that error code (and is not run), the others run on DynamoDB
+    Local through a second client, and the answers are merged in order."""
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self.side = ddb_client(client.meta.endpoint_url)
+        self.faults: dict[str, list[str]] = {}
+        self.after_answer: list[Any] = []
+        self._lock = threading.Lock()
+        client.meta.events.register(f"before-call.dynamodb.{BES}", self._answer)
+
+    def _answer(self, params: dict[str, Any], **_: Any) -> Any:
+        statements = json.loads(params["body"])["Statements"]
+        with self._lock:
+            codes = [self._take(statement_key(statement)) for statement in statements]
+        run = [s for s, code in zip(statements, codes, strict=True) if code is None]
+        answers = iter(
+            self.side.batch_execute_statement(Statements=run)["Responses"] if run else []
+        )
+        merged = [
+            next(answers) if code is None else {"Error": {"Code": code, "Message": code}}
+            for code in codes
+        ]
+        for callback in self.after_answer:
+            callback()
+        return SimpleNamespace(status_code=200), {"Responses": merged}
+
+    def _take(self, key: str) -> str | None:
+        codes = self.faults.get(key)
+        return codes.pop(0) if codes else None
+
+
+@pytest.fixture
+def client(atomic_endpoint: str) -> DynamoDBClient:  # noqa: F811 - fixture use
+    """A DynamoDB client of its own (hooks registered on it stay in the test)."""
+    return ddb_client(atomic_endpoint)
+
+
+@pytest.fixture
+def table(client: DynamoDBClient) -> str:
+    """A fresh idempotency table."""
+    return new_table(client)
+
+
+def statements_store(
+    table: str, client: DynamoDBClient, clock: FakeClock, **kwargs: Any
+) -> DynamoDBIdempotencyStore:
+    kwargs.setdefault("max_workers", 4)
+    return DynamoDBIdempotencyStore(
+        table, client=client, clock=clock, batch_mode="statements", **kwargs
+    )
+
+
+def test_fresh_keys_go_in_even_batches_of_at_most_25(client: DynamoDBClient, table: str) -> None:
+    """64 fresh claims are 22 + 21 + 21 statements, all applied, none written alone, and
+    each record is the one the single-item claim writes."""
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock)
+    batch = [f"key-{i:02d}" for i in range(64)]
+    requests = Requests(client)
+    claimed = store.claim(batch, owner=A, lease_expires_at=clock() + 60, bundle_key="b-1")
+    assert {r.status for r in claimed.values()} == {ClaimStatus.CLAIMED}
+    assert all(r.previous_owner is None for r in claimed.values())
+    assert sorted(len(keys) for keys in requests.batches()) == [21, 21, 22]
+    assert requests.single_writes() == []
+    record = store.get("key-00")
+    assert record is not None
+    assert (record.status, record.owner, record.pending_bundle_keys) == (
+        RecordStatus.IN_PROGRESS,
+        A,
+        frozenset({"b-1"}),
+    )
+    assert record.lease_expires_at == clock() + 60
+
+
+def test_existing_records_take_the_single_item_claim(client: DynamoDBClient, table: str) -> None:
+    """An INSERT over an existing item fails alone (DuplicateItem, no item returned): that
+    key takes the single-item claim, which settles a completed record, a live lease and an
+    expired one as always; the fresh key of the same batch is claimed by the batch."""
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock)
+    store.claim(["done", "live", "stale"], owner=B, lease_expires_at=clock() + 30)
+    assert store.complete(["done"], owner=B, bundle_key="bundle-b")["done"].ok
+    clock.advance(10)
+    store.claim(["live"], owner=B, lease_expires_at=clock() + 60)
+    clock.advance(25)  # "stale"'s lease is over, "live"'s is not
+    requests = Requests(client)
+    results = store.claim(["done", "live", "stale", "new"], owner=A, lease_expires_at=clock() + 60)
+    assert {key: r.status for key, r in results.items()} == {
+        "done": ClaimStatus.ALREADY_COMPLETED,
+        "live": ClaimStatus.IN_PROGRESS_ELSEWHERE,
+        "stale": ClaimStatus.CLAIMED,
+        "new": ClaimStatus.CLAIMED,
+    }
+    assert results["stale"].previous_owner == B
+    assert results["done"].bundle_key == "bundle-b"
+    assert requests.batches() == [["done", "live", "stale", "new"]]
+    assert requests.single_writes() == ["done", "live", "stale"]
+
+
+def test_refused_updates_are_settled_from_the_returned_item(
+    client: DynamoDBClient, table: str
+) -> None:
+    """A completion or release refused by the held-lease condition comes back with the
+    item (ALL_OLD): settled without another request, LEASE_LOST with the current record,
+    or OK for a completion already made into the same bundle."""
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock)
+    store.claim(["mine", "theirs"], owner=A, lease_expires_at=clock() + 60)
+    store.claim(["other"], owner=B, lease_expires_at=clock() + 60)
+    assert store.complete(["mine"], owner=A, bundle_key="bundle-a")["mine"].ok
+    requests = Requests(client)
+    done = store.complete(["mine", "other"], owner=A, bundle_key="bundle-a")
+    assert done["mine"].status is UpdateStatus.OK
+    assert done["other"].status is UpdateStatus.LEASE_LOST
+    current = done["other"].current
+    assert current is not None
+    assert current.owner == B
+    released = store.release(["mine", "other"], owner=A)
+    assert {r.status for r in released.values()} == {UpdateStatus.LEASE_LOST}
+    assert requests.batches() == [["mine", "other"], ["mine", "other"]]
+    assert requests.single_writes() == []
+
+
+def test_a_refusal_without_an_item_takes_the_single_item_write(
+    client: DynamoDBClient, table: str
+) -> None:
+    """No record: the UPDATE's condition fails without an item, and the single-item
+    write, whose answer is exact, settles the key (LEASE_LOST, nothing current)."""
+    store = statements_store(table, client, FakeClock(FUTURE_START))
+    requests = Requests(client)
+    result = store.complete(["ghost"], owner=A, bundle_key="bundle-a")["ghost"]
+    assert result.status is UpdateStatus.LEASE_LOST
+    assert result.current is None
+    assert requests.batches() == [["ghost"]]
+    assert requests.single_writes() == ["ghost"]
+    assert store.get("ghost") is None
+
+
+def test_a_throttled_statement_is_sent_again_alone_after_a_backoff(
+    client: DynamoDBClient, table: str
+) -> None:
+    """Each statement is throttled on its own: the batch's other keys are settled, the
+    throttled ones go in the next batch after a jittered backoff; one throttled past the
+    retries fails IDEMPOTENCY_THROTTLED, retryable."""
+    faults = StatementFaults(client)
+    faults.faults = {
+        "slow": ["ProvisionedThroughputExceeded"] * 2,
+        "hopeless": ["ThrottlingError"] * 9,
+    }
+    sleeps: list[float] = []
+    store = statements_store(
+        table,
+        client,
+        FakeClock(FUTURE_START),
+        sleep=sleeps.append,
+        max_retries=3,
+        backoff_base_seconds=0.1,
+    )
+    requests = Requests(client)
+    results = store.claim(["slow", "hopeless", "fine"], owner=A, lease_expires_at=2e9)
+    assert results["slow"].status is ClaimStatus.CLAIMED
+    assert results["fine"].status is ClaimStatus.CLAIMED
+    hopeless = results["hopeless"]
+    assert hopeless.status is ClaimStatus.ERROR
+    assert isinstance(hopeless.error, IdempotencyStoreError)
+    assert hopeless.error.error_code == "IDEMPOTENCY_THROTTLED"
+    assert hopeless.error.retryable
+    assert requests.batches() == [
+        ["slow", "hopeless", "fine"],
+        ["slow", "hopeless"],
+        ["slow", "hopeless"],
+        ["hopeless"],
+    ]
+    assert requests.single_writes() == []
+    assert len(sleeps) == 3
+    assert all(0 <= s <= 0.4 for s in sleeps)
+
+
+def test_no_backoff_past_the_deadline(client: DynamoDBClient, table: str) -> None:
+    """A throttled statement whose backoff would end past the deadline is not sent again:
+    its key fails DEADLINE_EXCEEDED (retryable), its neighbours are settled, nobody sleeps."""
+    faults = StatementFaults(client)
+    faults.faults = {"slow": ["ProvisionedThroughputExceeded"]}
+    answered = threading.Event()
+    faults.after_answer.append(answered.set)
+    sleeps: list[float] = []
+    store = statements_store(table, client, FakeClock(FUTURE_START), sleep=sleeps.append)
+    deadline = _deadline.Deadline(lambda: 0.0 if answered.is_set() else 60.0)
+    with _deadline.scope(deadline):
+        results = store.claim(["slow", "fine"], owner=A, lease_expires_at=2e9)
+    assert results["fine"].status is ClaimStatus.CLAIMED
+    error = results["slow"].error
+    assert isinstance(error, IdempotencyStoreError)
+    assert error.error_code == "DEADLINE_EXCEEDED"
+    assert error.retryable
+    assert error.context["last_error"] == "ProvisionedThroughputExceeded"
+    assert sleeps == []
+
+
+def test_a_batch_applied_but_whose_answer_was_lost_is_retried_safely(
+    client: DynamoDBClient, table: str
+) -> None:
+    """The batch runs but answers 500; the store's retry finds each claim's item (our
+    own lease: the single-item claim takes it again) and each completion already made
+    into the same bundle (OK, from the returned item)."""
+    clock = FakeClock(FUTURE_START)
+    side = ddb_client(client.meta.endpoint_url)
+    lose = [True]
+
+    def apply_then_fail(params: dict[str, Any], **_: Any) -> Any:
+        if not lose:
+            return None
+        lose.pop()
+        side.batch_execute_statement(Statements=json.loads(params["body"])["Statements"])
+        error = {"Code": "InternalServerError", "Message": "internal server error"}
+        return SimpleNamespace(status_code=500), {"Error": error}
+
+    client.meta.events.register(f"before-call.dynamodb.{BES}", apply_then_fail)
+    sleeps: list[float] = []
+    store = statements_store(table, client, clock, sleep=sleeps.append)
+    batch = ["k1", "k2", "k3"]
+    requests = Requests(client)
+    claimed = store.claim(batch, owner=A, lease_expires_at=clock() + 60, bundle_key="bundle-a")
+    assert {r.status for r in claimed.values()} == {ClaimStatus.CLAIMED}
+    assert all(r.previous_owner is None for r in claimed.values())
+    # Each key alone: the PutItem fast path (refused: our announcement is there), then the
+    # UpdateItem that keeps the announcements.
+    assert requests.single_writes() == sorted(batch * 2)
+    lose.append(True)
+    requests.clear()
+    done = store.complete(batch, owner=A, bundle_key="bundle-a")
+    assert {r.status for r in done.values()} == {UpdateStatus.OK}
+    assert requests.batches() == [batch, batch]
+    assert requests.single_writes() == []
+    assert len(sleeps) == 2
+    for key in batch:
+        record = store.get(key)
+        assert record is not None
+        assert (record.status, record.owner, record.bundle_key, record.pending_bundle_keys) == (
+            RecordStatus.COMPLETED,
+            A,
+            "bundle-a",
+            frozenset(),
+        )
+
+
+def test_a_statement_denied_by_iam_is_a_configuration_error(
+    client: DynamoDBClient, table: str
+) -> None:
+    """A role with PutItem but without dynamodb:PartiQLInsert: the statement's AccessDenied
+    raises a configuration error rather than quietly falling back to single writes."""
+    faults = StatementFaults(client)
+    faults.faults = {"k": ["AccessDenied"]}
+    store = statements_store(table, client, FakeClock(FUTURE_START))
+    with pytest.raises(IdempotencyConfigurationError) as caught:
+        store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
+    assert caught.value.error_code == "IDEMPOTENCY_ACCESS_DENIED"
+
+
+def test_keys_sharing_a_stored_item_never_meet_in_one_batch(
+    client: DynamoDBClient, table: str
+) -> None:
+    """A key over 2 KiB is stored as its SHA-256; a key spelled as that digest goes alone
+    (a batch may not touch one item twice) and finds the item its owner holds."""
+    clock = FakeClock(FUTURE_START)
+    long_key = "k" * 3000
+    alias = "sha256:" + hashlib.sha256(long_key.encode()).hexdigest()
+    store = statements_store(table, client, clock)
+    requests = Requests(client)
+    results = store.claim([long_key, alias, "other"], owner=A, lease_expires_at=clock() + 60)
+    assert {r.status for r in results.values()} == {ClaimStatus.CLAIMED}
+    assert requests.batches() == [[alias, "other"]]
+    assert requests.single_writes() == [alias]
+
+
+def test_release_withdraws_only_its_announcement_and_drops_an_empty_set(
+    client: DynamoDBClient, table: str
+) -> None:
+    """``set_delete`` of the last announcement removes the attribute (as UpdateItem's
+    DELETE does), so the released record is claimed again by a fresh-key-like write; an
+    announcement of another bundle survives."""
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock)
+    store.claim(["one", "two"], owner=A, lease_expires_at=clock() + 60, bundle_key="b-1")
+    assert store.mark_pending(["two"], owner=A, bundle_key="b-2")["two"].ok
+    assert all(r.ok for r in store.release(["one", "two"], owner=A, bundle_key="b-1").values())
+    raw = {
+        key: client.get_item(TableName=table, Key={"object_key": {"S": key}})["Item"]
+        for key in ("one", "two")
+    }
+    assert "pending_bundles" not in raw["one"]
+    assert raw["two"]["pending_bundles"] == {"SS": ["b-2"]}
+    assert "owner" not in raw["one"]
+    assert raw["one"]["lease_expires_at"] == {"N": "0"}

@@ -23,6 +23,7 @@ from data_aggregator.idempotency import (
 )
 from data_aggregator.schemas import parse_event
 from data_aggregator.testing import s3_notification, s3_record, sqs_event, sqs_message
+from tests.docs_support import python_block_containing
 
 if TYPE_CHECKING:
     from data_aggregator.schemas import S3EventNotificationRecord
@@ -180,3 +181,12 @@ def test_live_and_listed_records_of_one_object_share_their_key() -> None:
             bucket="src2", key="a b.txt", size=5, etag="e5", version_id=version, sequencer="0A"
         )
         assert record_idempotency_key(elsewhere) not in keys
+
+
+def test_the_documented_example_runs() -> None:
+    """The worked example of ``docs/idempotency.md`` (an event and a listing of one object
+    share its content key; without an ETag, the seed key) runs as shown."""
+    source = python_block_containing("docs/idempotency.md", "no_etag =")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "docs/idempotency.md", "exec"), namespace)  # noqa: S102 - our own docs
+    assert namespace["event"].startswith("%7B%22b%22")

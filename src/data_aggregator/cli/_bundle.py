@@ -9,10 +9,12 @@ bounded). Claims that announce the bundle, bundle, complete or release: the same
 code and the same guarantees as the Lambda. A re-run finds completed objects in the table
 and bundles nothing twice; an interrupted run is resumed by running it again.
 
-Idempotency key of a listed object (``docs/cli.md``): the exact key and, as the unique
-part, the ``versionId`` in a versioned bucket (the same key a live event for that version
-has), else ``backfill:<ETag>:<LastModified>`` in place of the event sequencer that a
-listing does not have.
+Idempotency key of a listed object (``docs/cli.md``): the processor's, as for every
+record (`record_idempotency_key`): its content key, from the bucket, the exact key, the
+ETag and the size, which a listing has as a live event does; so an object the Lambda
+bundled is a duplicate here and the other way round. The synthetic record's sequencer,
+``backfill:<ETag>:<LastModified>`` (a listing has no event sequencer), is what its
+manifest entry records.
 """
 
 from __future__ import annotations
@@ -160,10 +162,13 @@ def parse_s3_url(url: str, what: str) -> tuple[str, str]:
 
 
 def backfill_sequencer(etag: str, last_modified: datetime | None) -> str:
-    """The unique part of an unversioned listed object's idempotency key.
+    """The sequencer of a synthetic record for an unversioned listed object.
 
     A listing has no event sequencer; ``ETag`` + ``LastModified`` (UTC, milliseconds)
-    tell apart successive writes of one key the same way, and are stable across runs.
+    tell apart successive writes of one key the same way, and are stable across runs. It
+    is recorded in the manifest; the record's idempotency key is its content key, which
+    does not use it (it would be the unique part of the seed's key only for a record
+    without an ETag, which a listing always has).
     """
     stamp = "-" if last_modified is None else _event_time(last_modified)
     return f"backfill:{etag}:{stamp}"

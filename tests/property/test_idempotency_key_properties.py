@@ -40,16 +40,18 @@ def test_content_key_is_injective(pair: tuple[ObjectContent, ObjectContent]) -> 
 def test_content_key_is_ascii_without_slash_and_fits_dynamodb(content: ObjectContent) -> None:
     """Whatever the key (up to S3's 1,024 bytes of UTF-8, any characters), the content key
     is ASCII, has no ``/``, fits DynamoDB's 2,048-byte partition key, and decodes back to
-    its inputs unless it had to be hashed."""
+    its inputs (or, when it had to be hashed, to its bucket and a SHA-256)."""
     bucket, key, etag, size = content
     result = make_content_key(bucket, key, etag, size)
     assert result.isascii()
     assert "/" not in result
     assert len(result.encode("utf-8")) <= CONTENT_KEY_MAX_BYTES
-    if result.startswith("sha256:"):
-        assert len(result) == len("sha256:") + 64
+    decoded = json.loads(unquote(result))
+    if "h" in decoded:  # hashed: the bucket and a SHA-256 of the long form
+        assert set(decoded) == {"b", "h"}
+        assert decoded["b"] == bucket
+        assert len(decoded["h"]) == 64
     else:
-        decoded = json.loads(unquote(result))
         assert decoded == {"b": bucket, "k": key, "e": etag.strip('"'), "z": size}
 
 

@@ -35,9 +35,8 @@ __all__ = [
 ]
 
 #: The longest content key kept readable: DynamoDB's limit for a partition key (bytes of
-#: UTF-8; a content key is ASCII). A longer one is replaced by ``sha256:<hex>`` of it.
+#: UTF-8; a content key is ASCII). A longer one names the bucket and a SHA-256 instead.
 CONTENT_KEY_MAX_BYTES = 2048
-_HASHED_PREFIX = "sha256:"
 
 
 def make_idempotency_key(key: str, version: str | None, sequencer: str | None) -> str:
@@ -80,8 +79,11 @@ def make_content_key(bucket: str, key: str, etag: str, size: int) -> str:
     (non-ASCII escaped as ``\\uXXXX``), percent-quoted with ``safe=""``: pure ASCII, no
     ``/``, and never equal to a `make_idempotency_key` result (which starts with
     ``{"k"``). When that is longer than `CONTENT_KEY_MAX_BYTES` (a long key of non-ASCII
-    characters can reach about 4 KiB), the content key is ``sha256:`` and the SHA-256 hex
-    digest of it instead, so that every content key fits a DynamoDB partition key.
+    characters can reach about 4 KiB), the content key is ``{"b": bucket, "h": digest}``,
+    encoded the same way, where ``digest`` is the SHA-256 hex digest of the long form: at
+    most a few hundred bytes for any valid bucket name, so every content key fits a
+    DynamoDB partition key (and, starting with ``%7B``, never looks like the ``sha256:``
+    form the DynamoDB store gives an over-long seed key).
 
     >>> make_content_key("logs", "a b.txt", '"e1"', 7)
     '%7B%22b%22%3A%22logs%22%2C%22k%22%3A%22a%20b.txt%22%2C%22e%22%3A%22e1%22%2C%22z%22%3A7%7D'
@@ -91,7 +93,8 @@ def make_content_key(bucket: str, key: str, etag: str, size: int) -> str:
     )
     quoted = quote(raw, safe="")
     if len(quoted) > CONTENT_KEY_MAX_BYTES:
-        return _HASHED_PREFIX + hashlib.sha256(quoted.encode("ascii")).hexdigest()
+        digest = hashlib.sha256(quoted.encode("ascii")).hexdigest()
+        return quote(json.dumps({"b": bucket, "h": digest}, separators=(",", ":")), safe="")
     return quoted
 
 

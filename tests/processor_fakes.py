@@ -20,7 +20,7 @@ from data_aggregator.exceptions import (
     S3ObjectNotFoundError,
     S3ObjectSupersededError,
 )
-from data_aggregator.idempotency import InMemoryIdempotencyStore, make_idempotency_key
+from data_aggregator.idempotency import InMemoryIdempotencyStore, member_idempotency_keys
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
 from data_aggregator.testing import FakeClock
 from tests.processor_support import FIXED_TIME, SourceObject, read_bundle
@@ -225,9 +225,7 @@ class FakeLocator:
             bundle = self.s3.bundle(self.bucket, bundle_key)
         except S3ObjectNotFoundError:
             return frozenset()
-        return frozenset(
-            make_idempotency_key(m.key, m.version_id, m.sequencer) for m in bundle.manifest.members
-        )
+        return frozenset().union(*map(member_idempotency_keys, bundle.manifest.members))
 
 
 def unit_config(**overrides: Any) -> AppConfig:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from data_aggregator.bundle import verify_bundle
-from data_aggregator.idempotency import make_idempotency_key
+from data_aggregator.idempotency import object_idempotency_key
 from data_aggregator.testing import (
     DEFAULT_SEQUENCER,
     eventbridge_object_created,
@@ -80,7 +80,14 @@ class SourceObject:
     @property
     def idempotency_key(self) -> str:
         """The key the processor uses for this object in the idempotency store."""
-        return make_idempotency_key(self.key, self.version_id, self.sequencer)
+        return object_idempotency_key(
+            self.bucket,
+            self.key,
+            version_id=self.version_id,
+            sequencer=self.sequencer,
+            etag=self.etag,
+            size=len(self.data),
+        )
 
     def record(self, event_name: str = "ObjectCreated:Put") -> S3EventRecord:
         """The raw S3 notification record announcing this object."""

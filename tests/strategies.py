@@ -22,6 +22,7 @@ from data_aggregator.testing.strategies import (
     any_s3_key_text,
     event_keys,
     percent_encode,
+    s3_keys,
     s3_keys_near_limit,
     safe_s3_keys,
     safe_s3_segments,
@@ -253,3 +254,45 @@ def bundle_objects(draw: st.DrawFn, max_objects: int = 12) -> list[BundleObject]
         if identity not in bodies:
             bodies[identity] = draw(st.binary(max_size=64))
     return [(*identity, bodies[identity]) for identity in identities]
+
+
+# ----------------------------------------------------------------------------- object identities
+
+#: ``(bucket, exact key, ETag, size)``: what a content key is made of.
+ObjectContent = tuple[str, str, str, int]
+
+
+def bucket_names() -> st.SearchStrategy[str]:
+    """S3 bucket names: 3 to 63 characters of ``a-z 0-9 . -``."""
+    return st.from_regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", fullmatch=True)
+
+
+def etags() -> st.SearchStrategy[str]:
+    """ETags: single-part MD5s, multipart ``-N`` ones, or any text (S3-compatible stores)."""
+    return st.one_of(
+        st.from_regex(r"[0-9a-f]{32}(-[1-9][0-9]{0,3})?", fullmatch=True),
+        st.text(min_size=1, max_size=80).filter(lambda tag: tag.strip('"') != ""),
+    )
+
+
+def object_contents() -> st.SearchStrategy[ObjectContent]:
+    """One object's content-key inputs; keys of up to 1,024 bytes, adversarial ones too."""
+    return st.tuples(bucket_names(), s3_keys(), etags(), st.integers(0, 5 * 1024**4))
+
+
+@st.composite
+def object_content_pairs(draw: st.DrawFn) -> tuple[ObjectContent, ObjectContent]:
+    """Two objects' inputs, often equal but for one field (the likeliest collisions)."""
+    first = draw(object_contents())
+    other = draw(object_contents())
+    bucket, key, etag, size = first
+    field = draw(st.integers(0, 4))
+    if field == 0:
+        return first, (other[0], key, etag, size)
+    if field == 1:
+        return first, (bucket, other[1], etag, size)
+    if field == 2:
+        return first, (bucket, key, other[2], size)
+    if field == 3:
+        return first, (bucket, key, etag, other[3])
+    return first, other

@@ -25,9 +25,10 @@ from data_aggregator.exceptions import (
     ValidationError,
     ValidationErrorCode,
 )
-from data_aggregator.idempotency import make_idempotency_key
+from data_aggregator.idempotency import make_content_key, record_idempotency_key
 from data_aggregator.processor import BatchResult, Outcome, Reason, RecordResult
 from data_aggregator.schemas import backfill_sequencer, parse_event
+from data_aggregator.testing import s3_notification, s3_record, sqs_message
 
 MODIFIED = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
 KEYS = ["plain.txt", "a b+c.txt", "100%25 done.txt", "caf\u00e9/\u65e5\u672c.txt", "x/?#&=.log"]
@@ -44,13 +45,17 @@ def test_synthetic_record_carries_the_exact_key(key: str) -> None:
     assert record.e_tag == "abc"
 
 
-def test_versioned_key_matches_a_live_event() -> None:
-    """With a version id the idempotency key is the one a live event would have."""
-    obj = ListedObject("k.txt", 1, "e", MODIFIED, version_id="v1")
+@pytest.mark.parametrize("version_id", [None, "v1"])
+def test_listed_key_matches_a_live_event(version_id: str | None) -> None:
+    """A listed object's idempotency key is the one a live event for it has: its content
+    key (bucket, key, ETag, size), whatever the sequencers and version ids say."""
+    obj = ListedObject("k.txt", 1, '"e"', MODIFIED, version_id=version_id)
     (message,) = parse_event({"Records": [synthetic_message("src", obj, "m")]})
     (record,) = message.records
-    key = make_idempotency_key(record.s3.object.original_key, record.version_id, record.sequencer)
-    assert key == make_idempotency_key("k.txt", "v1", "0055AED6DCD90281E5")
+    live = s3_record("src", "k.txt", size=1, etag="e", version_id="v1", sequencer="0A")
+    (event,) = parse_event({"Records": [sqs_message(s3_notification([live]))]})
+    assert record_idempotency_key(record) == record_idempotency_key(event.records[0])
+    assert record_idempotency_key(record) == make_content_key("src", "k.txt", "e", 1)
 
 
 def test_unversioned_key_uses_etag_and_last_modified() -> None:

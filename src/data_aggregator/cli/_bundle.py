@@ -9,11 +9,13 @@ bounded). Claims that announce the bundle, bundle, complete or release: the same
 code and the same guarantees as the Lambda. A re-run finds completed objects in the table
 and bundles nothing twice; an interrupted run is resumed by running it again.
 
-Idempotency key of a listed object (``docs/cli.md``): the exact key and, as the unique
-part, the ``versionId`` in a versioned bucket (the same key a live event for that version
-has), else ``backfill:<ETag>:<LastModified>`` in place of the event sequencer that a
-listing does not have: `data_aggregator.schemas.backfill_sequencer`, shared with the
-Step Functions Distributed Map envelope.
+Idempotency key of a listed object (``docs/cli.md``): the processor's, as for every
+record (`record_idempotency_key`): its content key, from the bucket, the exact key, the
+ETag and the size, which a listing has as a live event does; so an object the Lambda
+bundled is a duplicate here and the other way round. The synthetic record's sequencer,
+``backfill:<ETag>:<LastModified>`` (a listing has no event sequencer;
+`data_aggregator.schemas.backfill_sequencer`, shared with the Step Functions Map
+envelope), is what its manifest entry records.
 """
 
 from __future__ import annotations

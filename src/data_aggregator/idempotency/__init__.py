@@ -1,10 +1,14 @@
 """Idempotency: per-record leases so that nothing is lost and nothing is bundled twice.
 
-S3 and SQS both deliver at least once, so one object can reach the Lambda several times.
-Each record is identified by
-[`make_idempotency_key`][data_aggregator.idempotency.make_idempotency_key], the user's own
-formula from the project conventions (kept exactly: it is what existing idempotency tables
-hold), and goes through a store:
+S3 and SQS both deliver at least once, so one object can reach the Lambda several times,
+and a backfill or a Step Functions Map run may announce it again. Each record is
+identified by
+[`record_idempotency_key`][data_aggregator.idempotency.record_idempotency_key]: its
+content key ([`make_content_key`][data_aggregator.idempotency.make_content_key]: bucket,
+exact key, ETag, size), the same whichever path announced the object, or, for a record
+without an ETag or size, the user's own formula from the project conventions
+([`make_idempotency_key`][data_aggregator.idempotency.make_idempotency_key], kept
+exactly). Each goes through a store:
 
 ```text
 claim(bundle_key=K) ──► upload bundle K ──► complete(K)
@@ -46,7 +50,14 @@ from typing import TYPE_CHECKING
 
 from data_aggregator import _lazy
 from data_aggregator.idempotency._base import IdempotencyStore, claim_allowed, held_by
-from data_aggregator.idempotency._keys import make_idempotency_key
+from data_aggregator.idempotency._keys import (
+    CONTENT_KEY_MAX_BYTES,
+    make_content_key,
+    make_idempotency_key,
+    member_idempotency_keys,
+    object_idempotency_key,
+    record_idempotency_key,
+)
 from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
 from data_aggregator.idempotency._types import (
     DEFAULT_LEASE_MARGIN_SECONDS,
@@ -74,6 +85,7 @@ if TYPE_CHECKING:
     from data_aggregator.idempotency._table import create_idempotency_table, main
 
 __all__ = [
+    "CONTENT_KEY_MAX_BYTES",
     "DEFAULT_LEASE_MARGIN_SECONDS",
     "DEFAULT_TTL_SECONDS",
     "BatchMode",
@@ -97,7 +109,11 @@ __all__ = [
     "lease_expiry",
     "lease_expiry_from_context",
     "main",
+    "make_content_key",
     "make_idempotency_key",
+    "member_idempotency_keys",
+    "object_idempotency_key",
+    "record_idempotency_key",
 ]
 
 # Names whose modules import botocore: loaded on first attribute access (``main`` is

@@ -25,7 +25,7 @@ from data_aggregator.exceptions import (
     DataAggregatorError,
     S3ObjectNotFoundError,
 )
-from data_aggregator.idempotency._keys import make_idempotency_key
+from data_aggregator.idempotency._keys import member_idempotency_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,9 +77,12 @@ class S3ManifestBundleLocator:
             and timeouts apply), or, for compatibility, a boto3 S3 client, which is wrapped
             into one. Default: an ``S3Client`` over a default boto3 client.
         key_function: Turns a manifest member's ``key``, ``version_id`` and ``sequencer``
-            into its idempotency key (default
-            [`make_idempotency_key`][data_aggregator.idempotency.make_idempotency_key], the
-            key the processor claims).
+            into its one idempotency key, for stores keyed some other way. By default
+            (``None``) a member answers with
+            [`member_idempotency_keys`][data_aggregator.idempotency.member_idempotency_keys]:
+            the key the processor claims
+            ([`record_idempotency_key`][data_aggregator.idempotency.record_idempotency_key],
+            its content key) and the seed's key for a record that had no ETag.
         expected_bucket_owner: Sent as ``ExpectedBucketOwner`` when ``client`` is a boto3
             client or omitted; an ``S3Client`` brings its own (a different value here is a
             [`ConfigurationError`][data_aggregator.exceptions.ConfigurationError]).
@@ -105,7 +108,7 @@ class S3ManifestBundleLocator:
         bucket: str,
         *,
         client: S3Client | Boto3S3Client | None = None,
-        key_function: Callable[[str, str | None, str | None], str] = make_idempotency_key,
+        key_function: Callable[[str, str | None, str | None], str] | None = None,
         expected_bucket_owner: str | None = None,
         cache_size: int = 16,
     ) -> None:
@@ -138,8 +141,11 @@ class S3ManifestBundleLocator:
         if manifest is None or isinstance(manifest, frozenset):
             return manifest
         try:
+            function = self.key_function
+            if function is None:
+                return frozenset().union(*map(member_idempotency_keys, manifest.members))
             return frozenset(
-                self.key_function(member.key, member.version_id, member.sequencer)
+                function(member.key, member.version_id, member.sequencer)
                 for member in manifest.members
             )
         except (ValueError, TypeError) as exc:

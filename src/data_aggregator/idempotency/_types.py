@@ -95,7 +95,7 @@ class IdempotencyRecord:
 
     Attributes:
         key: The idempotency key
-            ([`make_idempotency_key`][data_aggregator.idempotency.make_idempotency_key]).
+            ([`record_idempotency_key`][data_aggregator.idempotency.record_idempotency_key]).
         status: In progress or completed.
         owner: The lease holder's token while in progress; ``None`` once released. Kept on
             completed records (it tells a retried ``complete`` that it was its own).

@@ -49,7 +49,7 @@ from data_aggregator.exceptions import (
     ValidationError,
     ValidationErrorCode,
 )
-from data_aggregator.idempotency import lease_expiry_from_context, make_idempotency_key
+from data_aggregator.idempotency import lease_expiry_from_context, record_idempotency_key
 from data_aggregator.processor._claimer import Claimer
 from data_aggregator.processor._deletions import deletable, delete_sources
 from data_aggregator.processor._hooks import CheckedHooks
@@ -270,10 +270,7 @@ class Invocation:
                 )
                 slot.decide(Outcome.FAILED, Reason.HOOK_FAILED, error=error)
                 continue
-            obj = record.s3.object
-            slot.idempotency_key = make_idempotency_key(
-                obj.original_key, record.version_id, record.sequencer
-            )
+            slot.idempotency_key = record_idempotency_key(record)
             first = seen.setdefault(slot.idempotency_key, slot)
             if first is not slot:
                 slot.primary = first

@@ -28,11 +28,15 @@ def event_time(moment: datetime) -> str:
 
 
 def backfill_sequencer(etag: str, last_modified: datetime | None) -> str:
-    """The unique part of an unversioned listed object's idempotency key.
+    """The sequencer of a synthetic record for an unversioned listed object.
 
     A listing has no event sequencer; ``ETag`` (without quotes) + ``LastModified`` (UTC,
     milliseconds) tell apart successive writes of one key the same way, and are stable
-    across runs and across the paths that list (the CLI backfill, a Distributed Map).
+    across runs and across the paths that list (the CLI backfill, a Distributed Map). It
+    is recorded in the manifest; the record's idempotency key is its content key
+    (`data_aggregator.idempotency.record_idempotency_key`), which does not use it: it is
+    the unique part of the seed's key only for a record without an ETag or size, which a
+    listing or a Map item never is.
 
     >>> from datetime import datetime, timezone
     >>> backfill_sequencer("abc", datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc))

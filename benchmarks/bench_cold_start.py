@@ -102,7 +102,7 @@ def bundled():
     return sum(1 for r in processor.last_result.records if r.outcome.value == "bundled")
 '''
 
-HANDLER_POWERTOOLS = '''
+HANDLER_POWERTOOLS = """
 import io
 import os
 import tarfile
@@ -177,9 +177,9 @@ def handler(event, context):
 
 def bundled():
     return len(members)
-'''
+"""
 
-HANDLER_BOTO3 = '''
+HANDLER_BOTO3 = """
 import io
 import json
 import os
@@ -237,7 +237,7 @@ def handler(event, context):
 
 def bundled():
     return len(members)
-'''
+"""
 
 SOURCES = {OURS: HANDLER_OURS, POWERTOOLS: HANDLER_POWERTOOLS, BOTO3: HANDLER_BOTO3}
 
@@ -431,7 +431,14 @@ def _print(results: dict[tuple[int, str], list[dict[str, float]]], latencies: li
             else:
                 verdict = "(floor, no target)"
             ratios.append(
-                [latency, f"ours / {other}", _ratio(per_pair), f"{medians:.2f}", _ratio(cpu), verdict]
+                [
+                    latency,
+                    f"ours / {other}",
+                    _ratio(per_pair),
+                    f"{medians:.2f}",
+                    _ratio(cpu),
+                    verdict,
+                ]
             )
     print_table(
         "Ratios: per pair of runs, median (min-max); of the medians; target of issue 14",
@@ -450,7 +457,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", default="0,20", help="injected latencies, ms")
     args = parser.parse_args()
     try:
-        import aws_lambda_powertools  # noqa: F401, PLC0415 - optional, benchmarks only
+        import aws_lambda_powertools  # noqa: F401 - optional, benchmarks only
     except ImportError as exc:
         raise SystemExit(f"{MISSING_POWERTOOLS}\n({exc})") from None
     from data_aggregator.testing import FaultProxy

@@ -188,11 +188,19 @@ class S3Client:
         self.read_timeout = read_timeout
 
     @classmethod
-    def from_config(cls, config: S3ClientSettings, client: Boto3S3Client | None = None) -> S3Client:
+    def from_config(
+        cls,
+        config: S3ClientSettings,
+        client: Boto3S3Client | None = None,
+        *,
+        session: Session | None = None,
+    ) -> S3Client:
         """Build a client from ``AppConfig`` (or anything with the same attributes): its
-        bucket owner, KMS key and a pool for its fetch and upload threads."""
+        bucket owner, KMS key and a pool for its fetch and upload threads; the default
+        boto3 client is built from ``session`` when given."""
         return cls(
             client,
+            session=session,
             expected_bucket_owner=config.expected_bucket_owner,
             kms_key_id=config.kms_key_id,
             max_pool_connections=connection_pool_size(config),

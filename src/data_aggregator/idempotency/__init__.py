@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING
 from data_aggregator import _lazy
 from data_aggregator.idempotency._base import IdempotencyStore, claim_allowed, held_by
 from data_aggregator.idempotency._keys import make_idempotency_key
-from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
 from data_aggregator.idempotency._types import (
     DEFAULT_LEASE_MARGIN_SECONDS,
     DEFAULT_TTL_SECONDS,
@@ -70,6 +69,7 @@ if TYPE_CHECKING:
         DynamoDBIdempotencyStore,
         DynamoDBStoreSettings,
     )
+    from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
     from data_aggregator.idempotency._recovery import S3ManifestBundleLocator
     from data_aggregator.idempotency._table import create_idempotency_table, main
 
@@ -100,9 +100,10 @@ __all__ = [
     "make_idempotency_key",
 ]
 
-# Names whose modules import botocore: loaded on first attribute access (``main`` is
-# ``python -m data_aggregator.idempotency``).
+# Names whose modules import botocore, or that a Lambda's first invocation does not use:
+# loaded on first attribute access (``main`` is ``python -m data_aggregator.idempotency``).
 _LAZY: dict[str, str] = {
+    "InMemoryIdempotencyStore": "data_aggregator.idempotency._memory",
     "DynamoDBIdempotencyStore": "data_aggregator.idempotency._dynamodb",
     "DynamoDBStoreSettings": "data_aggregator.idempotency._dynamodb",
     "create_idempotency_table": "data_aggregator.idempotency._table",

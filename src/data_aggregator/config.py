@@ -22,6 +22,7 @@ variable is ``docs/configuration.md``.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -314,7 +315,8 @@ class AppConfig(BaseModel):
     at once.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on the first model_validate: from_env's fast path needs no validator.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     # Seed settings.
     distribution_bucket_name: str
@@ -389,6 +391,10 @@ class AppConfig(BaseModel):
                 data[field] = setting.parse(raw.strip())
             except ValueError:
                 parse_failures.append(field)
+        if not parse_failures:
+            fast = _fast_config(cls, data)
+            if fast is not None:
+                return fast
         context = {_ENV_INPUT: _EnvInput(raw_values, tuple(parse_failures))}
         return cls.model_validate(data, context=context)
 
@@ -718,6 +724,146 @@ def _format(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+# ------------------------------------------------------------------ from_env's fast path
+# Building AppConfig's pydantic validator costs 20-40 ms of a Lambda's cold start. A valid
+# environment does not need it: `_fast_config` applies the model's own rules (each field's
+# type and `Field` bounds, its `field_validator`s with their modes, the cross-field checks)
+# and builds the config with ``model_construct``. It handles only the kinds of field it
+# knows; anything else, and any value a rule refuses, returns ``None``, and pydantic
+# validates (and reports) as before. A new field of a known kind needs nothing here.
+
+
+class _NotFastError(Exception):
+    """A field or value the fast path leaves to pydantic."""
+
+
+class _FastInfo:
+    """The part of ``ValidationInfo`` the field validators read."""
+
+    def __init__(self, field_name: str, data: dict[str, object]) -> None:
+        self.field_name = field_name
+        self.data = data
+        self.context = None
+        self.mode = "python"
+        self.config = None
+
+
+def _field_validators(cls: type[AppConfig]) -> dict[str, list[tuple[str, Callable[..., Any]]]]:
+    """Field name -> ``(mode, bound validator)``, in declaration order."""
+    found: dict[str, list[tuple[str, Callable[..., Any]]]] = {}
+    for decorator in cls.__pydantic_decorators__.field_validators.values():
+        for field in decorator.info.fields:
+            found.setdefault(field, []).append((decorator.info.mode, decorator.func))
+    return found
+
+
+def _run(validator: Callable[..., Any], value: object, info: _FastInfo) -> object:
+    import inspect  # noqa: PLC0415 - loaded already (dataclasses imports it)
+
+    if len(inspect.signature(validator).parameters) == 1:
+        return validator(value)
+    return validator(value, info)
+
+
+def _bounded(value: float, metadata: list[Any]) -> None:
+    """Apply a number field's ``Field`` constraints (``strict`` is the exact type check)."""
+    for constraint in metadata:
+        kind = type(constraint).__name__
+        if kind == "Strict":
+            continue
+        if kind == "AllowInfNan":
+            if not constraint.allow_inf_nan and value in (float("inf"), float("-inf")):
+                raise _NotFastError
+            continue
+        checks = {
+            "Ge": lambda c: value >= c.ge,
+            "Gt": lambda c: value > c.gt,
+            "Le": lambda c: value <= c.le,
+            "Lt": lambda c: value < c.lt,
+        }
+        if kind not in checks or not checks[kind](constraint):
+            raise _NotFastError
+
+
+def _typed(annotation: Any, metadata: list[Any], value: object) -> object:
+    """``value`` as pydantic validates it into ``annotation``, or `_NotFastError`."""
+    import types  # noqa: PLC0415 - loaded already (typing imports it)
+    import typing  # noqa: PLC0415
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
+        if value is None:
+            return None
+        annotation = args[0] if args[1] is type(None) else args[1]
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (int, float, bool) and type(value) is annotation:
+        if annotation is float and math.isnan(value):  # type: ignore[arg-type]
+            raise _NotFastError
+        if annotation is not bool:
+            _bounded(value, metadata)  # type: ignore[arg-type]
+        elif metadata and any(type(c).__name__ != "Strict" for c in metadata):
+            raise _NotFastError
+        return value
+    if metadata:
+        raise _NotFastError
+    if annotation is str and type(value) is str:
+        return value
+    if origin is Literal and type(value) is str and value in args:
+        return value
+    if (
+        isinstance(annotation, type)
+        and issubclass(annotation, Enum)
+        and type(value) is str
+        and value in annotation._value2member_map_
+    ):
+        return annotation(value)
+    if (
+        origin in (frozenset, tuple)
+        and args in ((str,), (str, ...))
+        and type(value) is tuple
+        and all(type(item) is str for item in value)
+    ):
+        return origin(value)
+    raise _NotFastError
+
+
+def _fast_config(cls: type[AppConfig], data: dict[str, object]) -> AppConfig | None:
+    """``cls.model_validate(data)`` for a valid ``data``, without pydantic's validator;
+    ``None`` when a value or a field is not one it can vouch for."""
+    decorators = cls.__pydantic_decorators__
+    if list(decorators.model_validators) != ["_validate_all"] or decorators.root_validators:
+        return None
+    if any(info.is_required() and name not in data for name, info in cls.model_fields.items()):
+        return None
+    validators = _field_validators(cls)
+    values: dict[str, Any] = {}
+    try:
+        for field, raw in data.items():
+            info = cls.model_fields.get(field)
+            if info is None:
+                return None
+            modes = [mode for mode, _ in validators.get(field, [])]
+            if any(mode not in ("before", "after") for mode in modes) or len(modes) > len(
+                set(modes)
+            ):
+                return None
+            value = raw
+            for mode, validator in validators.get(field, []):
+                if mode == "before":
+                    value = _run(validator, value, _FastInfo(field, values))
+            value = _typed(info.annotation, info.metadata, value)
+            for mode, validator in validators.get(field, []):
+                if mode == "after":
+                    value = _run(validator, value, _FastInfo(field, values))
+            values[field] = value
+    except Exception:  # noqa: BLE001 - any refusal: pydantic decides and reports
+        return None
+    config = cls.model_construct(set(data), **values)
+    if next(_cross_field_problems(config, from_env=True), None) is not None:
+        return None
+    return config
 
 
 @functools.lru_cache(maxsize=1)

@@ -84,3 +84,62 @@ def test_type_checking_block_matches_the_lazy_table() -> None:
     assert not [node for node in tree.body if isinstance(node, ast.Import)]
     eager = {node.module for node in tree.body if isinstance(node, ast.ImportFrom)}
     assert eager == {"__future__", "typing", "data_aggregator"}  # _lazy; names load lazily
+
+
+#: What a Lambda's module-level construction and first invocation never need.
+NOT_FOR_THE_FIRST_CALL = (
+    *(name for name in OPTIONAL if name != "data_aggregator.idempotency._dynamodb"),
+    "argparse",  # create-table's parser
+    "data_aggregator.bundle._reader",  # verification, inspection, crash recovery
+    "data_aggregator.idempotency._memory",  # tests and local runs
+)
+
+
+def test_a_handler_module_builds_no_pydantic_validator_and_loads_only_what_it_uses() -> None:
+    """The docs' handler module (``Bundler(get_config())`` at module level, default
+    DynamoDB store and S3 client) loads none of the parts the first invocation does not
+    use, builds neither AppConfig's nor the event models' pydantic validator, and makes
+    its two boto3 clients from one session."""
+    code = """
+import os
+os.environ.update(
+    DISTRIBUTION_BUCKET_NAME="dest", IDEMPOTENCY_TABLE_NAME="table",
+    AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y",
+)
+from data_aggregator import ReusableProcessor, get_config
+
+class Bundler(ReusableProcessor):
+    pass
+
+processor = Bundler(get_config())
+from data_aggregator.config import AppConfig
+from data_aggregator.schemas import S3EventNotificationRecord
+from data_aggregator.schemas import parse_event
+import json
+record = {
+    "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+    "eventTime": "2024-01-01T00:00:00.000Z", "eventName": "ObjectCreated:Put",
+    "s3": {"bucket": {"name": "src"}, "object": {"key": "a+b.txt", "size": 3}},
+}
+message = {
+    "messageId": "m1", "receiptHandle": "h", "eventSource": "aws:sqs",
+    "body": json.dumps({"Records": [record]}), "attributes": {}, "messageAttributes": {},
+    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1",
+}
+parsed = parse_event({"Records": [message]})
+assert parsed[0].records[0].s3.object.original_key == "a b.txt"
+built = [AppConfig.__pydantic_complete__, S3EventNotificationRecord.__pydantic_complete__]
+s3_loader = processor.s3._client._loader
+store_loader = processor.store.client._loader
+print(repr(built + [s3_loader is store_loader]))
+"""
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    flags, modules = done.stdout.splitlines()[-2:]
+    assert flags == "[False, False, True]"
+    assert not set(NOT_FOR_THE_FIRST_CALL) & set(json.loads(modules))

@@ -36,6 +36,9 @@ Guarantees (``docs/bundle-format.md`` has the details):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from data_aggregator import _lazy
 from data_aggregator.bundle._admission import Admission, AdmissionState
 from data_aggregator.bundle._codecs import CodecSpec
 from data_aggregator.bundle._engine import (
@@ -51,7 +54,6 @@ from data_aggregator.bundle._manifest import (
 )
 from data_aggregator.bundle._naming import MANIFEST_NAME
 from data_aggregator.bundle._plan import BundlePlan
-from data_aggregator.bundle._reader import verify_bundle
 from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,
@@ -66,6 +68,9 @@ from data_aggregator.bundle._types import (
     StopReason,
     UploadReceipt,
 )
+
+if TYPE_CHECKING:
+    from data_aggregator.bundle._reader import verify_bundle
 
 __all__ = [
     "FORMAT_VERSION",
@@ -94,3 +99,9 @@ __all__ = [
     "make_bundle_key_factory",
     "verify_bundle",
 ]
+
+# Reading bundles back (verification, inspection, crash recovery) is not on the path of a
+# Lambda's first invocation: loaded on first use.
+_LAZY: dict[str, str] = {"verify_bundle": "data_aggregator.bundle._reader"}
+
+__getattr__, __dir__ = _lazy.lazy_attributes(globals(), _LAZY)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from boto3.session import Session
+    from botocore.session import Session as BotocoreSession
     from mypy_boto3_s3 import S3Client as Boto3S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef, TagTypeDef
 
@@ -110,7 +111,7 @@ def connection_pool_size(settings: S3ClientSettings) -> int:
 
 def build_boto3_s3_client(
     *,
-    session: Session | None = None,
+    session: Session | BotocoreSession | None = None,
     max_pool_connections: int = DEFAULT_POOL_CONNECTIONS,
     max_attempts: int = 5,
     connect_timeout: float = 5.0,
@@ -124,8 +125,7 @@ def build_boto3_s3_client(
     upload thread. The endpoint comes from the usual boto3 configuration, including
     ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``.
     """
-    import boto3  # noqa: PLC0415 - deferred: keeps importing this module cheap
-    from botocore.config import Config  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415 - deferred: keeps this module cheap
 
     config = Config(
         retries={"mode": retry_mode, "total_max_attempts": max_attempts},
@@ -134,8 +134,22 @@ def build_boto3_s3_client(
         read_timeout=read_timeout,
         tcp_keepalive=True,
     )
-    made: Boto3S3Client = (session or boto3.session.Session()).client("s3", config=config)
+    made: Boto3S3Client = new_client(session, "s3", config)
     return made
+
+
+def new_client(session: Session | BotocoreSession | None, service: str, config: Any) -> Any:
+    """A client of ``service`` with ``config``: from a boto3 ``session`` (``client``), from
+    a botocore session (``create_client``: the same client class, without boto3's extras
+    such as the S3 transfer methods, which the library does not use, and without importing
+    boto3 and s3transfer, about 40 ms of a cold start), or from a new boto3 session."""
+    if session is None:
+        import boto3  # noqa: PLC0415 - deferred: keeps importing this module cheap
+
+        session = boto3.session.Session()
+    if hasattr(session, "create_client"):
+        return session.create_client(service, config=config)
+    return session.client(service, config=config)  # type: ignore[call-overload]
 
 
 class S3Client:
@@ -147,7 +161,7 @@ class S3Client:
             (standard retries, a pool of ``max_pool_connections``). Either way the client
             gets the deadline hooks of
             [`add_deadline_hooks`][data_aggregator.clients.add_deadline_hooks].
-        session: The boto3 session to build the default client from.
+        session: The boto3 (or botocore) session to build the default client from.
         expected_bucket_owner: Account id sent as ``ExpectedBucketOwner`` on every call.
         kms_key_id: KMS key for SSE-KMS on uploads; ``None`` leaves the bucket default.
         max_pool_connections: Connections the threads sharing this client need at once
@@ -168,7 +182,7 @@ class S3Client:
         self,
         client: Boto3S3Client | None = None,
         *,
-        session: Session | None = None,
+        session: Session | BotocoreSession | None = None,
         expected_bucket_owner: str | None = None,
         kms_key_id: str | None = None,
         max_pool_connections: int = DEFAULT_POOL_CONNECTIONS,
@@ -209,11 +223,19 @@ class S3Client:
         self.read_timeout = read_timeout
 
     @classmethod
-    def from_config(cls, config: S3ClientSettings, client: Boto3S3Client | None = None) -> S3Client:
+    def from_config(
+        cls,
+        config: S3ClientSettings,
+        client: Boto3S3Client | None = None,
+        *,
+        session: Session | BotocoreSession | None = None,
+    ) -> S3Client:
         """Build a client from ``AppConfig`` (or anything with the same attributes): its
-        bucket owner, KMS key and a pool for its fetch and upload threads."""
+        bucket owner, KMS key and a pool for its fetch and upload threads; the default
+        boto3 client is built from ``session`` when given."""
         return cls(
             client,
+            session=session,
             expected_bucket_owner=config.expected_bucket_owner,
             kms_key_id=config.kms_key_id,
             max_pool_connections=connection_pool_size(config),

@@ -58,7 +58,6 @@ from data_aggregator.idempotency._keys import (
     object_idempotency_key,
     record_idempotency_key,
 )
-from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
 from data_aggregator.idempotency._types import (
     DEFAULT_LEASE_MARGIN_SECONDS,
     DEFAULT_TTL_SECONDS,
@@ -81,6 +80,7 @@ if TYPE_CHECKING:
         DynamoDBIdempotencyStore,
         DynamoDBStoreSettings,
     )
+    from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
     from data_aggregator.idempotency._recovery import S3ManifestBundleLocator
     from data_aggregator.idempotency._table import create_idempotency_table, main
 
@@ -116,9 +116,10 @@ __all__ = [
     "record_idempotency_key",
 ]
 
-# Names whose modules import botocore: loaded on first attribute access (``main`` is
-# ``python -m data_aggregator.idempotency``).
+# Names whose modules import botocore, or that a Lambda's first invocation does not use:
+# loaded on first attribute access (``main`` is ``python -m data_aggregator.idempotency``).
 _LAZY: dict[str, str] = {
+    "InMemoryIdempotencyStore": "data_aggregator.idempotency._memory",
     "DynamoDBIdempotencyStore": "data_aggregator.idempotency._dynamodb",
     "DynamoDBStoreSettings": "data_aggregator.idempotency._dynamodb",
     "create_idempotency_table": "data_aggregator.idempotency._table",

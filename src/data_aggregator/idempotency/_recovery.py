@@ -17,7 +17,6 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from data_aggregator.bundle import verify_bundle
 from data_aggregator.clients import S3Client
 from data_aggregator.exceptions import (
     BundleError,
@@ -168,6 +167,8 @@ class S3ManifestBundleLocator:
             return None
         try:
             with contextlib.closing(obj.body):
+                from data_aggregator.bundle import verify_bundle  # noqa: PLC0415 - recovery only
+
                 return verify_bundle(obj.body)
         except BundleError as exc:
             logger.warning(

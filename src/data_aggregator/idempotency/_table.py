@@ -16,7 +16,6 @@ expiration          N   TTL, epoch seconds (enable DynamoDB TTL on it)
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from data_aggregator.exceptions import (
 )
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Mapping, Sequence
 
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -255,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     The same command as ``data-aggregator create-table``, with the same arguments.
     """
+    import argparse  # noqa: PLC0415 - the store imports this module; only the command needs it
+
     parser = argparse.ArgumentParser(prog="python -m data_aggregator.idempotency")
     add_create_table_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

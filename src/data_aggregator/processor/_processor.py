@@ -24,6 +24,8 @@ from data_aggregator.schemas import parse_event
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from botocore.session import Session as BotocoreSession
+
     from data_aggregator.bundle import BundleSummary
     from data_aggregator.clients import S3Client
     from data_aggregator.config import AppConfig
@@ -70,12 +72,17 @@ class ReusableProcessor:
     ) -> None:
         self.config = config
         self._clock = clock
+        # The default S3 client and the default store's DynamoDB client share one botocore
+        # session: the second client reuses what the first one loaded (endpoints,
+        # partitions, defaults), about 45 ms of CPU on a cold start, and neither imports
+        # boto3 nor s3transfer (boto3's extras, unused here), about 40 ms more.
+        session = _new_session() if s3_client is None else None
         if s3_client is None:
             from data_aggregator.clients import S3Client  # noqa: PLC0415 - imports boto3
 
-            s3_client = S3Client.from_config(config)
+            s3_client = S3Client.from_config(config, session=session)
         self.s3 = s3_client
-        self.store = store if store is not None else self._default_store()
+        self.store = store if store is not None else self._default_store(session)
         self.metrics: MetricsSink = metrics if metrics is not None else self._default_metrics()
         sink = MultipartSink.from_config(config, s3_client)
         self.engine = BundleEngine.from_config(config, s3_client, sink, clock=clock)
@@ -211,7 +218,7 @@ class ReusableProcessor:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), timezone.utc)
 
-    def _default_store(self) -> IdempotencyStore:
+    def _default_store(self, session: BotocoreSession | None) -> IdempotencyStore:
         table = self.config.idempotency_table_name
         if not table:
             msg = (
@@ -228,7 +235,7 @@ class ReusableProcessor:
             self.config.distribution_bucket_name, client=self.s3
         )
         return DynamoDBIdempotencyStore.from_config(
-            self.config, bundle_locator=locator, clock=self._clock
+            self.config, bundle_locator=locator, clock=self._clock, session=session
         )
 
     def _default_metrics(self) -> MetricsSink:
@@ -278,3 +285,10 @@ class ReusableProcessor:
                 "remaining_ms": remaining_ms,
             },
         )
+
+
+def _new_session() -> BotocoreSession:
+    """A botocore session for the default clients (imported here, on first use)."""
+    import botocore.session  # noqa: PLC0415 - deferred: the processor's import stays light
+
+    return botocore.session.get_session()

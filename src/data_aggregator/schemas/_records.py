@@ -3,20 +3,28 @@
 The one rule that matters most here: a classic S3 notification carries the object key
 form-URL-encoded, and `S3EventObject.original_key` is that key decoded **exactly once**
 with `urllib.parse.unquote_plus`. Nothing else in the library decodes it again.
+
+Cold start: the models are built lazily (``defer_build``): pydantic builds a model's
+validator on its first ``model_validate``, about 10-30 ms of a Lambda's first invocation.
+`S3EventNotificationRecord.from_aws` (what the processor calls) first tries `_fast_record`,
+which builds the very same record with ``model_construct`` from a record of the shape AWS
+sends, checked field by field with the same rules; anything else (a wrong type, an odd
+time format, a key the rules refuse) goes through ``model_validate``, whose result or
+error is the authority. ``tests/unit/test_schemas_fast_path.py`` pins that both agree.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime  # noqa: TC003 - pydantic needs it at runtime
+from datetime import datetime  # pydantic needs it at runtime; the fast path too
 from enum import Enum
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, TzInfo
 from typing_extensions import Self
 
 from data_aggregator._sizes import MAX_OBJECT_SIZE
@@ -127,7 +135,9 @@ def _none_if_blank(value: object) -> object:
 class S3EventIdentity(BaseModel):
     """A principal (``userIdentity`` or ``bucket.ownerIdentity``)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True
+    )
 
     principal_id: str | None = Field(default=None, alias="principalId")
 
@@ -135,7 +145,9 @@ class S3EventIdentity(BaseModel):
 class S3EventRequestParameters(BaseModel):
     """``requestParameters`` of a record."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True
+    )
 
     source_ip_address: str | None = Field(default=None, alias="sourceIPAddress")
 
@@ -143,7 +155,9 @@ class S3EventRequestParameters(BaseModel):
 class S3EventBucket(BaseModel):
     """``s3.bucket``: ``name`` is validated against S3's bucket naming rules."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True
+    )
 
     name: str
     arn: str | None = None
@@ -176,7 +190,9 @@ class S3EventObject(BaseModel):
         sequencer: Hex string ordering events for one key; ``None`` when absent.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True
+    )
 
     original_key: str
     key: str
@@ -240,7 +256,9 @@ def _alternative_readings(raw: str) -> tuple[str, ...]:
 class S3EventEntity(BaseModel):
     """``s3``: the bucket and the object of one record."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True
+    )
 
     s3_schema_version: str | None = Field(default=None, alias="s3SchemaVersion")
     configuration_id: str | None = Field(default=None, alias="configurationId")
@@ -261,7 +279,9 @@ class S3EventNotificationRecord(BaseModel):
     ``(bucket, original key, version id, sequencer)``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True
+    )
 
     event_version: str | None = Field(default=None, alias="eventVersion")
     event_source: str | None = Field(default=None, alias="eventSource")
@@ -342,6 +362,9 @@ class S3EventNotificationRecord(BaseModel):
             ValidationError: ``error_code`` is the seed code when the key is refused,
                 ``INVALID_EVENT`` for any other problem.
         """
+        fast = _fast_record(raw, KeyEncoding(key_encoding))
+        if fast is not None and type(fast) is cls:
+            return fast
         try:
             return cls.model_validate(raw, context={KEY_ENCODING_CONTEXT: key_encoding})
         except pydantic.ValidationError as exc:
@@ -370,6 +393,197 @@ class S3EventNotificationRecord(BaseModel):
         )
         new_s3 = self.s3.model_copy(update={"object": new_object})
         return self.model_copy(update={"s3": new_s3})
+
+
+# ----------------------------------------------------------------------- the fast path
+# What `model_validate` makes of a record of AWS's usual shape, made without building the
+# models' validators. Each helper raises `_NotFastError` for anything outside that shape (the
+# caller then validates with pydantic); none of them ever accepts what pydantic refuses.
+
+
+class _NotFastError(Exception):
+    """The input is not of the shape the fast path handles."""
+
+
+# The time format S3 writes ("2024-06-01T12:00:00.000Z"); pydantic reads more formats.
+_EVENT_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?Z",
+    re.ASCII,
+)
+_UTC = TzInfo(0)  # what pydantic attaches to a time ending in "Z"
+
+
+def _dict(value: object) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _NotFastError
+    return value
+
+
+def _optional_str(data: dict[str, Any], alias: str) -> str | None:
+    value = data.get(alias)
+    if value is None or type(value) is str:
+        return value
+    raise _NotFastError
+
+
+def _blank_none_str(data: dict[str, Any], alias: str) -> str | None:
+    """``version_id`` / ``sequencer``: blank is ``None``, else a string."""
+    value = _optional_str(data, alias)
+    return None if value == "" else value
+
+
+def _present(data: dict[str, Any], aliases: dict[str, str]) -> set[str]:
+    """The fields set by ``data``: those whose alias is a key (as pydantic counts them)."""
+    return {field for field, alias in aliases.items() if alias in data}
+
+
+def _identity(value: object) -> S3EventIdentity | None:
+    if value is None:
+        return None
+    data = _dict(value)
+    fields = {"principal_id": "principalId"}
+    return S3EventIdentity.model_construct(
+        _present(data, fields), principal_id=_optional_str(data, "principalId")
+    )
+
+
+def _event_time(value: object) -> datetime:
+    if type(value) is not str:
+        raise _NotFastError
+    match = _EVENT_TIME.fullmatch(value)
+    if match is None:
+        raise _NotFastError
+    year, month, day, hour, minute, second, fraction = match.groups()
+    try:
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0").ljust(6, "0")),
+            tzinfo=_UTC,
+        )
+    except ValueError:
+        raise _NotFastError from None
+
+
+def _object(value: object, encoding: KeyEncoding) -> S3EventObject:
+    data = _dict(value)
+    raw = data.get("key")
+    if type(raw) is not str:
+        raise _NotFastError
+    try:
+        original = _form_decode(raw) if encoding is KeyEncoding.FORM_URLENCODED else raw
+        _check_exact_key(original)
+        safe = _sanitized(original)
+    except PydanticCustomError:
+        raise _NotFastError from None
+    candidates: tuple[str, ...] = (original,)
+    if encoding is KeyEncoding.UNKNOWN:
+        candidates += _alternative_readings(raw)
+    size = data.get("size")
+    if size is not None and not (type(size) is int and 0 <= size <= MAX_OBJECT_SIZE):
+        raise _NotFastError
+    e_tag = data.get("eTag")
+    if isinstance(e_tag, str):
+        e_tag = e_tag.strip('"')
+    if e_tag == "":
+        e_tag = None
+    if e_tag is not None and type(e_tag) is not str:
+        raise _NotFastError
+    fields = {"size": "size", "e_tag": "eTag", "version_id": "versionId"}
+    fields["sequencer"] = "sequencer"
+    return S3EventObject.model_construct(
+        {"original_key", "key", "key_candidates"} | _present(data, fields),
+        original_key=original,
+        key=safe,
+        key_candidates=candidates,
+        size=size,
+        e_tag=e_tag,
+        version_id=_blank_none_str(data, "versionId"),
+        sequencer=_blank_none_str(data, "sequencer"),
+    )
+
+
+def _entity(value: object, encoding: KeyEncoding) -> S3EventEntity:
+    data = _dict(value)
+    bucket = _dict(data.get("bucket"))
+    name = bucket.get("name")
+    if type(name) is not str or _BUCKET_NAME.fullmatch(name) is None:
+        raise _NotFastError
+    bucket_fields = {"name": "name", "arn": "arn", "owner_identity": "ownerIdentity"}
+    made_bucket = S3EventBucket.model_construct(
+        _present(bucket, bucket_fields),
+        name=name,
+        arn=_optional_str(bucket, "arn"),
+        owner_identity=_identity(bucket.get("ownerIdentity")),
+    )
+    fields = {
+        "s3_schema_version": "s3SchemaVersion",
+        "configuration_id": "configurationId",
+        "bucket": "bucket",
+        "object": "object",
+    }
+    return S3EventEntity.model_construct(
+        _present(data, fields),
+        s3_schema_version=_optional_str(data, "s3SchemaVersion"),
+        configuration_id=_optional_str(data, "configurationId"),
+        bucket=made_bucket,
+        object=_object(data.get("object"), encoding),
+    )
+
+
+_RECORD_FIELDS = {
+    "event_version": "eventVersion",
+    "event_source": "eventSource",
+    "aws_region": "awsRegion",
+    "event_time": "eventTime",
+    "event_name": "eventName",
+    "user_identity": "userIdentity",
+    "request_parameters": "requestParameters",
+    "response_elements": "responseElements",
+    "s3": "s3",
+}
+
+
+def _fast_record(raw: object, encoding: KeyEncoding) -> S3EventNotificationRecord | None:
+    """The record ``model_validate`` would make of ``raw``, or ``None`` when ``raw`` is not
+    of the usual shape (pydantic then decides, and reports what is wrong)."""
+    try:
+        data = _dict(raw)
+        name = data.get("eventName")
+        if type(name) is not str or not name.removeprefix("s3:"):
+            raise _NotFastError
+        parameters = data.get("requestParameters")
+        made_parameters = None
+        if parameters is not None:
+            parameters = _dict(parameters)
+            made_parameters = S3EventRequestParameters.model_construct(
+                _present(parameters, {"source_ip_address": "sourceIPAddress"}),
+                source_ip_address=_optional_str(parameters, "sourceIPAddress"),
+            )
+        elements = data.get("responseElements")
+        if elements is not None:
+            elements = _dict(elements)
+            if not all(type(k) is str and type(v) is str for k, v in elements.items()):
+                raise _NotFastError
+            elements = dict(elements)
+        return S3EventNotificationRecord.model_construct(
+            _present(data, _RECORD_FIELDS),
+            event_version=_optional_str(data, "eventVersion"),
+            event_source=_optional_str(data, "eventSource"),
+            aws_region=_optional_str(data, "awsRegion"),
+            event_time=_event_time(data.get("eventTime")),
+            event_name=name.removeprefix("s3:"),
+            user_identity=_identity(data.get("userIdentity")),
+            request_parameters=made_parameters,
+            response_elements=elements,
+            s3=_entity(data.get("s3"), encoding),
+        )
+    except _NotFastError:
+        return None
 
 
 def validation_error_from_pydantic(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import pytest
 
-from data_aggregator.config import MIB, AppConfig, Codec, get_config
+from data_aggregator.config import MIB, AppConfig, BundleFormat, Codec, get_config
 from data_aggregator.exceptions import ConfigurationError
 from tests.strategies import CONFIG_INT_RANGES, config_bounds
 
@@ -31,6 +31,7 @@ DEFAULTS: list[tuple[str, str, Any]] = [
     ("MAX_BUNDLE_ON_DISK_MB", "max_bundle_on_disk_mb", 400),
     ("LOG_LEVEL", "log_level", "INFO"),
     ("BUNDLE_PREFIX", "bundle_prefix", ""),
+    ("BUNDLE_FORMAT", "bundle_format", BundleFormat.TAR),
     ("BUNDLE_CODEC", "bundle_codec", Codec.GZIP),
     ("COMPRESSION_LEVEL", "compression_level", None),
     ("COMPRESSION_THREADS", "compression_threads", None),
@@ -64,6 +65,7 @@ FROM_ENV: list[tuple[str, str, str, Any]] = [
     ("MAX_BUNDLE_ON_DISK_MB", "max_bundle_on_disk_mb", "1024", 1024),
     ("LOG_LEVEL", "log_level", "debug", "DEBUG"),
     ("BUNDLE_PREFIX", "bundle_prefix", "bundles/logs", "bundles/logs/"),
+    ("BUNDLE_FORMAT", "bundle_format", "Concat", BundleFormat.CONCAT),
     ("BUNDLE_CODEC", "bundle_codec", "ZSTD", Codec.ZSTD),
     ("COMPRESSION_LEVEL", "compression_level", "9", 9),
     ("COMPRESSION_THREADS", "compression_threads", "2", 2),

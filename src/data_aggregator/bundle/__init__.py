@@ -1,4 +1,5 @@
-"""Bundle S3 objects into compressed tar archives: fetch concurrently, write in order.
+"""Bundle S3 objects into compressed tar archives (or line-oriented concat bundles): fetch
+concurrently, write in order.
 
 [`BundleEngine`][data_aggregator.bundle.BundleEngine] takes a sequence of
 [`BundleSource`][data_aggregator.bundle.BundleSource] (bucket, exact key, the event's size /
@@ -30,6 +31,10 @@ Guarantees (``docs/bundle-format.md`` has the details):
   stream past ``max_bundle_size_bytes``; the cut is planned before the run
   ([`BundleEngine.plan`][data_aggregator.bundle.BundleEngine.plan]), so a caller knows
   each object's bundle before it is written. Empty bundles are never uploaded.
+* With ``bundle_format="concat"`` a bundle is the members' bytes concatenated (a newline
+  after each that lacks one), its manifest the sidecar ``<bundle key>.manifest.json``;
+  members must be UTF-8 text. [`read_bundle_manifest`][data_aggregator.bundle.read_bundle_manifest]
+  reads and checks the manifest of a stored bundle of either format.
 * With an [`Admission`][data_aggregator.bundle.Admission], the run writes only the sources
   admitted while it runs (the processor admits each record once its claim returns).
 """
@@ -52,6 +57,7 @@ from data_aggregator.bundle._manifest import (
 from data_aggregator.bundle._naming import MANIFEST_NAME
 from data_aggregator.bundle._plan import BundlePlan
 from data_aggregator.bundle._reader import verify_bundle
+from data_aggregator.bundle._stored import read_bundle_manifest
 from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,
@@ -92,5 +98,6 @@ __all__ = [
     "StopReason",
     "UploadReceipt",
     "make_bundle_key_factory",
+    "read_bundle_manifest",
     "verify_bundle",
 ]

@@ -142,7 +142,7 @@ class ConcatStream:
         self.tar_bytes += len(data)
         self._emit(self._compressor.compress(data))
 
-    def begin_member(self, header: bytes, size: int) -> None:  # noqa: ARG002 - no headers
+    def begin_member(self, header: bytes, size: int) -> None:
         """Start a member of ``size`` bytes (``header`` is the tar layout's; ignored)."""
         if self._member_left or self.finished:
             msg = "previous member incomplete or bundle finished"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_IN_FLIGHT_MB, MIB
 from data_aggregator.bundle import _runner
 from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
+from data_aggregator.bundle._naming import bundle_extension
 from data_aggregator.bundle._plan import BundlePlan, plan_sources
 from data_aggregator.bundle._types import (
     BundleRun,
@@ -19,7 +20,6 @@ from data_aggregator.bundle._types import (
     ObjectSource,
     UploadReceipt,
 )
-from data_aggregator.bundle._naming import bundle_extension
 from data_aggregator.config import BundleFormat, Codec
 from data_aggregator.exceptions import ConfigurationError, ErrorCode
 from data_aggregator.security import sanitize_s3_key

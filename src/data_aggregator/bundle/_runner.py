@@ -320,7 +320,12 @@ class BundleRunner:
                 raise _BundleKeyFailure(number, exc) from exc
             settings = self._settings
             bundle = OpenBundle.open(
-                settings.sink, number, key, settings.codec, settings.now(), settings.bundle_format
+                settings.sink,
+                number,
+                key,
+                settings.codec,
+                settings.now(),
+                bundle_format=settings.bundle_format,
             )
             self._bundle = bundle
         return bundle, entry, header

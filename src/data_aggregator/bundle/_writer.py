@@ -112,6 +112,7 @@ class OpenBundle:
         key: str,
         codec: CodecSpec,
         created_at: datetime,
+        *,
         bundle_format: BundleFormat = BundleFormat.TAR,
     ) -> OpenBundle:
         """Open the upload and the tar (or concat) stream.

@@ -252,6 +252,18 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_aws_options(bundle, "S3 and DynamoDB endpoint", dynamodb=True)
     _add_codec(bundle)
+    from data_aggregator.config import BundleFormat  # noqa: PLC0415 - commands load their parts
+
+    bundle.add_argument(
+        "--format",
+        choices=[layout.value for layout in BundleFormat],
+        default=BundleFormat.TAR.value,
+        help=(
+            "bundle layout: a tar archive, or 'concat': the objects' lines for Athena and "
+            "other line readers, the manifest a sidecar <bundle>.manifest.json; every "
+            "object must be UTF-8 text (default: %(default)s)"
+        ),
+    )
     bundle_mb = config_bounds("max_bundle_size_mb")  # MAX_BUNDLE_SIZE_MB's, like its default
     bundle.add_argument(
         "--max-bundle-mb",

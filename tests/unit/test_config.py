@@ -145,6 +145,7 @@ BAD: list[tuple[str, list[str], str | None]] = [
         ["/abs", "a/../b", "..", "a//b", "./a", "x" * 512, "a\x00b", "a\nb"],
         "at most 512 characters",
     ),
+    ("BUNDLE_FORMAT", ["zip", "jsonl", "tar.gz", "lines"], "tar, concat"),
     ("BUNDLE_CODEC", ["bz2", "gz", "lz4", "true"], "gzip, zstd, none"),
     ("COMPRESSION_LEVEL", [*beyond("COMPRESSION_LEVEL"), "-1", "fast", "3.5"], None),
     ("COMPRESSION_THREADS", [*beyond("COMPRESSION_THREADS"), "auto", "2.0"], None),

@@ -56,8 +56,6 @@ from data_aggregator.bundle._manifest import (
 )
 from data_aggregator.bundle._naming import MANIFEST_NAME
 from data_aggregator.bundle._plan import BundlePlan
-from data_aggregator.bundle._reader import verify_bundle
-from data_aggregator.bundle._stored import read_bundle_manifest
 from data_aggregator.bundle._types import (
     BundleRun,
     BundleSink,
@@ -72,6 +70,7 @@ from data_aggregator.bundle._types import (
     StopReason,
     UploadReceipt,
 )
+from data_aggregator.bundle._verify import read_bundle_manifest, verify_bundle
 
 __all__ = [
     "FORMAT_VERSION",

@@ -1,6 +1,6 @@
 """Read a concat bundle back against its sidecar manifest: cut, hash, compare.
 
-Private; used by `data_aggregator.bundle._reader.verify_bundle` (given a sidecar), by
+Private; used by `data_aggregator.bundle._verify.verify_bundle` (given a sidecar), by
 ``data-aggregator inspect`` and, through `read_bundle_manifest`, by the crash-recovery
 locator. One pass, as a stream, like the tar reader: the bundle is only ever ``read(n)``,
 each member is cut at the sidecar's ``offset`` and ``size`` and hashed as it streams past,

@@ -1,7 +1,9 @@
-"""The one bundle reader: stream a bundle once, walk its tar, hash, check the manifest.
+"""The one tar bundle reader: stream a bundle once, walk its tar, hash, check the manifest.
 
-Private; [`verify_bundle`][data_aggregator.bundle.verify_bundle] is re-exported by
-`data_aggregator.bundle`. Every reader of bundles goes through `read_bundle`:
+Private; [`verify_bundle`][data_aggregator.bundle.verify_bundle] (``_verify.py``) is
+re-exported by `data_aggregator.bundle`. Every reader of tar bundles goes through
+`read_bundle` (concat bundles through ``_concat_reader.py``, which shares the helpers
+here):
 
 * `verify_bundle` raises the first problem (a `BundleError`, ``BUNDLE_INVALID``);
 * ``data-aggregator inspect`` collects every problem, hashes the compressed bytes and
@@ -54,7 +56,6 @@ __all__ = [
     "read_bundle",
     "read_error",
     "resolve_codec_name",
-    "verify_bundle",
 ]
 
 CHUNK = MIB
@@ -285,60 +286,3 @@ def read_bundle(
     reading.size = counting.size
     reading.sha256 = None if counting.digest is None else counting.digest.hexdigest()
     return reading
-
-
-def _raise(problem: BundleError) -> None:
-    raise problem
-
-
-def verify_bundle(
-    fileobj: ReadableStream,
-    codec: Codec | str | None = None,
-    *,
-    sidecar: bytes | None = None,
-    bundle_key: str | None = None,
-) -> BundleManifest:
-    """Read a whole bundle and check it against its manifest; stop at the first problem.
-
-    A tar bundle carries its manifest; a concat bundle (``BUNDLE_FORMAT=concat``) is
-    checked against its sidecar, given as ``sidecar`` (the bytes of
-    ``<bundle key>.manifest.json``): each member cut at its offset and size, hashed and
-    compared, its newline checked, nothing after the last one (see
-    ``docs/bundle-format.md``).
-    [`read_bundle_manifest`][data_aggregator.bundle.read_bundle_manifest] fetches both
-    from S3, whatever the format.
-
-    Checks: the compressed stream and the archive read to their ends; every member is a
-    regular file; the last member is ``manifest.json`` with ``format_version`` 1; the
-    manifest lists exactly the other members, in archive order, with their sizes and
-    SHA-256; member names are unique once folded (NFC, case-insensitive) and none but the
-    last is ``manifest.json``.
-
-    Args:
-        fileobj: The bundle as uploaded (compressed), readable from its start; only
-            ``read(n)`` is used, so an S3 body stream will do.
-        codec: ``gzip``, ``zstd``, ``none``, or ``None`` to detect it from magic bytes.
-        sidecar: A concat bundle's manifest; ``None`` for a tar bundle.
-        bundle_key: With ``sidecar``: the bundle's key, which the sidecar must name.
-
-    Returns:
-        The parsed manifest.
-
-    Raises:
-        BundleError: with ``error_code`` ``BUNDLE_INVALID`` when any check fails; the
-            message names the first problem found.
-        DataAggregatorError: reading ``fileobj`` failed (S3 errors, for instance), or the
-            bundle is zstd and the ``zstandard`` package is not installed.
-    """
-    if sidecar is not None:
-        from data_aggregator.bundle._concat_reader import read_concat_bundle  # noqa: PLC0415
-
-        reading = read_concat_bundle(
-            fileobj, sidecar, report=_raise, codec=codec, bundle_key=bundle_key
-        )
-    else:
-        reading = read_bundle(fileobj, report=_raise, codec=codec)
-    manifest = reading.manifest
-    if manifest is None:  # pragma: no cover - every path without a manifest reported
-        raise bundle_problem("bundle has no manifest.json")
-    return manifest

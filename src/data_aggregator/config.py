@@ -239,6 +239,11 @@ _SETTINGS: dict[str, _Setting] = {
         "added): no leading '/', no empty, '.' or '..' segment, no control characters",
     ),
     "bundle_format": _Setting("BUNDLE_FORMAT", "one of tar, concat"),
+    "sidecar_prefix": _Setting(
+        "SIDECAR_PREFIX",
+        f"an S3 key prefix of at most {_MAX_PREFIX_LENGTH} characters (a trailing '/' is "
+        "added): no leading '/', no empty, '.' or '..' segment, no control characters",
+    ),
     "bundle_codec": _Setting("BUNDLE_CODEC", "one of gzip, zstd, none"),
     "compression_level": _Setting("COMPRESSION_LEVEL", _integers(_LEVELS), _parse_int),
     "compression_threads": _Setting(
@@ -341,6 +346,7 @@ class AppConfig(BaseModel):
     # Bundles.
     bundle_prefix: str = ""
     bundle_format: BundleFormat = BundleFormat.TAR
+    sidecar_prefix: str = ""
     bundle_codec: Codec = Codec.GZIP
     compression_level: int | None = Field(
         default=None, ge=_LEVEL_BOUNDS[0], le=_LEVEL_BOUNDS[1], strict=True
@@ -487,7 +493,7 @@ class AppConfig(BaseModel):
         _check(_NAMES[str(info.field_name)].fullmatch(value))
         return value
 
-    @field_validator("bundle_prefix")
+    @field_validator("bundle_prefix", "sidecar_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
         if not value:

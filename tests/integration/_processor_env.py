@@ -105,18 +105,22 @@ class ProcessorEnv:
         bundle against its sidecar; a sidecar without its bundle is not a bundle)."""
         listing = self.s3.list_objects_v2(Bucket=self.dest)
         keys = sorted(entry["Key"] for entry in listing.get("Contents", []))
-        found = set(keys)
+        sidecars = set(self.sidecars())
+        prefix = self.processor.config.sidecar_prefix
         return [
             read_bundle(
                 key,
-                self.s3.get_object(Bucket=self.dest, Key=key)["Body"].read(),
-                self.s3.get_object(Bucket=self.dest, Key=sidecar_key(key))["Body"].read()
-                if sidecar_key(key) in found
+                self._read(key),
+                self._read(sidecar_key(key, prefix))
+                if sidecar_key(key, prefix) in sidecars
                 else None,
             )
             for key in keys
-            if not key.endswith(SIDECAR_SUFFIX)
+            if key not in sidecars
         ]
+
+    def _read(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.dest, Key=key)["Body"].read()
 
     def sidecars(self) -> list[str]:
         """Keys of the concat sidecars in the destination bucket."""
@@ -170,7 +174,12 @@ def _build(
         table,
         client=dynamodb,
         bundle_locator=S3ManifestBundleLocator(
-            dest, client=s3, bundle_format=config.get("bundle_format", "tar")
+            dest,
+            client=s3,
+            bundle_format=config.get("bundle_format", "tar"),
+            sidecar_prefix=AppConfig(
+                distribution_bucket_name=dest, sidecar_prefix=config.get("sidecar_prefix", "")
+            ).sidecar_prefix,
         ),
         clock=clock,
         max_workers=8,

@@ -20,6 +20,7 @@ from data_aggregator.clients import S3Client
 from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import ErrorCode, S3ObjectNotFoundError
 from data_aggregator.processor import Outcome, Reason
+from tests.docs_support import python_block_containing
 from tests.integration._processor_env import env_factory
 from tests.processor_support import (
     assert_bundled_once,
@@ -173,11 +174,13 @@ def test_crash_between_sidecar_and_bundle_reads_as_not_committed(
     assert max(occurrences(env.bundles()).values()) == 1
 
 
+@pytest.mark.parametrize("sidecar_prefix", ["", "manifests"])
 def test_crash_after_both_writes_is_recovered_from_the_sidecar(
-    make_env: Callable[..., ProcessorEnv],
+    make_env: Callable[..., ProcessorEnv], sidecar_prefix: str
 ) -> None:
     """Killed after the bundle is stored, before complete: the redelivery reads the
-    sidecar, checks the bundle against it and finds the records there (RECOVERED)."""
+    sidecar (next to the bundle, or under SIDECAR_PREFIX), checks the bundle against it
+    and finds the records there (RECOVERED)."""
     from data_aggregator.idempotency import DynamoDBIdempotencyStore
 
     class CrashOnComplete(DynamoDBIdempotencyStore):
@@ -197,13 +200,17 @@ def test_crash_after_both_writes_is_recovered_from_the_sidecar(
                 keys, owner=owner, bundle_key=bundle_key, ttl_seconds=ttl_seconds
             )
 
-    env = make_env(store_class=CrashOnComplete, lease_margin_seconds=10.0)
+    env = make_env(
+        store_class=CrashOnComplete, lease_margin_seconds=10.0, sidecar_prefix=sidecar_prefix
+    )
     assert isinstance(env.store, CrashOnComplete)
     objects = [env.put(f"crash/{i}.log", LINES[i]) for i in range(3)]
     event = sqs_batch([s3_body(o.record()) for o in objects])
     with pytest.raises(_Crash):
         env.processor.handle(event, env.context(60))
     (crashed,) = env.bundles()
+    (sidecar,) = env.sidecars()
+    assert sidecar == f"{sidecar_prefix}{'/' if sidecar_prefix else ''}{crashed.key}.manifest.json"
     env.store.crash = False
     env.clock.advance(71)
     assert env.handle(event) == {"batchItemFailures": []}
@@ -230,3 +237,34 @@ def test_inspect_reads_a_concat_bundle_from_s3(
     assert (status, report["ok"], report["format"]) == (0, True, "concat")
     assert [m["key"] for m in report["members"]] == [o.key for o in objects]
     assert report["sha256"] == report["content_sha256"]
+
+
+def test_sidecar_prefix_keeps_the_bundle_folder_to_bundles(
+    make_env: Callable[..., ProcessorEnv],
+    s3_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With SIDECAR_PREFIX the bundle prefix holds only bundles (what a query engine's
+    table location must hold); ``inspect --sidecar`` reads the bundle against it."""
+    env = make_env(bundle_prefix="logs", sidecar_prefix="manifests")
+    objects = [env.put(f"app/{i}.json", data) for i, data in enumerate(LINES)]
+    assert env.handle(sqs_batch([s3_body(o.record()) for o in objects])) == {
+        "batchItemFailures": []
+    }
+    listing = env.s3.list_objects_v2(Bucket=env.dest, Prefix="logs/")
+    (key,) = [entry["Key"] for entry in listing.get("Contents", [])]
+    assert key.endswith(".log.gz")
+    assert env.sidecars() == [f"manifests/{key}.manifest.json"]
+    assert_bundled_once(env.bundles(), objects)
+    namespace: dict[str, Any] = {}
+    source = python_block_containing("docs/bundle-format.md", "def sources_of(")
+    exec(compile(source, "docs/bundle-format.md", "exec"), namespace)  # noqa: S102
+    found = namespace["sources_of"](S3Client(env.s3), env.dest, key)
+    assert found == [f"s3://{o.bucket}/{o.key}" for o in objects]
+    url = f"s3://{env.dest}/{key}"
+    assert main(["inspect", url, "--endpoint-url", s3_endpoint]) == 1  # no sidecar found
+    capsys.readouterr()
+    sidecar = f"s3://{env.dest}/manifests/{key}.manifest.json"
+    status = main(["inspect", url, "--sidecar", sidecar, "--endpoint-url", s3_endpoint])
+    assert status == 0
+    assert "concat (sidecar manifest)" in capsys.readouterr().out

@@ -365,3 +365,28 @@ def test_a_gzip_line_reader_sees_no_tar_bytes() -> None:
     _, sink, _ = _run(bodies)
     with gzip.open(io.BytesIO(sink.objects[KEY.format(1)]), "rt", encoding="utf-8") as lines:
         assert [json.loads(line) for line in lines] == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_the_docs_bundle_key_hook_names_bundles_jsonl() -> None:
+    """The ``bundle_key`` override of docs/bundle-format.md, run as the page shows it."""
+    from data_aggregator.processor import ReusableProcessor
+    from tests.docs_support import python_block_containing
+    from tests.processor_fakes import FakeS3Client
+
+    namespace: dict[str, Any] = {}
+    source = python_block_containing("docs/bundle-format.md", "class JsonLinesBundler")
+    exec(compile(source, "docs/bundle-format.md", "exec"), namespace)  # noqa: S102
+    bundler = namespace["JsonLinesBundler"]
+    assert issubclass(bundler, ReusableProcessor)
+    config = AppConfig.model_validate(
+        {"distribution_bucket_name": "dest-bucket", "bundle_format": "concat"}
+    )
+    processor = bundler(config, s3_client=FakeS3Client(), store=_memory_store())
+    key = processor.bundle_key(2, request_id="rid", now=FIXED_TIME)
+    assert key == "2024/05/01/12/bundle-rid-2.jsonl.gz"
+
+
+def _memory_store() -> Any:
+    from data_aggregator.idempotency import InMemoryIdempotencyStore
+
+    return InMemoryIdempotencyStore()

@@ -4,7 +4,7 @@ Private. A concat bundle is the members' bytes one after the other, each followe
 newline unless it already ends in one (an empty member adds nothing), compressed with the
 bundle's codec: what Athena, Glue or Spark read as lines of a ``.log.gz`` object. There is
 no header and no manifest inside the stream; the manifest is the sidecar object
-``<bundle key>.manifest.json`` (`sidecar_key`), whose entries carry each member's
+``<SIDECAR_PREFIX><bundle key>.manifest.json`` (`sidecar_key`), whose entries carry each member's
 ``offset`` in the uncompressed stream, its ``size`` (the source's bytes, newline not
 counted) and ``newline_added``.
 
@@ -35,9 +35,10 @@ SIDECAR_CONTENT_TYPE = "application/json"
 _NEWLINE = b"\n"
 
 
-def sidecar_key(bundle_key: str) -> str:
-    """The key of the manifest of the concat bundle ``bundle_key``."""
-    return bundle_key + SIDECAR_SUFFIX
+def sidecar_key(bundle_key: str, prefix: str = "") -> str:
+    """The key of the manifest of the concat bundle ``bundle_key``: ``<prefix><bundle
+    key>.manifest.json`` (``prefix`` is ``SIDECAR_PREFIX``; empty: next to the bundle)."""
+    return prefix + bundle_key + SIDECAR_SUFFIX
 
 
 def planned_concat_bytes(size: int) -> int:

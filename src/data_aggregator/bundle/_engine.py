@@ -116,6 +116,9 @@ class BundleEngine:
             each ending in a newline, the manifest a sidecar object
             ``<bundle key>.manifest.json``; every member must be UTF-8 text (an object
             that is not is ``REFUSED`` with ``OBJECT_NOT_TEXT``, alone).
+        sidecar_prefix: Concat bundles: the sidecar of bundle ``K`` is
+            ``<sidecar_prefix>K.manifest.json`` (empty, the default: next to the bundle;
+            a prefix keeps sidecars out of a query engine's table location).
         compression_level: gzip 1-9 (default 6), zstd 1-22 (default 3); ``None`` for the
             codec's default.
         compression_threads: Threads compressing one bundle; ``None`` (default): the CPUs
@@ -148,6 +151,7 @@ class BundleEngine:
         *,
         codec: Codec | str = Codec.GZIP,
         bundle_format: BundleFormat | str = BundleFormat.TAR,
+        sidecar_prefix: str = "",
         compression_level: int | None = None,
         compression_threads: int | None = None,
         gzip_library: str | None = None,
@@ -174,6 +178,7 @@ class BundleEngine:
             codec, compression_level, threads=compression_threads, gzip_library=gzip_library
         )
         self.bundle_format = _resolve_format(bundle_format)
+        self.sidecar_prefix = sidecar_prefix
         self._source = source
         self._sink = sink
         self.fetch_concurrency = fetch_concurrency
@@ -195,12 +200,14 @@ class BundleEngine:
     ) -> BundleEngine:
         """Build an engine from ``AppConfig`` (or anything with the same attributes; one
         without ``compression_threads`` gets the automatic thread count, one without
-        ``bundle_format`` writes tar)."""
+        ``bundle_format`` writes tar, one without ``sidecar_prefix`` puts sidecars next to
+        their bundles)."""
         return cls(
             source,
             sink,
             codec=config.bundle_codec,
             bundle_format=getattr(config, "bundle_format", BundleFormat.TAR),
+            sidecar_prefix=getattr(config, "sidecar_prefix", ""),
             compression_level=config.effective_compression_level,
             compression_threads=getattr(config, "compression_threads", None),
             fetch_concurrency=config.fetch_concurrency,
@@ -292,6 +299,7 @@ class BundleEngine:
             sanitize=self._sanitize,
             clock=self._clock,
             bundle_format=self.bundle_format,
+            sidecar_prefix=self.sidecar_prefix,
         )
         keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._utc_now())
         plan = sources if isinstance(sources, BundlePlan) else self.plan(sources)

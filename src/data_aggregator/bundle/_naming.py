@@ -40,6 +40,7 @@ __all__ = [
     "MANIFEST_NAME",
     "NameRequest",
     "assign_member_names",
+    "bundle_content_type",
     "bundle_extension",
     "fold_name",
 ]
@@ -47,6 +48,7 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 #: Extensions of concat bundles, by codec: lines of text, compressed.
 _CONCAT_EXTENSIONS = {Codec.GZIP: ".log.gz", Codec.ZSTD: ".log.zst", Codec.NONE: ".log"}
+_TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 SUFFIX_SEPARATOR = "~"
 _DIGEST_CHARS = 8
 _MAX_EXTENSION_CHARS = 16
@@ -73,6 +75,14 @@ def bundle_extension(bundle_format: BundleFormat, codec: CodecSpec) -> str:
     if bundle_format is BundleFormat.TAR:
         return codec.extension
     return _CONCAT_EXTENSIONS[codec.codec]
+
+
+def bundle_content_type(bundle_format: BundleFormat, codec: CodecSpec) -> str:
+    """The ``Content-Type`` of a bundle: the codec's, or UTF-8 text for an uncompressed
+    concat bundle."""
+    if bundle_format is BundleFormat.CONCAT and codec.codec is Codec.NONE:
+        return _TEXT_CONTENT_TYPE
+    return codec.content_type
 
 
 def fold_name(name: str) -> str:

@@ -83,6 +83,7 @@ class RunSettings:
     sanitize: Callable[[str], str]
     clock: Callable[[], float]
     bundle_format: BundleFormat = BundleFormat.TAR
+    sidecar_prefix: str = ""
 
     @property
     def concat(self) -> bool:
@@ -326,6 +327,7 @@ class BundleRunner:
                 settings.codec,
                 settings.now(),
                 bundle_format=settings.bundle_format,
+                sidecar_prefix=settings.sidecar_prefix,
             )
             self._bundle = bundle
         return bundle, entry, header

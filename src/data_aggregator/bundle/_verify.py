@@ -86,7 +86,7 @@ def verify_bundle(
 
 def _read_sidecar(source: ObjectSource, bucket: str, key: str) -> bytes | None:
     try:
-        obj = source.open_object(bucket, sidecar_key(key))
+        obj = source.open_object(bucket, key)
     except S3ObjectNotFoundError:
         return None
     with contextlib.closing(obj.body):
@@ -99,12 +99,14 @@ def read_bundle_manifest(
     bundle_key: str,
     *,
     bundle_format: BundleFormat | str = BundleFormat.TAR,
+    sidecar_prefix: str = "",
 ) -> BundleManifest:
     """Read the bundle ``s3://bucket/bundle_key`` whole, check it against its manifest and
     return the manifest.
 
     A tar bundle is checked against the ``manifest.json`` it ends with. With
-    ``bundle_format="concat"`` the sidecar ``<bundle_key>.manifest.json`` is read first
+    ``bundle_format="concat"`` the sidecar ``<sidecar_prefix><bundle_key>.manifest.json``
+    is read first
     and the bundle is checked against it (every member cut at its offset, hashed,
     compared; the sidecar must name ``bundle_key``); a concat deployment that finds no
     sidecar reads the bundle as tar (one written before the switch). The sidecar is
@@ -116,6 +118,7 @@ def read_bundle_manifest(
         bucket: The bundles' bucket.
         bundle_key: The bundle's key.
         bundle_format: The deployment's ``BUNDLE_FORMAT``.
+        sidecar_prefix: The deployment's ``SIDECAR_PREFIX`` (where sidecars are).
 
     Raises:
         S3ObjectNotFoundError: there is no bundle at ``bundle_key``.
@@ -125,7 +128,7 @@ def read_bundle_manifest(
     """
     sidecar = None
     if BundleFormat(bundle_format) is BundleFormat.CONCAT:
-        sidecar = _read_sidecar(source, bucket, bundle_key)
+        sidecar = _read_sidecar(source, bucket, sidecar_key(bundle_key, sidecar_prefix))
     obj = source.open_object(bucket, bundle_key)
     with contextlib.closing(obj.body):
         return verify_bundle(obj.body, sidecar=sidecar, bundle_key=bundle_key)

@@ -27,6 +27,7 @@ from data_aggregator.bundle._manifest import (
     manifest_overhead,
     render_manifest,
 )
+from data_aggregator.bundle._naming import bundle_content_type
 from data_aggregator.bundle._tar import TarStream, member_header
 from data_aggregator.bundle._types import BundleSummary
 from data_aggregator.config import BundleFormat
@@ -96,6 +97,7 @@ class OpenBundle:
     overhead: int
     compressor: Compressor
     sink: BundleSink
+    sidecar_prefix: str = ""
     members: list[PendingMember] = field(default_factory=list)
     manifest_bytes: int = 0
 
@@ -114,6 +116,7 @@ class OpenBundle:
         created_at: datetime,
         *,
         bundle_format: BundleFormat = BundleFormat.TAR,
+        sidecar_prefix: str = "",
     ) -> OpenBundle:
         """Open the upload and the tar (or concat) stream.
 
@@ -121,7 +124,7 @@ class OpenBundle:
             SinkFailure: the sink could not open the upload.
         """
         try:
-            upload = sink.open_upload(key, content_type=codec.content_type)
+            upload = sink.open_upload(key, content_type=bundle_content_type(bundle_format, codec))
         except Exception as exc:
             raise SinkFailure(exc) from exc
 
@@ -136,7 +139,17 @@ class OpenBundle:
             tar: TarStream | ConcatStream = TarStream(write, compressor)
         else:
             tar = ConcatStream(write, compressor)
-        return cls(number, key, upload, tar, created_at, manifest_overhead(key), compressor, sink)
+        return cls(
+            number,
+            key,
+            upload,
+            tar,
+            created_at,
+            manifest_overhead(key),
+            compressor,
+            sink,
+            sidecar_prefix,
+        )
 
     def begin_member(self, index: int, token: object, entry: ManifestMember, header: bytes) -> None:
         """Record the member and write its header (its SHA-256 may be set later)."""
@@ -218,12 +231,13 @@ class OpenBundle:
         )
 
     def _store_sidecar(self, document: bytes) -> None:
-        """Store a concat bundle's manifest as ``<key>.manifest.json`` (before the bundle).
+        """Store a concat bundle's manifest as ``<prefix><key>.manifest.json`` (before the
+        bundle).
 
         Raises:
             SinkFailure: the sidecar could not be stored.
         """
-        name = sidecar_key(self.key)
+        name = sidecar_key(self.key, self.sidecar_prefix)
         try:
             upload = self.sink.open_upload(name, content_type=SIDECAR_CONTENT_TYPE)
         except Exception as exc:

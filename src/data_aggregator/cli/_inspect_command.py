@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
         bucket, key = _parse_s3_url(args.bundle)
         s3 = _s3_client(args.s3_endpoint_url or args.endpoint_url, args.region)
-        sidecar = _s3_sidecar(s3, bucket, sidecar_key(key))
+        sidecar = _sidecar(args, s3) or _s3_sidecar(s3, bucket, sidecar_key(key))
         obj = s3.open_object(bucket, key, version_id=args.version_id)
         expected = obj.metadata.get(CONTENT_SHA256)
         if expected is None:  # multipart uploads carry it as a tag, of this same version
@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         if args.version_id is not None:
             raise CommandError("--version-id applies to s3:// bundles only")
         sidecar_path = Path(sidecar_key(args.bundle))
-        sidecar = sidecar_path.read_bytes() if sidecar_path.is_file() else None
+        sidecar = _sidecar(args, None) or (
+            sidecar_path.read_bytes() if sidecar_path.is_file() else None
+        )
         try:
             handle = Path(args.bundle).open("rb")  # noqa: SIM115 - closed below
         except OSError as exc:
@@ -75,6 +77,31 @@ def run(args: argparse.Namespace) -> int:
     for problem in result.problems:
         report_error(PROG, problem)
     return 0 if result.ok else 1
+
+
+def _sidecar(args: argparse.Namespace, s3: Any) -> bytes | None:
+    """The sidecar named by ``--sidecar`` (a path or an s3:// URL), if any."""
+    location: str | None = args.sidecar
+    if location is None:
+        return None
+    if location.startswith("s3://"):
+        from data_aggregator.exceptions import S3ObjectNotFoundError  # noqa: PLC0415
+
+        bucket, key = _parse_s3_url(location)
+        client = s3 or _s3_client(args.s3_endpoint_url or args.endpoint_url, args.region)
+        try:
+            obj = client.open_object(bucket, key)
+        except S3ObjectNotFoundError:
+            raise CommandError(f"no sidecar at {location}") from None
+        with contextlib.closing(obj.body):
+            data: bytes = obj.body.read()
+        return data
+    from pathlib import Path  # noqa: PLC0415
+
+    try:
+        return Path(location).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot open {location}: {exc.strerror or exc}") from None
 
 
 def _s3_sidecar(s3: Any, bucket: str, key: str) -> bytes | None:

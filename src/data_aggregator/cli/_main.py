@@ -190,12 +190,21 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
             "Read a bundle once, as a stream, from a local file or S3: list the members its "
             "manifest.json names, check each member's size and SHA-256 and that manifest and "
             "archive agree, and for s3:// the whole object's SHA-256 against its "
-            "content-sha256 metadata (single-part) or tag (multipart). Exit status 1 with "
-            "one line per problem on stderr when any check fails."
+            "content-sha256 metadata (single-part) or tag (multipart). A concat bundle "
+            "(BUNDLE_FORMAT=concat) is read against its sidecar manifest, BUNDLE.manifest.json "
+            "next to it unless --sidecar names it. Exit status 1 with one line per problem "
+            "on stderr when any check fails."
         ),
     )
     inspect.add_argument(
         "bundle", metavar="BUNDLE", help="a local path or s3://bucket/key of a bundle"
+    )
+    inspect.add_argument(
+        "--sidecar",
+        metavar="MANIFEST",
+        default=None,
+        help="the sidecar manifest of a concat bundle (local path or s3:// URL), when it is "
+        "not BUNDLE.manifest.json (SIDECAR_PREFIX set)",
     )
     _add_aws_options(inspect, "S3 endpoint for s3:// bundles")
     inspect.add_argument(

@@ -90,6 +90,7 @@ class S3ManifestBundleLocator:
             ``<bundle key>.manifest.json`` is read and the bundle checked against it; a
             bundle without a sidecar is read as tar (written before the switch); a sidecar
             without its bundle means the bundle was never committed (an empty set).
+        sidecar_prefix: The deployment's ``SIDECAR_PREFIX``: where concat sidecars are.
 
     A bundle found and verified is remembered (the last ``cache_size`` of them): a stored
     bundle never changes, and an invocation that takes over many records announced for the
@@ -115,9 +116,11 @@ class S3ManifestBundleLocator:
         expected_bucket_owner: str | None = None,
         cache_size: int = 16,
         bundle_format: BundleFormat | str = BundleFormat.TAR,
+        sidecar_prefix: str = "",
     ) -> None:
         self.bucket = bucket
         self.bundle_format = BundleFormat(bundle_format)
+        self.sidecar_prefix = sidecar_prefix
         self.client = _s3_client(client, expected_bucket_owner)
         self.key_function = key_function
         self.expected_bucket_owner = self.client.expected_bucket_owner
@@ -163,7 +166,11 @@ class S3ManifestBundleLocator:
         """The bundle's checked manifest; an empty set if it does not exist, else ``None``."""
         try:
             return read_bundle_manifest(
-                self.client, self.bucket, bundle_key, bundle_format=self.bundle_format
+                self.client,
+                self.bucket,
+                bundle_key,
+                bundle_format=self.bundle_format,
+                sidecar_prefix=self.sidecar_prefix,
             )
         except S3ObjectNotFoundError:
             return frozenset()

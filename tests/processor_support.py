@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from data_aggregator.bundle import verify_bundle
+from data_aggregator.bundle._codecs import open_decompressed
 from data_aggregator.idempotency import object_idempotency_key
 from data_aggregator.testing import (
     DEFAULT_SEQUENCER,
@@ -224,10 +225,19 @@ class ReadBundle:
         }
 
 
-def read_bundle(key: str, data: bytes) -> ReadBundle:
-    """Verify a bundle (:func:`verify_bundle`) and read its members."""
-    manifest = verify_bundle(io.BytesIO(data))
+def read_bundle(key: str, data: bytes, sidecar: bytes | None = None) -> ReadBundle:
+    """Verify a bundle (:func:`verify_bundle`) and read its members; a concat bundle is
+    cut by the offsets of its ``sidecar`` manifest."""
+    manifest = verify_bundle(io.BytesIO(data), sidecar=sidecar, bundle_key=key)
     members: dict[str, bytes] = {}
+    if sidecar is not None:
+        stream = open_decompressed(io.BytesIO(data))
+        text = stream.read()
+        for member in manifest.members:
+            assert member.offset is not None
+            members[member.name] = text[member.offset : member.offset + member.size]
+        assert manifest.bundle_key == key
+        return ReadBundle(key, manifest, members)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
         for info in archive:
             handle = archive.extractfile(info)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from data_aggregator.bundle import BundleSummary as BundleSummary
     from data_aggregator.clients import S3Client as S3Client
     from data_aggregator.config import AppConfig as AppConfig
+    from data_aggregator.config import BundleFormat as BundleFormat
     from data_aggregator.config import Codec as Codec
     from data_aggregator.config import get_config as get_config
     from data_aggregator.context import InvocationContext as InvocationContext
@@ -58,6 +59,7 @@ _LAZY: dict[str, str] = {
     "BatchItemFailure": "data_aggregator.processor",
     "BatchResult": "data_aggregator.processor",
     "BundleEngine": "data_aggregator.bundle",
+    "BundleFormat": "data_aggregator.config",
     "BundleSummary": "data_aggregator.bundle",
     "Codec": "data_aggregator.config",
     "ConfigurationError": "data_aggregator.exceptions",

@@ -47,6 +47,7 @@ __all__ = [
     "MIB",
     "S3_MAX_PARTS",
     "AppConfig",
+    "BundleFormat",
     "Codec",
     "LogLevel",
     "get_config",
@@ -71,6 +72,17 @@ class Codec(str, Enum):
     def default_level(self) -> int | None:
         """Level used when ``COMPRESSION_LEVEL`` is unset (gzip 6, zstd 3, none ``None``)."""
         return _DEFAULT_LEVELS.get(self)
+
+
+class BundleFormat(str, Enum):
+    """How a bundle lays out its members (``docs/bundle-format.md``)."""
+
+    #: A POSIX tar stream, ``manifest.json`` its last member (the default).
+    TAR = "tar"
+    #: The members' bytes concatenated, each ending in a newline, for line readers (Athena,
+    #: Glue, Spark); the manifest is a sidecar object ``<bundle key>.manifest.json``.
+    #: Members must be UTF-8 text.
+    CONCAT = "concat"
 
 
 _LEVEL_RANGES = {Codec.GZIP: (1, 9), Codec.ZSTD: (1, 22)}
@@ -227,6 +239,12 @@ _SETTINGS: dict[str, _Setting] = {
         f"an S3 key prefix of at most {_MAX_PREFIX_LENGTH} characters (a trailing '/' is "
         "added): no leading '/', no empty, '.' or '..' segment, no control characters",
     ),
+    "bundle_format": _Setting("BUNDLE_FORMAT", "one of tar, concat"),
+    "sidecar_prefix": _Setting(
+        "SIDECAR_PREFIX",
+        f"an S3 key prefix of at most {_MAX_PREFIX_LENGTH} characters (a trailing '/' is "
+        "added): no leading '/', no empty, '.' or '..' segment, no control characters",
+    ),
     "bundle_codec": _Setting("BUNDLE_CODEC", "one of gzip, zstd, none"),
     "compression_level": _Setting("COMPRESSION_LEVEL", _integers(_LEVELS), _parse_int),
     "compression_threads": _Setting(
@@ -332,6 +350,8 @@ class AppConfig(BaseModel):
     log_level: LogLevel = "INFO"
     # Bundles.
     bundle_prefix: str = ""
+    bundle_format: BundleFormat = BundleFormat.TAR
+    sidecar_prefix: str = ""
     bundle_codec: Codec = Codec.GZIP
     compression_level: int | None = Field(
         default=None, ge=_LEVEL_BOUNDS[0], le=_LEVEL_BOUNDS[1], strict=True
@@ -458,7 +478,7 @@ class AppConfig(BaseModel):
 
     # ------------------------------------------------------------------ validation
 
-    @field_validator("log_level", "bundle_codec", mode="before")
+    @field_validator("log_level", "bundle_format", "bundle_codec", mode="before")
     @classmethod
     def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str) and not isinstance(value, Enum):
@@ -483,7 +503,7 @@ class AppConfig(BaseModel):
         _check(_NAMES[str(info.field_name)].fullmatch(value))
         return value
 
-    @field_validator("bundle_prefix")
+    @field_validator("bundle_prefix", "sidecar_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
         if not value:

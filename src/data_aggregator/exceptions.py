@@ -78,6 +78,7 @@ __all__ = [
     "MapBatchFailedError",
     "MapBatchRefusedError",
     "MapItemFailure",
+    "ObjectNotTextError",
     "S3AccessDeniedError",
     "S3Error",
     "S3IntegrityError",
@@ -230,6 +231,9 @@ class ErrorCode(str, Enum):
     BUNDLE_COMMIT_HOOK_FAILED = "BUNDLE_COMMIT_HOOK_FAILED"
     #: The bundle run was interrupted before the bundle was committed.
     BUNDLE_INTERRUPTED = "BUNDLE_INTERRUPTED"
+    #: A source object is not UTF-8 text, which a ``concat`` bundle requires (the object
+    #: fails alone; the rest of the bundle is kept).
+    OBJECT_NOT_TEXT = "OBJECT_NOT_TEXT"
     #: An engine setting is out of range.
     INVALID_BUNDLE_SETTING = "INVALID_BUNDLE_SETTING"
     #: A bundle source is malformed (size, bucket, key).
@@ -703,6 +707,15 @@ class BundleUploadError(BundleError, TransientError):
 
     default_code = ErrorCode.BUNDLE_UPLOAD_FAILED
     retryable = True
+
+
+class ObjectNotTextError(BundleError):
+    """A source object is not valid UTF-8 text, so it cannot go into a line-oriented
+    (``BUNDLE_FORMAT=concat``) bundle. Not retryable: the same bytes fail again (the
+    message reaches the dead-letter queue). ``context`` has the object's ``bucket``,
+    ``key``, ``version_id`` and the byte ``offset`` of the first invalid sequence."""
+
+    default_code = ErrorCode.OBJECT_NOT_TEXT
 
 
 # --------------------------------------------------------------------------- idempotency

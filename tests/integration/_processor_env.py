@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from data_aggregator import LocalContext, PartialBatchResponse, ReusableProcessor
+from data_aggregator.bundle._concat import SIDECAR_SUFFIX, sidecar_key
 from data_aggregator.clients import S3Client
 from data_aggregator.config import AppConfig
 from data_aggregator.idempotency import (
@@ -100,13 +101,35 @@ class ProcessorEnv:
         return self.results[-1]
 
     def bundles(self) -> list[ReadBundle]:
-        """Every bundle in the destination bucket, downloaded and verified."""
+        """Every bundle in the destination bucket, downloaded and verified (a concat
+        bundle against its sidecar; a sidecar without its bundle is not a bundle)."""
         listing = self.s3.list_objects_v2(Bucket=self.dest)
         keys = sorted(entry["Key"] for entry in listing.get("Contents", []))
+        sidecars = set(self.sidecars())
+        prefix = self.processor.config.sidecar_prefix
         return [
-            read_bundle(key, self.s3.get_object(Bucket=self.dest, Key=key)["Body"].read())
+            read_bundle(
+                key,
+                self._read(key),
+                self._read(sidecar_key(key, prefix))
+                if sidecar_key(key, prefix) in sidecars
+                else None,
+            )
             for key in keys
+            if key not in sidecars
         ]
+
+    def _read(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.dest, Key=key)["Body"].read()
+
+    def sidecars(self) -> list[str]:
+        """Keys of the concat sidecars in the destination bucket."""
+        listing = self.s3.list_objects_v2(Bucket=self.dest)
+        return sorted(
+            entry["Key"]
+            for entry in listing.get("Contents", [])
+            if entry["Key"].endswith(SIDECAR_SUFFIX)
+        )
 
     def open_multipart_uploads(self) -> list[str]:
         """Keys of multipart uploads still open in the destination bucket."""
@@ -150,7 +173,14 @@ def _build(
     store = store_class(
         table,
         client=dynamodb,
-        bundle_locator=S3ManifestBundleLocator(dest, client=s3),
+        bundle_locator=S3ManifestBundleLocator(
+            dest,
+            client=s3,
+            bundle_format=config.get("bundle_format", "tar"),
+            sidecar_prefix=AppConfig(
+                distribution_bucket_name=dest, sidecar_prefix=config.get("sidecar_prefix", "")
+            ).sidecar_prefix,
+        ),
         clock=clock,
         max_workers=8,
         max_retries=1,

@@ -12,7 +12,7 @@ from typing import Any
 from typing_extensions import assert_type
 
 import data_aggregator
-from data_aggregator.config import AppConfig, Codec, get_config
+from data_aggregator.config import AppConfig, BundleFormat, Codec, get_config
 from data_aggregator.exceptions import (
     DataAggregatorError,
     S3TimeoutError,
@@ -65,6 +65,8 @@ def configure() -> AppConfig:
     assert_type(config.timeout_guard_threshold_ms, int)
     assert_type(config.idempotency_ttl_seconds, int)
     assert_type(config.bundle_codec, Codec)
+    assert_type(config.bundle_format, BundleFormat)
+    assert_type(config.sidecar_prefix, str)
     return AppConfig(distribution_bucket_name="dest-bucket", fetch_concurrency=8)
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import pytest
 
-from data_aggregator.config import MIB, AppConfig, Codec, get_config
+from data_aggregator.config import MIB, AppConfig, BundleFormat, Codec, get_config
 from data_aggregator.exceptions import ConfigurationError
 from tests.strategies import CONFIG_INT_RANGES, config_bounds
 
@@ -31,6 +31,8 @@ DEFAULTS: list[tuple[str, str, Any]] = [
     ("MAX_BUNDLE_ON_DISK_MB", "max_bundle_on_disk_mb", 400),
     ("LOG_LEVEL", "log_level", "INFO"),
     ("BUNDLE_PREFIX", "bundle_prefix", ""),
+    ("BUNDLE_FORMAT", "bundle_format", BundleFormat.TAR),
+    ("SIDECAR_PREFIX", "sidecar_prefix", ""),
     ("BUNDLE_CODEC", "bundle_codec", Codec.GZIP),
     ("COMPRESSION_LEVEL", "compression_level", None),
     ("COMPRESSION_THREADS", "compression_threads", None),
@@ -65,6 +67,8 @@ FROM_ENV: list[tuple[str, str, str, Any]] = [
     ("MAX_BUNDLE_ON_DISK_MB", "max_bundle_on_disk_mb", "1024", 1024),
     ("LOG_LEVEL", "log_level", "debug", "DEBUG"),
     ("BUNDLE_PREFIX", "bundle_prefix", "bundles/logs", "bundles/logs/"),
+    ("BUNDLE_FORMAT", "bundle_format", "Concat", BundleFormat.CONCAT),
+    ("SIDECAR_PREFIX", "sidecar_prefix", "manifests", "manifests/"),
     ("BUNDLE_CODEC", "bundle_codec", "ZSTD", Codec.ZSTD),
     ("COMPRESSION_LEVEL", "compression_level", "9", 9),
     ("COMPRESSION_THREADS", "compression_threads", "2", 2),
@@ -145,6 +149,8 @@ BAD: list[tuple[str, list[str], str | None]] = [
         ["/abs", "a/../b", "..", "a//b", "./a", "x" * 512, "a\x00b", "a\nb"],
         "at most 512 characters",
     ),
+    ("BUNDLE_FORMAT", ["zip", "jsonl", "tar.gz", "lines"], "tar, concat"),
+    ("SIDECAR_PREFIX", ["/abs", "a/../b", "a//b", "x" * 512, "a\x00b"], "at most 512 characters"),
     ("BUNDLE_CODEC", ["bz2", "gz", "lz4", "true"], "gzip, zstd, none"),
     ("COMPRESSION_LEVEL", [*beyond("COMPRESSION_LEVEL"), "-1", "fast", "3.5"], None),
     ("COMPRESSION_THREADS", [*beyond("COMPRESSION_THREADS"), "auto", "2.0"], None),

@@ -1,4 +1,5 @@
-"""Bundle S3 objects into compressed tar archives: fetch concurrently, write in order.
+"""Bundle S3 objects into compressed tar archives (or line-oriented concat bundles): fetch
+concurrently, write in order.
 
 [`BundleEngine`][data_aggregator.bundle.BundleEngine] takes a sequence of
 [`BundleSource`][data_aggregator.bundle.BundleSource] (bucket, exact key, the event's size /
@@ -30,6 +31,10 @@ Guarantees (``docs/bundle-format.md`` has the details):
   stream past ``max_bundle_size_bytes``; the cut is planned before the run
   ([`BundleEngine.plan`][data_aggregator.bundle.BundleEngine.plan]), so a caller knows
   each object's bundle before it is written. Empty bundles are never uploaded.
+* With ``bundle_format="concat"`` a bundle is the members' bytes concatenated (a newline
+  after each that lacks one), its manifest the sidecar ``<bundle key>.manifest.json``;
+  members must be UTF-8 text. [`read_bundle_manifest`][data_aggregator.bundle.read_bundle_manifest]
+  reads and checks the manifest of a stored bundle of either format.
 * With an [`Admission`][data_aggregator.bundle.Admission], the run writes only the sources
   admitted while it runs (the processor admits each record once its claim returns).
 """
@@ -70,7 +75,7 @@ from data_aggregator.bundle._types import (
 )
 
 if TYPE_CHECKING:
-    from data_aggregator.bundle._reader import verify_bundle
+    from data_aggregator.bundle._verify import read_bundle_manifest, verify_bundle
 
 __all__ = [
     "FORMAT_VERSION",
@@ -97,11 +102,15 @@ __all__ = [
     "StopReason",
     "UploadReceipt",
     "make_bundle_key_factory",
+    "read_bundle_manifest",
     "verify_bundle",
 ]
 
 # Reading bundles back (verification, inspection, crash recovery) is not on the path of a
 # Lambda's first invocation: loaded on first use.
-_LAZY: dict[str, str] = {"verify_bundle": "data_aggregator.bundle._reader"}
+_LAZY: dict[str, str] = {
+    "read_bundle_manifest": "data_aggregator.bundle._verify",
+    "verify_bundle": "data_aggregator.bundle._verify",
+}
 
 __getattr__, __dir__ = _lazy.lazy_attributes(globals(), _LAZY)

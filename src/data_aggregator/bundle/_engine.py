@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_IN_FLIGHT_MB, MIB
 from data_aggregator.bundle import _runner
 from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
+from data_aggregator.bundle._naming import bundle_extension
 from data_aggregator.bundle._plan import BundlePlan, plan_sources
 from data_aggregator.bundle._types import (
     BundleRun,
@@ -19,7 +20,7 @@ from data_aggregator.bundle._types import (
     ObjectSource,
     UploadReceipt,
 )
-from data_aggregator.config import Codec
+from data_aggregator.config import BundleFormat, Codec
 from data_aggregator.exceptions import ConfigurationError, ErrorCode
 from data_aggregator.security import sanitize_s3_key
 
@@ -91,6 +92,17 @@ def _always() -> bool:
     return True
 
 
+def _resolve_format(value: BundleFormat | str) -> BundleFormat:
+    try:
+        return BundleFormat(value.value if isinstance(value, BundleFormat) else value.lower())
+    except (ValueError, AttributeError):
+        raise ConfigurationError(
+            "bundle_format must be one of tar, concat",
+            ErrorCode.INVALID_BUNDLE_SETTING,
+            {"variable": "bundle_format", "value": repr(value)[:64]},
+        ) from None
+
+
 class BundleEngine:
     """Reusable bundler: build once (per container), call
     [`run`][data_aggregator.bundle.BundleEngine.run] per batch.
@@ -100,6 +112,13 @@ class BundleEngine:
             thread-safe (called from the fetch workers).
         sink: Opens one upload per bundle (the multipart writer adapter).
         codec: ``gzip`` (default), ``zstd`` (needs ``s3-data-aggregator[zstd]``) or ``none``.
+        bundle_format: ``tar`` (default) or ``concat``: the members' bytes concatenated,
+            each ending in a newline, the manifest a sidecar object
+            ``<bundle key>.manifest.json``; every member must be UTF-8 text (an object
+            that is not is ``REFUSED`` with ``OBJECT_NOT_TEXT``, alone).
+        sidecar_prefix: Concat bundles: the sidecar of bundle ``K`` is
+            ``<sidecar_prefix>K.manifest.json`` (empty, the default: next to the bundle;
+            a prefix keeps sidecars out of a query engine's table location).
         compression_level: gzip 1-9 (default 6), zstd 1-22 (default 3); ``None`` for the
             codec's default.
         compression_threads: Threads compressing one bundle; ``None`` (default): the CPUs
@@ -131,6 +150,8 @@ class BundleEngine:
         sink: BundleSink,
         *,
         codec: Codec | str = Codec.GZIP,
+        bundle_format: BundleFormat | str = BundleFormat.TAR,
+        sidecar_prefix: str = "",
         compression_level: int | None = None,
         compression_threads: int | None = None,
         gzip_library: str | None = None,
@@ -156,6 +177,8 @@ class BundleEngine:
         self.codec = _resolve_codec(
             codec, compression_level, threads=compression_threads, gzip_library=gzip_library
         )
+        self.bundle_format = _resolve_format(bundle_format)
+        self.sidecar_prefix = sidecar_prefix
         self._source = source
         self._sink = sink
         self.fetch_concurrency = fetch_concurrency
@@ -176,11 +199,15 @@ class BundleEngine:
         clock: Callable[[], float] = time.time,
     ) -> BundleEngine:
         """Build an engine from ``AppConfig`` (or anything with the same attributes; one
-        without ``compression_threads`` gets the automatic thread count)."""
+        without ``compression_threads`` gets the automatic thread count, one without
+        ``bundle_format`` writes tar, one without ``sidecar_prefix`` puts sidecars next to
+        their bundles)."""
         return cls(
             source,
             sink,
             codec=config.bundle_codec,
+            bundle_format=getattr(config, "bundle_format", BundleFormat.TAR),
+            sidecar_prefix=getattr(config, "sidecar_prefix", ""),
             compression_level=config.effective_compression_level,
             compression_threads=getattr(config, "compression_threads", None),
             fetch_concurrency=config.fetch_concurrency,
@@ -195,8 +222,9 @@ class BundleEngine:
 
     @property
     def extension(self) -> str:
-        """File extension of this engine's bundles: ``.tar.gz``, ``.tar.zst`` or ``.tar``."""
-        return self.codec.extension
+        """File extension of this engine's bundles: ``.tar.gz``, ``.tar.zst`` or ``.tar``;
+        ``.log.gz``, ``.log.zst`` or ``.log`` for concat bundles."""
+        return bundle_extension(self.bundle_format, self.codec)
 
     def plan(self, sources: Sequence[BundleSource]) -> BundlePlan:
         """Name ``sources`` and number their bundles, as a `run` of them would.
@@ -213,6 +241,7 @@ class BundleEngine:
             sanitize=self._sanitize,
             in_flight_bytes=self.in_flight_bytes,
             max_bundle_size_bytes=self.max_bundle_size_bytes,
+            bundle_format=self.bundle_format,
         )
 
     def run(
@@ -269,6 +298,8 @@ class BundleEngine:
             chunk_size=self.chunk_size,
             sanitize=self._sanitize,
             clock=self._clock,
+            bundle_format=self.bundle_format,
+            sidecar_prefix=self.sidecar_prefix,
         )
         keys = bundle_key or make_bundle_key_factory(extension=self.extension, now=self._utc_now())
         plan = sources if isinstance(sources, BundlePlan) else self.plan(sources)

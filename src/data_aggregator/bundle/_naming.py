@@ -28,14 +28,27 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from data_aggregator.config import BundleFormat, Codec
 from data_aggregator.exceptions import BundleError, ErrorCode, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["MANIFEST_NAME", "NameRequest", "assign_member_names", "fold_name"]
+    from data_aggregator.bundle._codecs import CodecSpec
+
+__all__ = [
+    "MANIFEST_NAME",
+    "NameRequest",
+    "assign_member_names",
+    "bundle_content_type",
+    "bundle_extension",
+    "fold_name",
+]
 
 MANIFEST_NAME = "manifest.json"
+#: Extensions of concat bundles, by codec: lines of text, compressed.
+_CONCAT_EXTENSIONS = {Codec.GZIP: ".log.gz", Codec.ZSTD: ".log.zst", Codec.NONE: ".log"}
+_TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 SUFFIX_SEPARATOR = "~"
 _DIGEST_CHARS = 8
 _MAX_EXTENSION_CHARS = 16
@@ -53,6 +66,23 @@ class NameRequest:
     key: str
     version_id: str | None
     sequencer: str | None
+
+
+def bundle_extension(bundle_format: BundleFormat, codec: CodecSpec) -> str:
+    """The file extension of a bundle: ``.tar.gz``, ``.tar.zst``, ``.tar`` (tar) or
+    ``.log.gz``, ``.log.zst``, ``.log`` (concat). A ``bundle_key`` hook may name bundles
+    otherwise (``.jsonl.gz`` for JSON lines, say)."""
+    if bundle_format is BundleFormat.TAR:
+        return codec.extension
+    return _CONCAT_EXTENSIONS[codec.codec]
+
+
+def bundle_content_type(bundle_format: BundleFormat, codec: CodecSpec) -> str:
+    """The ``Content-Type`` of a bundle: the codec's, or UTF-8 text for an uncompressed
+    concat bundle."""
+    if bundle_format is BundleFormat.CONCAT and codec.codec is Codec.NONE:
+        return _TEXT_CONTENT_TYPE
+    return codec.content_type
 
 
 def fold_name(name: str) -> str:

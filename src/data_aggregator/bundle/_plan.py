@@ -8,6 +8,11 @@ the writer uses plus a small slack, so the run never has to roll over anywhere e
 caller that must know an object's bundle before the run writes it (the processor
 announces it with the claim) reads it from the plan; every written object lands in its
 planned bundle or in none.
+
+A concat bundle (``BUNDLE_FORMAT=concat``) counts its stream exactly: each member's bytes
+and at most one newline, no header, padding or manifest (the manifest is a sidecar
+object). A streamed member of a concat bundle gets a bundle of its own: its UTF-8 check
+can fail after some of its bytes are written, and then only its own bundle is discarded.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from data_aggregator.bundle._concat import planned_concat_bytes
 from data_aggregator.bundle._manifest import ManifestMember, manifest_overhead
 from data_aggregator.bundle._naming import NameRequest, assign_member_names
 from data_aggregator.bundle._tar import member_header, padding
+from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import ValidationError
 
 if TYPE_CHECKING:
@@ -75,6 +82,7 @@ def plan_sources(
     sanitize: Callable[[str], str],
     in_flight_bytes: int,
     max_bundle_size_bytes: int | None,
+    bundle_format: BundleFormat = BundleFormat.TAR,
 ) -> BundlePlan:
     """Name every source and number the bundles (see the module docstring)."""
     refused: list[tuple[int, ValidationError]] = []
@@ -91,7 +99,8 @@ def plan_sources(
         for i, base in named
     ]
     names = assign_member_names(requests, sanitize)
-    overhead = manifest_overhead(_LONGEST_KEY)
+    concat = bundle_format is BundleFormat.CONCAT
+    overhead = 0 if concat else manifest_overhead(_LONGEST_KEY)
     items: list[Item] = []
     number = 1
     used = 0  # planned tar bytes of the current bundle, manifest entries included
@@ -99,9 +108,10 @@ def plan_sources(
     for (index, _), name in zip(named, names, strict=True):
         source = sources[index]
         streamed = source.size is None or source.size > in_flight_bytes
-        need = _planned_bytes(source, name)
+        need = planned_concat_bytes(source.size or 0) if concat else _planned_bytes(source, name)
+        alone = source.size is None or (concat and streamed)
         if members and (
-            source.size is None
+            alone
             or (
                 max_bundle_size_bytes is not None and overhead + used + need > max_bundle_size_bytes
             )
@@ -110,7 +120,7 @@ def plan_sources(
         items.append(Item(index, source, name, streamed, number))
         used += need
         members += 1
-        if source.size is None:  # unknown size: a bundle of its own
+        if alone:  # unknown size, or streamed into a concat bundle: a bundle of its own
             number, used, members = number + 1, 0, 0
     return BundlePlan(tuple(sources), tuple(items), tuple(refused))
 

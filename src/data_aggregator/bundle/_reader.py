@@ -1,7 +1,9 @@
-"""The one bundle reader: stream a bundle once, walk its tar, hash, check the manifest.
+"""The one tar bundle reader: stream a bundle once, walk its tar, hash, check the manifest.
 
-Private; [`verify_bundle`][data_aggregator.bundle.verify_bundle] is re-exported by
-`data_aggregator.bundle`. Every reader of bundles goes through `read_bundle`:
+Private; [`verify_bundle`][data_aggregator.bundle.verify_bundle] (``_verify.py``) is
+re-exported by `data_aggregator.bundle`. Every reader of tar bundles goes through
+`read_bundle` (concat bundles through ``_concat_reader.py``, which shares the helpers
+here):
 
 * `verify_bundle` raises the first problem (a `BundleError`, ``BUNDLE_INVALID``);
 * ``data-aggregator inspect`` collects every problem, hashes the compressed bytes and
@@ -45,11 +47,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BundleReading",
+    "Counting",
     "MemberReader",
     "SeenMember",
     "hash_stream",
+    "is_zstd_error",
+    "member_problem",
     "read_bundle",
-    "verify_bundle",
+    "read_error",
+    "resolve_codec_name",
 ]
 
 CHUNK = MIB
@@ -87,7 +93,7 @@ class BundleReading:
     members: list[SeenMember] = field(default_factory=list)
 
 
-class _Counting(io.RawIOBase):
+class Counting(io.RawIOBase):
     """Pass bytes through from ``raw`` while counting (and optionally hashing) them."""
 
     def __init__(self, raw: ReadableStream, *, digest: bool) -> None:
@@ -110,6 +116,11 @@ class _Counting(io.RawIOBase):
         return count
 
 
+def resolve_codec_name(codec: Codec | str) -> str:
+    """The value of a codec given as a `Codec` or a name in any case."""
+    return codec.value if isinstance(codec, Enum) else str(codec).lower()
+
+
 def hash_stream(handle: IO[bytes]) -> str:
     """Read ``handle`` to its end; return the hex SHA-256 of what it held."""
     digest = hashlib.sha256()
@@ -128,7 +139,7 @@ def _drain(stream: IO[bytes]) -> None:
         pass
 
 
-def _read_error(exc: BaseException) -> BundleError:
+def read_error(exc: BaseException) -> BundleError:
     detail = str(exc).strip() or type(exc).__name__
     if isinstance(exc, EOFError) or "unexpected end" in detail.lower():
         message = f"bundle is truncated or not a readable archive: {detail}"
@@ -139,7 +150,7 @@ def _read_error(exc: BaseException) -> BundleError:
     return problem
 
 
-def _member_problem(name: str, text: str) -> BundleError:
+def member_problem(name: str, text: str) -> BundleError:
     """A problem with member ``name``: ``text`` follows its quoted name."""
     return bundle_problem(f"member {name!r}{text}", member=name)
 
@@ -155,9 +166,9 @@ class _Walk:
 
     def member(self, archive: tarfile.TarFile, info: tarfile.TarInfo) -> None:
         if self.manifest_bytes is not None:
-            self.report(_member_problem(info.name, " follows manifest.json, which must be last"))
+            self.report(member_problem(info.name, " follows manifest.json, which must be last"))
         if not info.isreg():
-            self.report(_member_problem(info.name, " is not a regular file"))
+            self.report(member_problem(info.name, " is not a regular file"))
             return
         if info.name == MANIFEST_NAME and self.manifest_bytes is None:
             handle = archive.extractfile(info)
@@ -173,34 +184,34 @@ def _compare(manifest: BundleManifest, seen: list[SeenMember], report: Report) -
     archive: dict[str, SeenMember] = {}
     for item in seen:
         if item.name in archive:
-            report(_member_problem(item.name, " appears twice in the archive"))
+            report(member_problem(item.name, " appears twice in the archive"))
         archive[item.name] = item
     listed: dict[str, ManifestMember] = {}
     for member in manifest.members:
         name = member.name
         if name in listed:
-            report(_member_problem(name, " appears twice in the manifest"))
+            report(member_problem(name, " appears twice in the manifest"))
         listed[name] = member
         found = archive.get(name)
         if found is None:
-            report(_member_problem(name, " is in the manifest but not in the archive"))
+            report(member_problem(name, " is in the manifest but not in the archive"))
             continue
         if found.size != member.size:
             report(
-                _member_problem(
+                member_problem(
                     name, f": size {found.size} in the archive, {member.size} in the manifest"
                 )
             )
         if found.sha256 != member.sha256:
             report(
-                _member_problem(
+                member_problem(
                     name,
                     f": SHA-256 {found.sha256} does not match the manifest's {member.sha256}",
                 )
             )
     for item in seen:
         if item.name not in listed:
-            report(_member_problem(item.name, " is in the archive but not in the manifest"))
+            report(member_problem(item.name, " is in the archive but not in the manifest"))
     order = [item.name for item in seen if item.name in listed]
     if order != [member.name for member in manifest.members if member.name in archive]:
         report(bundle_problem("the archive's members are not in the manifest's order"))
@@ -208,7 +219,7 @@ def _compare(manifest: BundleManifest, seen: list[SeenMember], report: Report) -
         report(bundle_problem("member names are not unique once folded (NFC, case-insensitive)"))
 
 
-def _is_zstd_error(exc: Exception) -> bool:
+def is_zstd_error(exc: Exception) -> bool:
     # zstandard.ZstdError, without importing the optional package.
     return type(exc).__module__.split(".")[0] == "zstandard"
 
@@ -240,12 +251,12 @@ def read_bundle(
         DataAggregatorError: reading ``raw`` failed (S3 errors, for instance), or the
             bundle is zstd and the ``zstandard`` package is not installed.
     """
-    counting = _Counting(raw, digest=digest)
+    counting = Counting(raw, digest=digest)
     buffered = io.BufferedReader(counting, CHUNK)
     if codec is None:
         resolved = detect_codec(buffered.peek(4)[:4])
     else:
-        resolved = Codec(codec.value if isinstance(codec, Enum) else str(codec).lower())
+        resolved = Codec(resolve_codec_name(codec))
     walk = _Walk(report, read_member or _default_member_reader)
     readable = True
     try:
@@ -258,12 +269,12 @@ def read_bundle(
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         readable = False
-        report(_read_error(exc))
+        report(read_error(exc))
     except Exception as exc:
-        if not _is_zstd_error(exc):
+        if not is_zstd_error(exc):
             raise
         readable = False
-        report(_read_error(exc))
+        report(read_error(exc))
     _drain(buffered)
     reading = BundleReading(codec=resolved, members=walk.seen)
     if walk.manifest_bytes is not None:
@@ -275,36 +286,3 @@ def read_bundle(
     reading.size = counting.size
     reading.sha256 = None if counting.digest is None else counting.digest.hexdigest()
     return reading
-
-
-def _raise(problem: BundleError) -> None:
-    raise problem
-
-
-def verify_bundle(fileobj: ReadableStream, codec: Codec | str | None = None) -> BundleManifest:
-    """Read a whole bundle and check it against its manifest; stop at the first problem.
-
-    Checks: the compressed stream and the archive read to their ends; every member is a
-    regular file; the last member is ``manifest.json`` with ``format_version`` 1; the
-    manifest lists exactly the other members, in archive order, with their sizes and
-    SHA-256; member names are unique once folded (NFC, case-insensitive) and none but the
-    last is ``manifest.json``.
-
-    Args:
-        fileobj: The bundle as uploaded (compressed), readable from its start; only
-            ``read(n)`` is used, so an S3 body stream will do.
-        codec: ``gzip``, ``zstd``, ``none``, or ``None`` to detect it from magic bytes.
-
-    Returns:
-        The parsed manifest.
-
-    Raises:
-        BundleError: with ``error_code`` ``BUNDLE_INVALID`` when any check fails; the
-            message names the first problem found.
-        DataAggregatorError: reading ``fileobj`` failed (S3 errors, for instance), or the
-            bundle is zstd and the ``zstandard`` package is not installed.
-    """
-    manifest = read_bundle(fileobj, report=_raise, codec=codec).manifest
-    if manifest is None:  # pragma: no cover - every path without a manifest reported
-        raise bundle_problem("bundle has no manifest.json")
-    return manifest

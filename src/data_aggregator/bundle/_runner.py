@@ -9,6 +9,12 @@ An object larger than ``in_flight_bytes`` (or of unknown size) is not prefetched
 writer opens it when its turn comes, checks ETag and size, and streams it chunk by chunk
 straight into the tar.
 
+In a concat bundle every member must be UTF-8 text: a prefetched body is checked whole
+before any of it is written (an object that fails is refused alone, nothing of it enters
+the bundle); a streamed body is checked chunk by chunk before each chunk is written, and
+since the plan gives a streamed concat member a bundle of its own, a failure discards only
+that bundle.
+
 Failures end where they are decided: a source object's as its outcome (`Rejected`), the
 sink's as `SinkFailure` (the bundle is aborted, the run stops), a ``bundle_key`` that
 raises as `_BundleKeyFailure` (the next bundle is never opened, the run stops).
@@ -23,6 +29,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from data_aggregator import _deadline
+from data_aggregator.bundle._concat import Utf8Check
 from data_aggregator.bundle._fetch import (
     Fetched,
     Rejected,
@@ -35,10 +42,12 @@ from data_aggregator.bundle._tar import member_header
 from data_aggregator.bundle._types import BundleRun, ObjectOutcome, OutcomeStatus, StopReason
 from data_aggregator.bundle._window import PrefetchWindow
 from data_aggregator.bundle._writer import OpenBundle, SinkFailure, upload_error
+from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import (
     BundleUploadError,
     DataAggregatorError,
     ErrorCode,
+    ObjectNotTextError,
 )
 
 if TYPE_CHECKING:
@@ -73,10 +82,31 @@ class RunSettings:
     chunk_size: int
     sanitize: Callable[[str], str]
     clock: Callable[[], float]
+    bundle_format: BundleFormat = BundleFormat.TAR
+    sidecar_prefix: str = ""
+
+    @property
+    def concat(self) -> bool:
+        """Whether bundles are concat (UTF-8 text members, no tar headers)."""
+        return self.bundle_format is BundleFormat.CONCAT
 
     def now(self) -> datetime:
         """The clock's time, in UTC."""
         return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+
+def _check_text(check: Utf8Check, chunk: bytes, *, last: bool) -> None:
+    """Check a streamed chunk before it is written (the last one completely).
+
+    Raises:
+        Rejected: the bytes are not UTF-8 (refused; the caller discards the bundle).
+    """
+    try:
+        check.feed(chunk)
+        if last:
+            check.finish()
+    except ObjectNotTextError as exc:
+        raise Rejected(OutcomeStatus.REFUSED, exc) from None
 
 
 class _BundleKeyFailure(Exception):  # noqa: N818 - internal signal
@@ -264,7 +294,11 @@ class BundleRunner:
             _BundleKeyFailure: ``bundle_key`` raised for the next bundle.
         """
         moment = last_modified or self._settings.now()
-        header = member_header(item.name, size, max(int(moment.timestamp()), 0))
+        header = (
+            b""
+            if self._settings.concat
+            else member_header(item.name, size, max(int(moment.timestamp()), 0))
+        )
         entry = ManifestMember(
             name=item.name,
             bucket=item.source.bucket,
@@ -286,12 +320,29 @@ class BundleRunner:
             except Exception as exc:
                 raise _BundleKeyFailure(number, exc) from exc
             settings = self._settings
-            bundle = OpenBundle.open(settings.sink, number, key, settings.codec, settings.now())
+            bundle = OpenBundle.open(
+                settings.sink,
+                number,
+                key,
+                settings.codec,
+                settings.now(),
+                bundle_format=settings.bundle_format,
+                sidecar_prefix=settings.sidecar_prefix,
+            )
             self._bundle = bundle
         return bundle, entry, header
 
     def _write_prefetched(self, item: Item, fetched: Fetched) -> None:
         try:
+            if self._settings.concat:
+                check = Utf8Check(item.source)
+                try:
+                    for chunk in fetched.chunks:
+                        check.feed(chunk)
+                    check.finish()
+                except ObjectNotTextError as exc:  # before any byte is written: it alone fails
+                    self._set(item.index, OutcomeStatus.REFUSED, error=exc, etag=fetched.etag)
+                    return
             bundle, entry, header = self._prepare(
                 item, fetched.size, fetched.etag, fetched.last_modified
             )
@@ -318,6 +369,8 @@ class BundleRunner:
         try:
             bundle, entry, header = self._prepare(item, size, etag, opened.last_modified)
             digest = hashlib.sha256()
+            check = Utf8Check(item.source) if self._settings.concat else None
+            written = 0
             bundle.begin_member(item.index, item.source.token, entry, header)
             deadline = _deadline.current()
             try:
@@ -329,6 +382,9 @@ class BundleRunner:
                     # Past the deadline the bundle could not be committed anyway: stop.
                     reserve=None if deadline is None else lambda _n: not deadline.expired(),
                 ):
+                    written += len(chunk)
+                    if check is not None:
+                        _check_text(check, chunk, last=written == size)
                     digest.update(chunk)
                     bundle.write(chunk)
                     self._window.top_up()

@@ -1,4 +1,11 @@
-"""One bundle being written: a tar stream into an upload, its manifest, commit or abort.
+"""One bundle being written: a tar (or concat) stream into an upload, its manifest, commit
+or abort.
+
+A tar bundle ends with ``manifest.json``. A concat bundle's manifest is a sidecar object
+(``<key>.manifest.json``), stored *before* the bundle: the order is "every part of the
+bundle uploaded, the sidecar stored, ``before_commit``, the bundle committed", so the
+bundle's own final request stays the last write and the one the caller's gate guards. A
+sidecar without its bundle means "not committed" (readers treat the bundle as absent).
 
 Private; used by `data_aggregator.bundle._runner`. Any failure of the sink (or of the
 compressor in front of it) surfaces as `SinkFailure`, a failure of the ``before_commit``
@@ -13,14 +20,17 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from data_aggregator.bundle._codecs import BlockCompressor, new_compressor
+from data_aggregator.bundle._concat import SIDECAR_CONTENT_TYPE, ConcatStream, sidecar_key
 from data_aggregator.bundle._manifest import (
     MANIFEST_NAME,
     ManifestMember,
     manifest_overhead,
     render_manifest,
 )
+from data_aggregator.bundle._naming import bundle_content_type
 from data_aggregator.bundle._tar import TarStream, member_header
 from data_aggregator.bundle._types import BundleSummary
+from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import BundleUploadError, ErrorCode
 
 if TYPE_CHECKING:
@@ -82,24 +92,39 @@ class OpenBundle:
     number: int
     key: str
     upload: BundleUpload
-    tar: TarStream
+    tar: TarStream | ConcatStream
     created_at: datetime
     overhead: int
     compressor: Compressor
+    sink: BundleSink
+    sidecar_prefix: str = ""
     members: list[PendingMember] = field(default_factory=list)
     manifest_bytes: int = 0
 
+    @property
+    def bundle_format(self) -> BundleFormat:
+        """The bundle's layout."""
+        return BundleFormat.CONCAT if isinstance(self.tar, ConcatStream) else BundleFormat.TAR
+
     @classmethod
     def open(
-        cls, sink: BundleSink, number: int, key: str, codec: CodecSpec, created_at: datetime
+        cls,
+        sink: BundleSink,
+        number: int,
+        key: str,
+        codec: CodecSpec,
+        created_at: datetime,
+        *,
+        bundle_format: BundleFormat = BundleFormat.TAR,
+        sidecar_prefix: str = "",
     ) -> OpenBundle:
-        """Open the upload and the tar stream.
+        """Open the upload and the tar (or concat) stream.
 
         Raises:
             SinkFailure: the sink could not open the upload.
         """
         try:
-            upload = sink.open_upload(key, content_type=codec.content_type)
+            upload = sink.open_upload(key, content_type=bundle_content_type(bundle_format, codec))
         except Exception as exc:
             raise SinkFailure(exc) from exc
 
@@ -110,8 +135,21 @@ class OpenBundle:
                 raise SinkFailure(exc) from exc
 
         compressor = new_compressor(codec)
-        tar = TarStream(write, compressor)
-        return cls(number, key, upload, tar, created_at, manifest_overhead(key), compressor)
+        if bundle_format is BundleFormat.TAR:
+            tar: TarStream | ConcatStream = TarStream(write, compressor)
+        else:
+            tar = ConcatStream(write, compressor)
+        return cls(
+            number,
+            key,
+            upload,
+            tar,
+            created_at,
+            manifest_overhead(key),
+            compressor,
+            sink,
+            sidecar_prefix,
+        )
 
     def begin_member(self, index: int, token: object, entry: ManifestMember, header: bytes) -> None:
         """Record the member and write its header (its SHA-256 may be set later)."""
@@ -146,15 +184,22 @@ class OpenBundle:
         Raises:
             SinkFailure: anything failed; the caller aborts.
         """
+        tar = self.tar
+        if isinstance(tar, ConcatStream):
+            for member, (offset, added) in zip(self.members, tar.members, strict=True):
+                member.entry = replace(member.entry, offset=offset, newline_added=added)
         entries = [member.entry for member in self.members]
-        document = render_manifest(self.key, self.created_at, entries)
+        document = render_manifest(self.key, self.created_at, entries, self.bundle_format)
         mtime = int(self.created_at.timestamp())
         try:
-            self.tar.add_member(member_header(MANIFEST_NAME, len(document), mtime), document)
-            self.tar.finish()
+            if isinstance(tar, TarStream):
+                tar.add_member(member_header(MANIFEST_NAME, len(document), mtime), document)
+            tar.finish()
             prepare = getattr(self.upload, "prepare_commit", None)
             if prepare is not None:  # upload every part first: the hook runs last
                 prepare()
+            if isinstance(tar, ConcatStream):
+                self._store_sidecar(document)
             if before_commit is not None:
                 tokens = [member.token for member in self.members]
                 try:
@@ -184,6 +229,28 @@ class OpenBundle:
             created_at=self.created_at,
             receipt=receipt,
         )
+
+    def _store_sidecar(self, document: bytes) -> None:
+        """Store a concat bundle's manifest as ``<prefix><key>.manifest.json`` (before the
+        bundle).
+
+        Raises:
+            SinkFailure: the sidecar could not be stored.
+        """
+        name = sidecar_key(self.key, self.sidecar_prefix)
+        try:
+            upload = self.sink.open_upload(name, content_type=SIDECAR_CONTENT_TYPE)
+        except Exception as exc:
+            raise SinkFailure(exc) from exc
+        try:
+            upload.write(document)
+            upload.commit()
+        except Exception as exc:
+            try:
+                upload.abort()
+            except Exception:
+                logger.exception("aborting a sidecar upload failed", extra={"bundle_key": name})
+            raise SinkFailure(exc) from exc
 
     def abort(self, error_code: str) -> None:
         """Abort the upload (failures to abort are logged, not raised) and release the

@@ -77,6 +77,8 @@ class BackfillOptions:
     chunk_seconds: int
     limit: int | None
     delete_sources: bool = False
+    #: ``tar`` or ``concat`` (``--format``).
+    bundle_format: str = "tar"
 
 
 @dataclass(frozen=True)
@@ -245,12 +247,13 @@ def iter_chunks(items: Iterable[ListedObject], size: int) -> Iterator[list[Liste
 
 def build_config(options: BackfillOptions) -> AppConfig:
     """The processor's configuration, from the command's options."""
-    from data_aggregator.config import AppConfig, Codec  # noqa: PLC0415
+    from data_aggregator.config import AppConfig, BundleFormat, Codec  # noqa: PLC0415
 
     return AppConfig(
         distribution_bucket_name=options.dest_bucket,
         idempotency_table_name=options.table,
         bundle_prefix=options.dest_prefix,
+        bundle_format=BundleFormat(options.bundle_format),
         bundle_codec=Codec(options.codec),
         max_bundle_size_mb=options.max_bundle_mb,
         delete_sources=options.delete_sources,

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
             dest_prefix=dest_prefix,
             table=args.table,
             codec=args.codec,
+            bundle_format=args.format,
             max_bundle_mb=args.max_bundle_mb,
             batch_size=args.batch_size,
             chunk_seconds=args.chunk_seconds,
@@ -135,6 +136,8 @@ def _backfill_clients(
             )
             raise CommandError(msg) from None
         raise CommandError(f"idempotency table {options.table!r} is not usable ({code})") from None
-    locator = S3ManifestBundleLocator(options.dest_bucket, client=s3)
+    locator = S3ManifestBundleLocator(
+        options.dest_bucket, client=s3, bundle_format=options.bundle_format
+    )
     store = DynamoDBIdempotencyStore.from_config(config, client=dynamodb, bundle_locator=locator)
     return s3, store

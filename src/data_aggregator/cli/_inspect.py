@@ -11,6 +11,11 @@ ever held whole in memory but ``manifest.json``.
 Extraction is all or nothing: members are written into an empty (or new) directory with
 ``tarfile``'s ``data`` filter as they stream past; the manifest comes last, so if any check
 fails once the whole bundle is read, everything written is removed again.
+
+A concat bundle (``BUNDLE_FORMAT=concat``) is read against its sidecar manifest, given as
+``sidecar``: each member is cut at its offset and size, hashed and (when extracting)
+written under its name, which must be a safe relative name (a fixed point of
+`sanitize_s3_key`) that stays inside the directory.
 """
 
 from __future__ import annotations
@@ -20,13 +25,17 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from data_aggregator.bundle._concat_reader import read_concat_bundle
 from data_aggregator.bundle._reader import hash_stream, read_bundle
-from data_aggregator.exceptions import BundleError, ErrorCode
+from data_aggregator.config import BundleFormat
+from data_aggregator.exceptions import BundleError, ErrorCode, ValidationError
+from data_aggregator.security import sanitize_s3_key
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import IO
 
-    from data_aggregator.bundle._manifest import BundleManifest
+    from data_aggregator.bundle._manifest import BundleManifest, ManifestMember
     from data_aggregator.bundle._types import ReadableStream
 
 __all__ = ["InspectResult", "inspect_bundle"]
@@ -37,6 +46,8 @@ class InspectResult:
     """What one pass over a bundle found."""
 
     codec: str
+    #: ``tar``, or ``concat`` when read against a sidecar manifest.
+    bundle_format: str = BundleFormat.TAR.value
     size: int = 0
     sha256: str = ""
     manifest: BundleManifest | None = None
@@ -69,6 +80,30 @@ class _Extractor:
             return hash_stream(handle)
 
 
+class _ConcatExtractor:
+    """Opens a file for each member of a concat bundle, under ``directory``."""
+
+    def __init__(self, directory: Path, problems: list[str]) -> None:
+        self.directory = directory
+        self.problems = problems
+        self.extracted: list[str] = []
+
+    def __call__(self, member: ManifestMember) -> IO[bytes] | None:
+        name = member.name
+        try:
+            safe = sanitize_s3_key(name) == name
+        except ValidationError:
+            safe = False
+        root = self.directory.resolve()
+        target = (root / name).resolve()
+        if not safe or not target.is_relative_to(root) or target == root:
+            self.problems.append(f"member {name!r} has an unsafe name: not extracted")
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.extracted.append(name)
+        return target.open("xb")
+
+
 def _clear(directory: Path) -> None:
     for child in directory.iterdir():
         if child.is_dir() and not child.is_symlink():
@@ -83,6 +118,8 @@ def inspect_bundle(
     expected_sha256: str | None = None,
     check_sha256: bool = False,
     extract_to: Path | None = None,
+    sidecar: bytes | None = None,
+    bundle_key: str | None = None,
 ) -> InspectResult:
     """Read the bundle ``raw`` (compressed, from its start) once and check everything.
 
@@ -93,6 +130,9 @@ def inspect_bundle(
             value is then a problem).
         extract_to: Extract the members here (an empty or missing directory); removed
             again if any problem is found.
+        sidecar: A concat bundle's manifest (``<bundle>.manifest.json``); ``None`` reads
+            a tar bundle.
+        bundle_key: With ``sidecar``: the key the sidecar must name.
 
     Raises:
         BundleError: ``extract_to`` exists and is not an empty directory.
@@ -104,15 +144,28 @@ def inspect_bundle(
             raise BundleError(msg, ErrorCode.EXTRACT_DIR_NOT_EMPTY, {"directory": str(extract_to)})
         extract_to.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    extractor = None if extract_to is None else _Extractor(extract_to, problems)
-    reading = read_bundle(
-        raw,
-        report=lambda problem: problems.append(problem.message),
-        read_member=extractor,
-        digest=True,
-    )
+    extractor: _Extractor | _ConcatExtractor | None = None
+    if sidecar is None:
+        extractor = None if extract_to is None else _Extractor(extract_to, problems)
+        reading = read_bundle(
+            raw,
+            report=lambda problem: problems.append(problem.message),
+            read_member=extractor,
+            digest=True,
+        )
+    else:
+        extractor = None if extract_to is None else _ConcatExtractor(extract_to, problems)
+        reading = read_concat_bundle(
+            raw,
+            sidecar,
+            report=lambda problem: problems.append(problem.message),
+            bundle_key=bundle_key,
+            write_member=extractor,
+            digest=True,
+        )
     result = InspectResult(
         codec=reading.codec.value,
+        bundle_format=(BundleFormat.TAR if sidecar is None else BundleFormat.CONCAT).value,
         size=reading.size,
         sha256=reading.sha256 or "",
         manifest=reading.manifest,

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import tarfile  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
+    from data_aggregator.bundle._concat import sidecar_key  # noqa: PLC0415
     from data_aggregator.cli._inspect import inspect_bundle  # noqa: PLC0415
 
     extract_to = None if args.extract is None else Path(args.extract)
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
         bucket, key = _parse_s3_url(args.bundle)
         s3 = _s3_client(args.s3_endpoint_url or args.endpoint_url, args.region)
+        sidecar = _sidecar(args, s3) or _s3_sidecar(s3, bucket, sidecar_key(key))
         obj = s3.open_object(bucket, key, version_id=args.version_id)
         expected = obj.metadata.get(CONTENT_SHA256)
         if expected is None:  # multipart uploads carry it as a tag, of this same version
@@ -47,17 +49,26 @@ def run(args: argparse.Namespace) -> int:
             expected = tags.get(CONTENT_SHA256)
         with contextlib.closing(obj.body):
             result = inspect_bundle(
-                obj.body, expected_sha256=expected, check_sha256=True, extract_to=extract_to
+                obj.body,
+                expected_sha256=expected,
+                check_sha256=True,
+                extract_to=extract_to,
+                sidecar=sidecar,
+                bundle_key=key,
             )
     else:
         if args.version_id is not None:
             raise CommandError("--version-id applies to s3:// bundles only")
+        sidecar_path = Path(sidecar_key(args.bundle))
+        sidecar = _sidecar(args, None) or (
+            sidecar_path.read_bytes() if sidecar_path.is_file() else None
+        )
         try:
             handle = Path(args.bundle).open("rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise CommandError(f"cannot open {args.bundle}: {exc.strerror or exc}") from None
         with handle:
-            result = inspect_bundle(handle, extract_to=extract_to)
+            result = inspect_bundle(handle, extract_to=extract_to, sidecar=sidecar)
     if args.json:
         json.dump(_inspect_json(args, result, expected), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -66,6 +77,47 @@ def run(args: argparse.Namespace) -> int:
     for problem in result.problems:
         report_error(PROG, problem)
     return 0 if result.ok else 1
+
+
+def _sidecar(args: argparse.Namespace, s3: Any) -> bytes | None:
+    """The sidecar named by ``--sidecar`` (a path or an s3:// URL), if any."""
+    location: str | None = args.sidecar
+    if location is None:
+        return None
+    if location.startswith("s3://"):
+        from data_aggregator.exceptions import S3ObjectNotFoundError  # noqa: PLC0415
+
+        bucket, key = _parse_s3_url(location)
+        client = s3 or _s3_client(args.s3_endpoint_url or args.endpoint_url, args.region)
+        try:
+            obj = client.open_object(bucket, key)
+        except S3ObjectNotFoundError:
+            raise CommandError(f"no sidecar at {location}") from None
+        with contextlib.closing(obj.body):
+            data: bytes = obj.body.read()
+        return data
+    from pathlib import Path  # noqa: PLC0415
+
+    try:
+        return Path(location).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot open {location}: {exc.strerror or exc}") from None
+
+
+def _s3_sidecar(s3: Any, bucket: str, key: str) -> bytes | None:
+    """The concat sidecar ``key``, or ``None`` when there is none (a tar bundle)."""
+    from data_aggregator.exceptions import (  # noqa: PLC0415
+        S3AccessDeniedError,
+        S3ObjectNotFoundError,
+    )
+
+    try:
+        obj = s3.open_object(bucket, key)
+    except (S3ObjectNotFoundError, S3AccessDeniedError):  # 403 without s3:ListBucket
+        return None
+    with contextlib.closing(obj.body):
+        data: bytes = obj.body.read()
+    return data
 
 
 def _s3_client(endpoint_url: str | None, region: str | None) -> Any:
@@ -92,6 +144,7 @@ def _inspect_json(
         "ok": result.ok,
         "problems": result.problems,
         "codec": result.codec,
+        "format": result.bundle_format,
         "size": result.size,
         "sha256": result.sha256,
         "content_sha256": expected,
@@ -105,7 +158,10 @@ def _inspect_json(
 
 def _render_inspect(args: argparse.Namespace, result: InspectResult, out: TextIO) -> None:
     manifest = result.manifest
-    out.write(f"{args.bundle}: {result.codec}, {result.size:,} bytes, sha256 {result.sha256}\n")
+    layout = "" if result.bundle_format == "tar" else f"{result.bundle_format} (sidecar manifest), "
+    out.write(
+        f"{args.bundle}: {layout}{result.codec}, {result.size:,} bytes, sha256 {result.sha256}\n"
+    )
     if manifest is not None:
         out.write(
             f"bundle key {manifest.bundle_key}, created {manifest.created_at}, "

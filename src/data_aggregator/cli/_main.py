@@ -190,12 +190,21 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
             "Read a bundle once, as a stream, from a local file or S3: list the members its "
             "manifest.json names, check each member's size and SHA-256 and that manifest and "
             "archive agree, and for s3:// the whole object's SHA-256 against its "
-            "content-sha256 metadata (single-part) or tag (multipart). Exit status 1 with "
-            "one line per problem on stderr when any check fails."
+            "content-sha256 metadata (single-part) or tag (multipart). A concat bundle "
+            "(BUNDLE_FORMAT=concat) is read against its sidecar manifest, BUNDLE.manifest.json "
+            "next to it unless --sidecar names it. Exit status 1 with one line per problem "
+            "on stderr when any check fails."
         ),
     )
     inspect.add_argument(
         "bundle", metavar="BUNDLE", help="a local path or s3://bucket/key of a bundle"
+    )
+    inspect.add_argument(
+        "--sidecar",
+        metavar="MANIFEST",
+        default=None,
+        help="the sidecar manifest of a concat bundle (local path or s3:// URL), when it is "
+        "not BUNDLE.manifest.json (SIDECAR_PREFIX set)",
     )
     _add_aws_options(inspect, "S3 endpoint for s3:// bundles")
     inspect.add_argument(
@@ -252,6 +261,18 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_aws_options(bundle, "S3 and DynamoDB endpoint", dynamodb=True)
     _add_codec(bundle)
+    from data_aggregator.config import BundleFormat  # noqa: PLC0415 - commands load their parts
+
+    bundle.add_argument(
+        "--format",
+        choices=[layout.value for layout in BundleFormat],
+        default=BundleFormat.TAR.value,
+        help=(
+            "bundle layout: a tar archive, or 'concat': the objects' lines for Athena and "
+            "other line readers, the manifest a sidecar <bundle>.manifest.json; every "
+            "object must be UTF-8 text (default: %(default)s)"
+        ),
+    )
     bundle_mb = config_bounds("max_bundle_size_mb")  # MAX_BUNDLE_SIZE_MB's, like its default
     bundle.add_argument(
         "--max-bundle-mb",

@@ -1,23 +1,25 @@
 """A `BundleLocator` that reads a bundle back from S3 and answers from its checked manifest.
 
 Bundles are tar streams (gzip, zstd or uncompressed) whose last member is
-``manifest.json``. A compressed stream has no index, so finding the manifest means reading
+``manifest.json``, or concat bundles whose manifest is the sidecar object
+``<bundle key>.manifest.json``, stored before the bundle (no bundle: not committed). A
+compressed stream has no index, so finding the manifest means reading
 the whole bundle once: acceptable, because the locator only runs on the crash-recovery
 path (a lease taken over from an invocation that died after announcing a bundle). The read
-goes through [`S3Client`][data_aggregator.clients.S3Client] (typed errors) and the bundle
-reader behind [`verify_bundle`][data_aggregator.bundle.verify_bundle], so a manifest is
+goes through [`S3Client`][data_aggregator.clients.S3Client] (typed errors) and
+[`read_bundle_manifest`][data_aggregator.bundle.read_bundle_manifest], so a manifest is
 trusted only once every member has been checked against it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from data_aggregator.clients import S3Client
+from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import (
     BundleError,
     ConfigurationError,
@@ -86,6 +88,11 @@ class S3ManifestBundleLocator:
             client or omitted; an ``S3Client`` brings its own (a different value here is a
             [`ConfigurationError`][data_aggregator.exceptions.ConfigurationError]).
         cache_size: How many verified bundles to remember (0: none).
+        bundle_format: The deployment's ``BUNDLE_FORMAT``. With ``concat`` the sidecar
+            ``<bundle key>.manifest.json`` is read and the bundle checked against it; a
+            bundle without a sidecar is read as tar (written before the switch); a sidecar
+            without its bundle means the bundle was never committed (an empty set).
+        sidecar_prefix: The deployment's ``SIDECAR_PREFIX``: where concat sidecars are.
 
     A bundle found and verified is remembered (the last ``cache_size`` of them): a stored
     bundle never changes, and an invocation that takes over many records announced for the
@@ -110,8 +117,12 @@ class S3ManifestBundleLocator:
         key_function: Callable[[str, str | None, str | None], str] | None = None,
         expected_bucket_owner: str | None = None,
         cache_size: int = 16,
+        bundle_format: BundleFormat | str = BundleFormat.TAR,
+        sidecar_prefix: str = "",
     ) -> None:
         self.bucket = bucket
+        self.bundle_format = BundleFormat(bundle_format)
+        self.sidecar_prefix = sidecar_prefix
         self.client = _s3_client(client, expected_bucket_owner)
         self.key_function = key_function
         self.expected_bucket_owner = self.client.expected_bucket_owner
@@ -158,18 +169,18 @@ class S3ManifestBundleLocator:
         self, bundle_key: str, extra: dict[str, Any]
     ) -> BundleManifest | frozenset[str] | None:
         """The bundle's checked manifest; an empty set if it does not exist, else ``None``."""
+        from data_aggregator.bundle import read_bundle_manifest  # noqa: PLC0415 - recovery only
+
         try:
-            obj = self.client.open_object(self.bucket, bundle_key)
+            return read_bundle_manifest(
+                self.client,
+                self.bucket,
+                bundle_key,
+                bundle_format=self.bundle_format,
+                sidecar_prefix=self.sidecar_prefix,
+            )
         except S3ObjectNotFoundError:
             return frozenset()
-        except DataAggregatorError as exc:
-            logger.warning("cannot read bundle", extra={**extra, **_error_facts(exc)})
-            return None
-        try:
-            with contextlib.closing(obj.body):
-                from data_aggregator.bundle import verify_bundle  # noqa: PLC0415 - recovery only
-
-                return verify_bundle(obj.body)
         except BundleError as exc:
             logger.warning(
                 "bundle failed verification",

@@ -232,7 +232,10 @@ class ReusableProcessor:
         )
 
         locator: BundleLocator = S3ManifestBundleLocator(
-            self.config.distribution_bucket_name, client=self.s3
+            self.config.distribution_bucket_name,
+            client=self.s3,
+            bundle_format=self.config.bundle_format,
+            sidecar_prefix=self.config.sidecar_prefix,
         )
         return DynamoDBIdempotencyStore.from_config(
             self.config, bundle_locator=locator, clock=self._clock, session=session

@@ -1,18 +1,23 @@
 """``DELETE_SOURCES``: delete the source objects of completed bundles (private).
 
 Runs on the invocation's thread once every slot is decided, so only records whose
-completion the store confirmed are considered (`deletable`):
+completion the store confirmed are considered (`deletable`), and only where the bundle
+is known to hold exactly that object:
 
 * ``BUNDLED``: in a bundle this invocation committed (its parts' SHA-256 checksums
-  checked by S3) and completed;
-* ``DUPLICATE`` (``ALREADY_COMPLETED`` or ``RECOVERED``): completed earlier, in a bundle
-  found by its manifest. Deleting again is how a delete that failed is retried: the next
-  delivery of the record tries it again, without a table write.
+  checked by S3) and completed: deleted by the version fetched, else while the key still
+  holds the fetched ETag;
+* ``RECOVERED``: in a bundle a crashed invocation committed, read back and verified by
+  the recovery locator, which found the record's key among its members: deleted while the
+  key still holds the record's ETag (unversioned), or by version id when that version is
+  part of the key that matched (a record without an ETag or size, keyed by the seed's
+  formula). A versioned record matched by its content key is kept: the member may be
+  another version with the same bytes.
 
-Each source is deleted exactly as it was bundled: by its version id when the event named
-one, else only while the key still holds the object with the bundled ETag (S3's
-conditional delete). A delete that fails, finds the object changed or is not tried for
-lack of time is counted and logged, never turned into a failed record.
+``ALREADY_COMPLETED`` duplicates are never deleted: nothing in this invocation shows that
+their bundle still exists or which version it holds. A delete that fails, finds the
+object changed or is not tried for lack of time is counted and logged, never turned into
+a failed record, and is not retried (docs/delete-sources.md: sweeping by hand).
 """
 
 from __future__ import annotations
@@ -66,17 +71,19 @@ def deletable(slot: Slot) -> SourceToDelete | None:
     record, result = slot.record, slot.result
     if record is None or result is None or slot.primary is not None:
         return None
+    version_id = record.version_id if record.version_id not in (None, "null") else None
     if result.outcome is Outcome.BUNDLED:
         etag = slot.bundled_etag
-    elif result.outcome is Outcome.DUPLICATE and result.reason in (
-        Reason.ALREADY_COMPLETED,
-        Reason.RECOVERED,
-    ):
-        etag = record.e_tag  # the fetch checked the bundled object against it
+    elif result.outcome is Outcome.DUPLICATE and result.reason is Reason.RECOVERED:
+        content_keyed = bool(record.e_tag) and record.s3.object.size is not None
+        if version_id is not None and content_keyed:
+            return None  # the bundle holds these bytes, maybe under another version
+        etag = record.e_tag  # the member matched the record's ETag and size
     else:
         return None
-    version_id = record.version_id if record.version_id not in (None, "null") else None
     etag = (etag or "").strip('"') or None
+    if etag is not None and (etag == "*" or etag.startswith("W/")):
+        etag = None  # a wildcard or weak tag is no condition: refused below
     # Neither a version nor an ETag: `S3Client.delete_objects` refuses it (NO_CONDITION),
     # so it is counted and logged as not deleted rather than silently left.
     target = ObjectToDelete(
@@ -98,7 +105,9 @@ def delete_sources(
     """Delete ``sources`` (``DeleteObjects``, 1,000 a request, per bucket) while the
     deadline leaves `MIN_DELETE_SECONDS`; count each outcome in ``metrics`` and log
     every source not deleted. Returns the counts by metric name."""
-    unique = list({(s.bucket, s.target.key, s.target.version_id): s for s in sources}.values())
+    unique = list(
+        {(s.bucket, s.target.key, s.target.version_id, s.target.etag): s for s in sources}.values()
+    )
     by_bucket: dict[str, list[SourceToDelete]] = {}
     for source in unique:
         by_bucket.setdefault(source.bucket, []).append(source)

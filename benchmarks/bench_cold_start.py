@@ -47,6 +47,7 @@ median (min-max).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -456,10 +457,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=11, help="runs per row and latency")
     parser.add_argument("--latency-ms", default="0,20", help="injected latencies, ms")
     args = parser.parse_args()
-    try:
-        import aws_lambda_powertools  # noqa: F401 - optional, benchmarks only
-    except ImportError as exc:
-        raise SystemExit(f"{MISSING_POWERTOOLS}\n({exc})") from None
+    if importlib.util.find_spec("aws_lambda_powertools") is None:  # benchmarks only
+        raise SystemExit(MISSING_POWERTOOLS)
     from data_aggregator.testing import FaultProxy
 
     latencies = [int(value) for value in args.latency_ms.split(",")]

@@ -710,14 +710,16 @@ class IdempotencyStore(ABC):
         propagates. Tasks must not call ``_run_all`` themselves (the pool is bounded:
         nested waits could deadlock).
         """
-        timeout = _deadline.wait_timeout() if late is not None else None
-        if self._max_workers == 1 or (len(items) <= 1 and timeout is None):
+        bounded = late is not None and _deadline.current() is not None
+        if self._max_workers == 1 or (len(items) <= 1 and not bounded):
             return [task(item) for item in items]
         executor = self._get_executor()
         futures = [_deadline.submit(executor, task, item) for item in items]
         try:
-            if timeout is not None and late is not None:
-                wait(futures, timeout=timeout)
+            if bounded and late is not None:
+                # The time left is read once the tasks are submitted: submitting can start
+                # worker threads, which takes long on a starved host.
+                wait(futures, timeout=_deadline.wait_timeout())
                 return [
                     future.result() if future.done() else _abandon(future, late, item)
                     for future, item in zip(futures, items, strict=True)

@@ -1,5 +1,6 @@
-"""The store's bounded wait for its worker threads reads the time left once every task
-is submitted (issue 12: ``handle()`` returning after its deadline on a starved host)."""
+"""The store's bounded wait for its worker threads reads the time left once the tasks are
+submitted, and starts none past the deadline (issue 12: ``handle()`` returning seconds
+after its deadline on a starved host)."""
 
 from __future__ import annotations
 
@@ -22,15 +23,19 @@ if TYPE_CHECKING:
 def test_the_wait_ends_at_the_deadline_as_it_stands_after_submitting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Submitting each task takes a (fake) second, as starting worker threads can on a
-    loaded host: the deadline passes meanwhile, so the wait is not bounded by the two
-    seconds that were left before, and the unfinished tasks are abandoned at once."""
+    """Submitting each task takes a (fake) second, as starting a worker thread can on a
+    loaded host: the deadline passes after two, so the third is never submitted, the wait
+    is not bounded by the two seconds that were left before, and the unfinished tasks are
+    abandoned at once."""
     clock = FakeClock(0.0)
     store = InMemoryIdempotencyStore(max_workers=4, clock=clock)
     executor = store._get_executor()
     submit = executor.submit
 
+    submitted: list[object] = []
+
     def slow_submit(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        submitted.append(fn)
         clock.advance(1.0)
         return submit(fn, *args, **kwargs)
 
@@ -54,5 +59,6 @@ def test_the_wait_ends_at_the_deadline_as_it_stands_after_submitting(
     finally:
         blocked.set()
         store.close()
-    assert waits == [0.0]  # read after the three submissions: the deadline had passed
+    assert len(submitted) == 2  # the deadline passed while submitting the second
+    assert waits == [0.0]  # read after submitting: the deadline had passed
     assert results == [-1, -2, -3]

@@ -94,8 +94,9 @@ def deadline_error() -> IdempotencyError:
     )
 
 
-def _abandon(future: Future[_R], late: Callable[[_T], _R], item: _T) -> _R:
-    future.cancel()  # not started yet: never runs; running: left to finish unobserved
+def _abandon(future: Future[_R] | None, late: Callable[[_T], _R], item: _T) -> _R:
+    if future is not None:  # None: never submitted (no time left)
+        future.cancel()  # not started yet: never runs; running: left to finish unobserved
     return late(item)
 
 
@@ -705,27 +706,37 @@ class IdempotencyStore(ABC):
         With ``late`` and a current invocation deadline (`data_aggregator._deadline`), the
         wait ends at the deadline: an item whose task has not finished gets ``late(item)``
         and its task is abandoned (a write it still makes is one the caller reports as
-        failed, which the protocol allows). An exception from any task (``task`` should
-        let only configuration errors escape) cancels the tasks not yet started and
-        propagates. Tasks must not call ``_run_all`` themselves (the pool is bounded:
-        nested waits could deadlock).
+        failed, which the protocol allows); the time left is read after submitting, and a
+        task not yet submitted when the deadline passes is never started. An exception
+        from any task (``task`` should let only configuration errors escape) cancels the
+        tasks not yet started and propagates. Tasks must not call ``_run_all`` themselves
+        (the pool is bounded: nested waits could deadlock).
         """
-        timeout = _deadline.wait_timeout() if late is not None else None
-        if self._max_workers == 1 or (len(items) <= 1 and timeout is None):
+        deadline = _deadline.current() if late is not None else None
+        if self._max_workers == 1 or (len(items) <= 1 and deadline is None):
             return [task(item) for item in items]
         executor = self._get_executor()
-        futures = [_deadline.submit(executor, task, item) for item in items]
+        futures: list[Future[_R] | None] = []
         try:
-            if timeout is not None and late is not None:
-                wait(futures, timeout=timeout)
+            for item in items:
+                # Submitting can start a worker thread, which takes long on a starved host:
+                # once the deadline has passed, what is left is not started at all.
+                started = deadline is None or not deadline.expired()
+                futures.append(_deadline.submit(executor, task, item) if started else None)
+            if deadline is not None and late is not None:
+                # The time left is read now that every task is submitted.
+                wait([f for f in futures if f is not None], timeout=_deadline.wait_timeout())
                 return [
-                    future.result() if future.done() else _abandon(future, late, item)
+                    future.result()
+                    if future is not None and future.done()
+                    else _abandon(future, late, item)
                     for future, item in zip(futures, items, strict=True)
                 ]
-            return [future.result() for future in futures]
+            return [future.result() for future in futures if future is not None]
         except BaseException:
             for future in futures:
-                future.cancel()
+                if future is not None:
+                    future.cancel()
             raise
 
     def _get_executor(self) -> ThreadPoolExecutor:

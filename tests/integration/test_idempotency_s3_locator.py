@@ -50,13 +50,18 @@ def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
 
 
 def bundle(
-    objects: list[dict[str, Any]], *, manifest: bytes | None = None, sha256: str | None = None
+    objects: list[dict[str, Any]],
+    *,
+    manifest: bytes | None = None,
+    sha256: str | None = None,
+    key: str = "b.tar",
 ) -> bytes:
-    """A hand-built bundle of ``objects`` (sound unless ``manifest`` or ``sha256`` spoil it)."""
+    """A hand-built bundle of ``objects`` stored at ``key`` (sound unless ``manifest`` or
+    ``sha256`` spoil it)."""
     members = [(f"m{i}", b"payload") for i in range(len(objects))]
     document = {
         "format_version": 1,
-        "bundle_key": "b",
+        "bundle_key": key,
         "created_at": "2024-01-01T00:00:00Z",
         "members": [
             {
@@ -73,8 +78,11 @@ def bundle(
     return tar_bytes([*members, ("manifest.json", body)])
 
 
-def engine_bundle(objects: list[dict[str, Any]], codec: str = "gzip") -> bytes:
-    """``objects`` bundled by the real ``BundleEngine``, as the processor bundles them."""
+def engine_bundle(
+    objects: list[dict[str, Any]], codec: str = "gzip", *, key: str = "b.tar.gz"
+) -> bytes:
+    """``objects`` bundled by the real ``BundleEngine`` as the processor bundles them, for
+    storing at ``key`` (the key its manifest names)."""
     source, sink = MemorySource(), MemorySink()
     sources = []
     for number, o in enumerate(objects):
@@ -92,7 +100,7 @@ def engine_bundle(objects: list[dict[str, Any]], codec: str = "gzip") -> bytes:
             )
         )
     run = BundleEngine(source, sink, codec=codec, clock=FIXED_TIME.timestamp).run(
-        sources, bundle_key="b-{}".format
+        sources, bundle_key=lambda _: key
     )
     (summary,) = run.bundles
     return sink.objects[summary.key]
@@ -120,7 +128,9 @@ def test_reads_the_manifest_of_every_codec(
     s3_client: Boto3S3Client, bucket: str, codec: str
 ) -> None:
     """The locator lists the processor's idempotency keys of a real gzip, zstd or tar bundle."""
-    s3_client.put_object(Bucket=bucket, Key="2024/b.tar", Body=engine_bundle(OBJECTS, codec))
+    s3_client.put_object(
+        Bucket=bucket, Key="2024/b.tar", Body=engine_bundle(OBJECTS, codec, key="2024/b.tar")
+    )
     locator = S3ManifestBundleLocator(bucket, client=s3_client)
     assert locator.bundled_keys("2024/b.tar") == expected_keys(OBJECTS)
 
@@ -145,7 +155,9 @@ def test_a_verified_bundle_is_read_once_a_missing_one_every_time(
     for _ in range(2):
         assert locator.bundled_keys("late.tar.gz") == frozenset()
     assert reads == ["GetObject"] * 3
-    s3_client.put_object(Bucket=bucket, Key="late.tar.gz", Body=engine_bundle(OBJECTS))
+    s3_client.put_object(
+        Bucket=bucket, Key="late.tar.gz", Body=engine_bundle(OBJECTS, key="late.tar.gz")
+    )
     assert locator.bundled_keys("late.tar.gz") == expected_keys(OBJECTS)
 
 
@@ -207,9 +219,23 @@ def test_unreadable_bundle_cannot_tell(s3_client: Boto3S3Client, bucket: str, bo
     assert locator.bundled_keys("bad.tar.gz") is None
 
 
+def test_a_bundle_whose_manifest_names_another_bundle_cannot_tell(
+    s3_client: Boto3S3Client, bucket: str
+) -> None:
+    """A sound bundle stored under a key its manifest does not name (e.g. a concat bundle
+    read as tar whose first source is itself a bundle) answers None: its members are not
+    this bundle's."""
+    body = gzip.compress(bundle(OBJECTS, key="elsewhere.tar.gz"))
+    s3_client.put_object(Bucket=bucket, Key="good.tar.gz", Body=body)
+    locator = S3ManifestBundleLocator(bucket, client=s3_client)
+    assert locator.bundled_keys("good.tar.gz") is None
+
+
 def test_a_sound_handmade_bundle_is_read(s3_client: Boto3S3Client, bucket: str) -> None:
     """The spoiled bundles above fail for their damage alone: the same bundle, sound, reads."""
-    s3_client.put_object(Bucket=bucket, Key="good.tar.gz", Body=gzip.compress(bundle(OBJECTS)))
+    s3_client.put_object(
+        Bucket=bucket, Key="good.tar.gz", Body=gzip.compress(bundle(OBJECTS, key="good.tar.gz"))
+    )
     locator = S3ManifestBundleLocator(bucket, client=s3_client)
     # Its manifest has no ETags: each member answers with its seed key alone.
     assert locator.bundled_keys("good.tar.gz") == frozenset(
@@ -243,7 +269,9 @@ def test_crash_after_upload_is_recovered_from_the_real_bundle(
         keys, owner="dead", lease_expires_at=clock() + 70, bundle_key="2024/bundle-dead-1.tar.gz"
     )
     s3_client.put_object(
-        Bucket=bucket, Key="2024/bundle-dead-1.tar.gz", Body=engine_bundle(OBJECTS)
+        Bucket=bucket,
+        Key="2024/bundle-dead-1.tar.gz",
+        Body=engine_bundle(OBJECTS, key="2024/bundle-dead-1.tar.gz"),
     )
     # ... and the invocation dies before complete().
     clock.advance(70)

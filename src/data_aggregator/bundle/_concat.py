@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 from typing import TYPE_CHECKING
 
+from data_aggregator.bundle._output import CompressedOutput
 from data_aggregator.exceptions import ErrorCode, ObjectNotTextError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class Utf8Check:
             ) from None
 
 
-class ConcatStream:
+class ConcatStream(CompressedOutput):
     """Write one concat bundle, compressed, into ``write``.
 
     Same interface as `TarStream` (``begin_member`` with a header, which is ignored here,
@@ -103,45 +104,13 @@ class ConcatStream:
         compressor: Compressor,
         buffer_size: int = 256 * 1024,
     ) -> None:
-        self._write = write
-        self._compressor = compressor
-        self._buffer = bytearray()
-        self._buffer_size = buffer_size
-        #: Uncompressed bytes written so far (named as `TarStream`'s).
-        self.tar_bytes = 0
-        #: Compressed bytes handed to ``write`` so far.
-        self.output_bytes = 0
+        super().__init__(write, compressor, buffer_size)
         #: ``(offset, newline_added)`` of each completed member, in order.
         self.members: list[tuple[int, bool]] = []
         self._member_left = 0
         self._member_offset = 0
         self._last_byte = b""
         self.finished = False
-
-    def _emit(self, data: bytes) -> None:
-        if not data:
-            return
-        if len(data) >= self._buffer_size:
-            self._drain()
-            self._send(data)
-            return
-        self._buffer += data
-        if len(self._buffer) >= self._buffer_size:
-            self._drain()
-
-    def _drain(self) -> None:
-        if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            self._send(data)
-
-    def _send(self, data: bytes) -> None:
-        self._write(data)
-        self.output_bytes += len(data)
-
-    def _raw(self, data: bytes) -> None:
-        self.tar_bytes += len(data)
-        self._emit(self._compressor.compress(data))
 
     def begin_member(self, header: bytes, size: int) -> None:
         """Start a member of ``size`` bytes (``header`` is the tar layout's; ignored)."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 import tarfile
 from typing import TYPE_CHECKING
 
+from data_aggregator.bundle._output import CompressedOutput
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -45,7 +47,7 @@ def padding(size: int) -> int:
     return -size % BLOCK
 
 
-class TarStream:
+class TarStream(CompressedOutput):
     """Write one tar archive, compressed, into ``write``.
 
     Args:
@@ -61,44 +63,10 @@ class TarStream:
         compressor: Compressor,
         buffer_size: int = 256 * 1024,
     ) -> None:
-        self._write = write
-        self._compressor = compressor
-        self._buffer = bytearray()
-        self._buffer_size = buffer_size
-        #: Uncompressed tar bytes written so far.
-        self.tar_bytes = 0
-        #: Compressed bytes handed to ``write`` so far.
-        self.output_bytes = 0
+        super().__init__(write, compressor, buffer_size)
         self._member_left = 0
         self._member_pad = 0
         self.finished = False
-
-    # ------------------------------------------------------------------ output
-
-    def _emit(self, data: bytes) -> None:
-        if not data:
-            return
-        if len(data) >= self._buffer_size:
-            self._drain()
-            self._send(data)
-            return
-        self._buffer += data
-        if len(self._buffer) >= self._buffer_size:
-            self._drain()
-
-    def _drain(self) -> None:
-        if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            self._send(data)
-
-    def _send(self, data: bytes) -> None:
-        self._write(data)
-        self.output_bytes += len(data)
-
-    def _tar(self, data: bytes) -> None:
-        self.tar_bytes += len(data)
-        self._emit(self._compressor.compress(data))
 
     # ------------------------------------------------------------------ members
 
@@ -107,7 +75,7 @@ class TarStream:
         if self._member_left or self.finished:
             msg = "previous member incomplete or archive finished"
             raise RuntimeError(msg)
-        self._tar(header)
+        self._raw(header)
         self._member_left = size
         self._member_pad = padding(size)
         if size == 0:
@@ -120,14 +88,14 @@ class TarStream:
             raise RuntimeError(msg)
         if not data:
             return
-        self._tar(data)
+        self._raw(data)
         self._member_left -= len(data)
         if self._member_left == 0:
             self._end_member()
 
     def _end_member(self) -> None:
         if self._member_pad:
-            self._tar(bytes(self._member_pad))
+            self._raw(bytes(self._member_pad))
         self._member_pad = 0
 
     @property
@@ -147,7 +115,7 @@ class TarStream:
             raise RuntimeError(msg)
         end = 2 * BLOCK
         end += -(self.tar_bytes + end) % RECORD
-        self._tar(bytes(end))
+        self._raw(bytes(end))
         self._emit(self._compressor.flush())
         self._drain()
         self.finished = True

@@ -34,16 +34,17 @@ from tests.integration.conftest import REGION, make_client
 from tests.processor_support import SourceObject, read_bundle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from botocore.awsrequest import AWSPreparedRequest
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client as Boto3S3Client
 
+    from data_aggregator.idempotency import UpdateResult
     from data_aggregator.processor import BatchResult
     from tests.processor_support import ReadBundle
 
-__all__ = ["ProcessorEnv", "dynamodb_error", "env_factory"]
+__all__ = ["Crash", "CrashOnComplete", "ProcessorEnv", "dynamodb_error", "env_factory"]
 
 
 @dataclass
@@ -255,3 +256,21 @@ def dynamodb_error(request: AWSPreparedRequest, status: int, code: str) -> AWSRe
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "x"})
     headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "INJECTED"}
     return AWSResponse(request.url, status, cast("Any", headers), _Raw(body.encode()))
+
+
+class Crash(BaseException):
+    """The invocation dies here (nothing of the library catches it)."""
+
+
+class CrashOnComplete(DynamoDBIdempotencyStore):
+    """Dies when asked to complete, as if killed between the upload and ``complete``,
+    while ``crash`` is set."""
+
+    crash = True
+
+    def complete(
+        self, keys: Iterable[str], *, owner: str, bundle_key: str, ttl_seconds: int | None = None
+    ) -> dict[str, UpdateResult]:
+        if self.crash:
+            raise Crash
+        return super().complete(keys, owner=owner, bundle_key=bundle_key, ttl_seconds=ttl_seconds)

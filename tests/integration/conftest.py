@@ -113,3 +113,17 @@ def seed_objects(
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(put, objects.items()))
+
+
+@pytest.fixture
+def make_env(
+    s3_endpoint: str,
+    dynamodb_endpoint: str,
+    s3_client: Any,
+    make_bucket: Any,
+) -> Any:
+    """A factory of processors (`tests.integration._processor_env.ProcessorEnv`) on fresh
+    buckets and a fresh table."""
+    from tests.integration._processor_env import env_factory
+
+    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)

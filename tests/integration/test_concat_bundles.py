@@ -21,7 +21,7 @@ from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import ErrorCode, S3ObjectNotFoundError
 from data_aggregator.processor import Outcome, Reason
 from tests.docs_support import python_block_containing
-from tests.integration._processor_env import env_factory
+from tests.integration._processor_env import Crash, CrashOnComplete, env_factory
 from tests.processor_support import (
     assert_bundled_once,
     failed_ids,
@@ -31,12 +31,11 @@ from tests.processor_support import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
 
     from botocore.awsrequest import AWSPreparedRequest
     from mypy_boto3_s3 import S3Client as Boto3S3Client
 
-    from data_aggregator.idempotency import UpdateResult
     from tests.integration._processor_env import ProcessorEnv
 
 pytestmark = pytest.mark.integration
@@ -137,10 +136,6 @@ def test_a_streamed_object_that_is_not_utf8_spoils_only_its_own_bundle(
     assert len(env.sidecars()) == 2
 
 
-class _Crash(BaseException):
-    """The invocation dies here (nothing of the library catches it)."""
-
-
 def test_crash_between_sidecar_and_bundle_reads_as_not_committed(
     make_env: Callable[..., ProcessorEnv],
 ) -> None:
@@ -153,11 +148,11 @@ def test_crash_between_sidecar_and_bundle_reads_as_not_committed(
 
     def kill(request: AWSPreparedRequest, **_: Any) -> None:
         if dying[0] and not request.url.split("?")[0].endswith(".manifest.json"):
-            raise _Crash
+            raise Crash
 
     env.processor_s3.meta.events.register("before-send.s3.PutObject", kill)
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         env.processor.handle(event, env.context(60))
     (orphan,) = env.sidecars()
     assert env.bundles() == []
@@ -181,32 +176,13 @@ def test_crash_after_both_writes_is_recovered_from_the_sidecar(
     """Killed after the bundle is stored, before complete: the redelivery reads the
     sidecar (next to the bundle, or under SIDECAR_PREFIX), checks the bundle against it
     and finds the records there (RECOVERED)."""
-    from data_aggregator.idempotency import DynamoDBIdempotencyStore
-
-    class CrashOnComplete(DynamoDBIdempotencyStore):
-        crash = True
-
-        def complete(
-            self,
-            keys: Iterable[str],
-            *,
-            owner: str,
-            bundle_key: str,
-            ttl_seconds: int | None = None,
-        ) -> dict[str, UpdateResult]:
-            if self.crash:
-                raise _Crash
-            return super().complete(
-                keys, owner=owner, bundle_key=bundle_key, ttl_seconds=ttl_seconds
-            )
-
     env = make_env(
         store_class=CrashOnComplete, lease_margin_seconds=10.0, sidecar_prefix=sidecar_prefix
     )
     assert isinstance(env.store, CrashOnComplete)
     objects = [env.put(f"crash/{i}.log", LINES[i]) for i in range(3)]
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         env.processor.handle(event, env.context(60))
     (crashed,) = env.bundles()
     (sidecar,) = env.sidecars()

@@ -20,16 +20,14 @@ from data_aggregator.exceptions import (
     MapBatchRefusedError,
 )
 from data_aggregator.processor import Outcome, Reason
-from tests.integration._processor_env import env_factory
 from tests.integration._s3_hooks import error_response, inject
 from tests.map_support import inventory_items, list_objects_v2_items, map_batch
 from tests.processor_support import SourceObject, assert_bundled_once
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-    from mypy_boto3_s3 import S3Client as Boto3S3Client
 
     from tests.integration._processor_env import ProcessorEnv
 
@@ -37,17 +35,6 @@ pytestmark = pytest.mark.integration
 
 #: Awkward keys: a space, '+', a literal '%2B', non-ASCII, a '+' twin of the space key.
 KEYS = ["in/plain.txt", "in/a b.txt", "in/a+b.txt", "in/100%2B.txt", "in/caf\u00e9/\u65e5.txt"]
-
-
-@pytest.fixture
-def make_env(
-    s3_endpoint: str,
-    dynamodb_endpoint: str,
-    s3_client: Boto3S3Client,
-    make_bucket: Callable[..., str],
-) -> Iterator[Callable[..., ProcessorEnv]]:
-    """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def _put_all(env: ProcessorEnv) -> list[SourceObject]:

@@ -30,16 +30,13 @@ from data_aggregator.idempotency import (
 )
 from data_aggregator.processor import Outcome, Reason, ReusableProcessor
 from data_aggregator.testing import s3_record, sqs_event
-from tests.integration._processor_env import env_factory
+from tests.integration._processor_env import Crash, CrashOnComplete
 from tests.processor_support import eventbridge_body, s3_body, sqs_batch
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
-
-    from mypy_boto3_s3 import S3Client as Boto3S3Client
+    from collections.abc import Callable, Iterable
 
     from data_aggregator.config import AppConfig
-    from data_aggregator.idempotency import UpdateResult
     from data_aggregator.testing import FakeClock
     from tests.integration._processor_env import ProcessorEnv
     from tests.processor_support import SourceObject
@@ -51,17 +48,6 @@ KEYS = ["in/a.json", "in/b c.json", "in/x+y.json", "in/caf\u00e9.json"]
 
 #: ``(bucket, key, version id, SHA-256 of the bytes)`` of a bundle member.
 Member = tuple[str, str, "str | None", str]
-
-
-@pytest.fixture
-def make_env(
-    s3_endpoint: str,
-    dynamodb_endpoint: str,
-    s3_client: Boto3S3Client,
-    make_bucket: Callable[..., str],
-) -> Iterator[Callable[..., ProcessorEnv]]:
-    """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def _on_clock(clock: FakeClock) -> type[ReusableProcessor]:
@@ -278,24 +264,6 @@ def test_the_longest_key_fits_the_table(make_env: Callable[..., ProcessorEnv]) -
 # ----------------------------------------------------------------------------- crash recovery
 
 
-class _Crash(BaseException):
-    """The runtime killing the process."""
-
-
-class _CrashOnComplete(DynamoDBIdempotencyStore):
-    """Dies when asked to complete (killed between the upload and ``complete``) while
-    ``crash`` is set."""
-
-    crash = True
-
-    def complete(
-        self, keys: Iterable[str], *, owner: str, bundle_key: str, ttl_seconds: int | None = None
-    ) -> dict[str, UpdateResult]:
-        if self.crash:
-            raise _Crash
-        return super().complete(keys, owner=owner, bundle_key=bundle_key, ttl_seconds=ttl_seconds)
-
-
 def test_a_crashed_backfill_is_recovered_by_the_live_events(
     make_env: Callable[..., ProcessorEnv],
 ) -> None:
@@ -303,10 +271,10 @@ def test_a_crashed_backfill_is_recovered_by_the_live_events(
     objects' live events find them in its announced bundle (RECOVERED), not bundled again."""
     env = make_env(lease_margin_seconds=10.0)
     objects = [env.put(key) for key in KEYS]
-    dying = _CrashOnComplete(
+    dying = CrashOnComplete(
         env.table, client=env.dynamodb, clock=env.clock, bundle_locator=env.store.bundle_locator
     )
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         backfill(env, store=dying)
     (crashed,) = env.bundles()
     chunk = sorted(objects, key=lambda o: o.key.encode())[:3]  # the listing's first three
@@ -325,15 +293,15 @@ def test_a_record_without_etag_is_recovered_under_the_seed_key(
     """An event without an ETag is claimed under the seed's key; killed after the upload,
     its redelivery still finds it in the bundle, whose manifest records the ETag S3
     answered (the locator answers both keys of each member)."""
-    env = make_env(store_class=_CrashOnComplete, lease_margin_seconds=10.0)
+    env = make_env(store_class=CrashOnComplete, lease_margin_seconds=10.0)
     obj = env.put("in/no-etag.json")
     record = s3_record(obj.bucket, obj.key, size=len(obj.data), etag=None, sequencer=obj.sequencer)
     event = sqs_batch([s3_body(record)])
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         env.processor.handle(event, env.context(60))
     (crashed,) = env.bundles()
     assert crashed.manifest.members[0].etag == obj.etag
-    assert isinstance(env.store, _CrashOnComplete)
+    assert isinstance(env.store, CrashOnComplete)
     env.store.crash = False  # the next invocation lives
     env.clock.advance(71)
     assert env.handle(event) == {"batchItemFailures": []}

@@ -79,17 +79,6 @@ def _store_class(request: pytest.FixtureRequest) -> type[DynamoDBIdempotencyStor
     return _SingleWrites if moto else DynamoDBIdempotencyStore
 
 
-@pytest.fixture
-def make_env(
-    s3_endpoint: str,
-    dynamodb_endpoint: str,
-    s3_client: Boto3S3Client,
-    make_bucket: Callable[..., str],
-) -> Iterator[Callable[..., ProcessorEnv]]:
-    """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
-
-
 def _deliver_until_done(
     env: ProcessorEnv,
     clock: RunningClock,

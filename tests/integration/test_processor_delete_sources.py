@@ -18,32 +18,20 @@ from data_aggregator.idempotency import DynamoDBIdempotencyStore
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
 from data_aggregator.processor import Outcome, Reason
 from data_aggregator.testing import s3_record
-from tests.integration._processor_env import env_factory
+from tests.integration._processor_env import Crash, CrashOnComplete
 from tests.integration._s3_hooks import error_response, inject
 from tests.processor_support import assert_bundled_once, failed_ids, s3_body, sqs_batch
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable
 
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-    from mypy_boto3_s3 import S3Client as Boto3S3Client
 
     from data_aggregator.idempotency import UpdateResult
     from tests.integration._processor_env import ProcessorEnv
     from tests.processor_support import SourceObject
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def make_env(
-    s3_endpoint: str,
-    dynamodb_endpoint: str,
-    s3_client: Boto3S3Client,
-    make_bucket: Callable[..., str],
-) -> Iterator[Callable[..., ProcessorEnv]]:
-    """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 class _Metrics:
@@ -167,36 +155,19 @@ def test_versioned_bucket_deletes_the_bundled_version_only(
     assert metrics["SourcesDeleted"] == 2
 
 
-class _Crash(BaseException):
-    """The Lambda runtime killing the process."""
-
-
-class _CrashOnComplete(DynamoDBIdempotencyStore):
-    """Dies when asked to complete, as if killed between the upload and ``complete``."""
-
-    crash = True
-
-    def complete(
-        self, keys: Iterable[str], *, owner: str, bundle_key: str, ttl_seconds: int | None = None
-    ) -> dict[str, UpdateResult]:
-        if self.crash:
-            raise _Crash
-        return super().complete(keys, owner=owner, bundle_key=bundle_key, ttl_seconds=ttl_seconds)
-
-
 def test_a_crash_before_complete_deletes_nothing_until_the_records_are_completed(
     make_env: Callable[..., ProcessorEnv],
 ) -> None:
     """Killed after the upload, before complete: nothing is deleted, nor while the leases
     live; the redelivery after they end recovers the records (completing them) and only
     then deletes each source, once."""
-    env = make_env(store_class=_CrashOnComplete, lease_margin_seconds=10.0, delete_sources=True)
-    assert isinstance(env.store, _CrashOnComplete)
+    env = make_env(store_class=CrashOnComplete, lease_margin_seconds=10.0, delete_sources=True)
+    assert isinstance(env.store, CrashOnComplete)
     metrics = _Metrics(env)
     requests = _delete_requests(env)
     objects = [env.put(f"crash/{i}.txt") for i in range(3)]
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         env.processor.handle(event, env.context(60))
     assert_bundled_once(env.bundles(), objects)
     assert all(_exists(env, o) for o in objects)

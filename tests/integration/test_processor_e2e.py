@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from data_aggregator.processor import Outcome, Reason
-from tests.integration._processor_env import env_factory
 from tests.processor_support import (
     assert_bundled_once,
     eventbridge_body,
@@ -28,24 +27,11 @@ from tests.processor_support import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    from mypy_boto3_s3 import S3Client as Boto3S3Client
+    from collections.abc import Callable
 
     from tests.integration._processor_env import ProcessorEnv
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def make_env(
-    s3_endpoint: str,
-    dynamodb_endpoint: str,
-    s3_client: Boto3S3Client,
-    make_bucket: Callable[..., str],
-) -> Iterator[Callable[..., ProcessorEnv]]:
-    """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def test_every_sqs_envelope_kind_is_bundled(make_env: Callable[..., ProcessorEnv]) -> None:

@@ -16,7 +16,7 @@ from data_aggregator import ReusableProcessor
 from data_aggregator.config import MIB
 from data_aggregator.idempotency import RecordStatus
 from data_aggregator.processor import Outcome, Reason
-from tests.integration._processor_env import dynamodb_error, env_factory
+from tests.integration._processor_env import dynamodb_error
 from tests.integration._s3_hooks import error_response, inject, part_number
 from tests.processor_support import (
     assert_bundled_once,
@@ -28,27 +28,15 @@ from tests.processor_support import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-    from mypy_boto3_s3 import S3Client as Boto3S3Client
 
     from data_aggregator.bundle import BundleSummary
     from data_aggregator.schemas import S3EventNotificationRecord
     from tests.integration._processor_env import ProcessorEnv
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def make_env(
-    s3_endpoint: str,
-    dynamodb_endpoint: str,
-    s3_client: Boto3S3Client,
-    make_bucket: Callable[..., str],
-) -> Iterator[Callable[..., ProcessorEnv]]:
-    """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def test_failing_gets_fail_only_their_messages(make_env: Callable[..., ProcessorEnv]) -> None:

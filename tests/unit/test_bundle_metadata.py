@@ -34,7 +34,7 @@ from data_aggregator.exceptions import (
     S3ObjectNotFoundError,
 )
 from data_aggregator.idempotency import S3ManifestBundleLocator
-from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource
+from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource, MemoryUpload
 
 if TYPE_CHECKING:
     from data_aggregator.bundle import BundleRun
@@ -308,3 +308,32 @@ def test_every_entry_point_refuses_the_same_prefixes(bad: str) -> None:
         _locator(bad)
     with pytest.raises(ConfigurationError):
         read_bundle_manifest(MemorySource(), "d", "k", sidecar_prefix=bad)
+
+
+# ------------------------------------------------------------------ sinks written before 0.2
+
+
+class _SinkWithoutMetadata(MemorySink):
+    """A user's sink written against the earlier protocol: ``open_upload`` has no
+    ``metadata`` parameter."""
+
+    def open_upload(self, key: str, *, content_type: str) -> MemoryUpload:  # type: ignore[override]
+        del content_type
+        return MemoryUpload(self, key, {})
+
+
+def test_a_sink_without_metadata_still_gets_its_bundles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The engine calls an older sink without ``metadata``: the bundle is written and
+    committed (with no metadata), and a warning names the sink once."""
+    sink = _SinkWithoutMetadata()
+    with caplog.at_level("WARNING", logger="data_aggregator.bundle"):
+        run, _ = _write(sink, [b"a\n", b"b\n"], TAR_KEY)
+        again, _ = _write(sink, [b"c\n"], "logs/again-{}.tar.gz")
+    assert [summary.key for summary in run.bundles] == [TAR_KEY.format(1)]
+    assert [summary.key for summary in again.bundles] == ["logs/again-1.tar.gz"]
+    assert sink.metadata[TAR_KEY.format(1)] == {}
+    warnings = [r for r in caplog.records if "takes no metadata" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "_SinkWithoutMetadata" in warnings[0].getMessage()

@@ -7,12 +7,16 @@ import io
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from data_aggregator.bundle import UploadReceipt
 from data_aggregator.exceptions import (
     S3ObjectNotFoundError,
     S3ObjectSupersededError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 FIXED_TIME = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
 
@@ -25,6 +29,7 @@ class MemoryObject:
     content_length: int
     etag: str | None
     last_modified: datetime | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,9 +74,10 @@ def etag_of(data: bytes) -> str:
 class MemoryUpload:
     """One upload into a :class:`MemorySink`."""
 
-    def __init__(self, sink: MemorySink, key: str) -> None:
+    def __init__(self, sink: MemorySink, key: str, metadata: Mapping[str, str]) -> None:
         self.sink = sink
         self.key = key
+        self.metadata = dict(metadata)
         self.buffer = io.BytesIO()
         self.aborted = False
 
@@ -91,6 +97,7 @@ class MemoryUpload:
             raise OSError(msg)
         data = self.buffer.getvalue()
         self.sink.objects[self.key] = data
+        self.sink.metadata[self.key] = self.metadata
         return UploadReceipt(self.key, len(data), hashlib.sha256(data).hexdigest())
 
     def abort(self) -> None:
@@ -101,14 +108,42 @@ class MemoryUpload:
 
 @dataclass
 class MemorySink:
-    """Bundles land in ``objects``; ``fail_*`` inject failures."""
+    """Bundles land in ``objects`` (their user metadata in ``metadata``); ``fail_*``
+    inject failures."""
 
     objects: dict[str, bytes] = field(default_factory=dict)
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     aborted: list[str] = field(default_factory=list)
     fail_after_bytes: int | None = None
     fail_commit: bool = False
 
-    def open_upload(self, key: str, *, content_type: str) -> MemoryUpload:
+    def open_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str]
+    ) -> MemoryUpload:
         """Start an upload for ``key``."""
         del content_type
-        return MemoryUpload(self, key)
+        return MemoryUpload(self, key, metadata)
+
+    def as_source(self, *, described: bool = True) -> SinkAsSource:
+        """What the sink stored, read back as an object source (with its metadata unless
+        ``described`` is false: a bundle written before bundles described themselves)."""
+        return SinkAsSource(self, described=described)
+
+
+class SinkAsSource:
+    """Reads back what a `MemorySink` stored, as an object source (``S3Client``-like:
+    opened objects carry their user metadata)."""
+
+    def __init__(self, sink: MemorySink, *, described: bool = True) -> None:
+        self.sink = sink
+        self.described = described
+        self.opened: list[str] = []
+
+    def open_object(self, bucket: str, key: str, **_: object) -> MemoryObject:
+        """Open a stored object; `S3ObjectNotFoundError` if there is none."""
+        self.opened.append(key)
+        data = self.sink.objects.get(key)
+        if data is None:
+            raise S3ObjectNotFoundError("no such key", context={"bucket": bucket})
+        metadata = self.sink.metadata.get(key, {}) if self.described else {}
+        return MemoryObject(io.BytesIO(data), len(data), etag_of(data), FIXED_TIME, metadata)

@@ -51,6 +51,7 @@ __all__ = [
     "Codec",
     "LogLevel",
     "get_config",
+    "normalise_key_prefix",
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -208,6 +209,11 @@ _LEGACY_BUCKET = _Chars("A-Za-z0-9._-", 3, 255)
 _KMS_KEY = _Chars("A-Za-z0-9:/_+=.@-", 1, 2048)
 _NAMESPACE = _Chars("A-Za-z0-9 ._/#:-", 1, 255)
 _MAX_PREFIX_LENGTH = 512
+#: What a key prefix (``BUNDLE_PREFIX``, ``SIDECAR_PREFIX``) may be: `normalise_key_prefix`.
+_PREFIX_RULE = (
+    f"an S3 key prefix of at most {_MAX_PREFIX_LENGTH} characters (a trailing '/' is "
+    "added): no leading '/', no empty, '.' or '..' segment, no control characters"
+)
 _MAX_PARTITION_KEY_BYTES = 255
 _BUCKET_RULE = (
     f"a valid S3 bucket name: {_BUCKET_LENGTH[0]}-{_BUCKET_LENGTH[1]} characters of lowercase "
@@ -234,17 +240,9 @@ _SETTINGS: dict[str, _Setting] = {
     ),
     "max_bundle_on_disk_mb": _Setting("MAX_BUNDLE_ON_DISK_MB", _integers("MiB"), _parse_int),
     "log_level": _Setting("LOG_LEVEL", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)"),
-    "bundle_prefix": _Setting(
-        "BUNDLE_PREFIX",
-        f"an S3 key prefix of at most {_MAX_PREFIX_LENGTH} characters (a trailing '/' is "
-        "added): no leading '/', no empty, '.' or '..' segment, no control characters",
-    ),
+    "bundle_prefix": _Setting("BUNDLE_PREFIX", _PREFIX_RULE),
     "bundle_format": _Setting("BUNDLE_FORMAT", "one of tar, concat"),
-    "sidecar_prefix": _Setting(
-        "SIDECAR_PREFIX",
-        f"an S3 key prefix of at most {_MAX_PREFIX_LENGTH} characters (a trailing '/' is "
-        "added): no leading '/', no empty, '.' or '..' segment, no control characters",
-    ),
+    "sidecar_prefix": _Setting("SIDECAR_PREFIX", _PREFIX_RULE),
     "bundle_codec": _Setting("BUNDLE_CODEC", "one of gzip, zstd, none"),
     "compression_level": _Setting("COMPRESSION_LEVEL", _integers(_LEVELS), _parse_int),
     "compression_threads": _Setting(
@@ -305,6 +303,39 @@ _LEVEL_BOUNDS = (
     min(low for low, _ in _LEVEL_RANGES.values()),
     max(high for _, high in _LEVEL_RANGES.values()),
 )
+
+
+def normalise_key_prefix(prefix: str, *, variable: str = "prefix") -> str:
+    """A key prefix as ``BUNDLE_PREFIX`` and ``SIDECAR_PREFIX`` take it: ``""`` stays
+    ``""``; any other prefix ends in exactly one ``/`` (added when missing), so that
+    ``prefix + key`` puts the key under a folder (``manifests`` -> ``manifests/``).
+
+    Every entry point that takes such a prefix (`AppConfig`, ``BundleEngine``,
+    ``read_bundle_manifest``, ``S3ManifestBundleLocator``, the CLI) goes through this one
+    function, so they all name the same objects.
+
+    Args:
+        prefix: The prefix as given.
+        variable: The setting's name, for the error.
+
+    Raises:
+        ConfigurationError: longer than 512 characters, a leading ``/``, an empty,
+            ``.`` or ``..`` segment, or a control character (``context["variable"]``
+            is ``variable``).
+    """
+    if not prefix:
+        return prefix
+    normal = prefix if prefix.endswith("/") else f"{prefix}/"
+    if not (
+        len(normal) <= _MAX_PREFIX_LENGTH
+        and prefix.isprintable()
+        and all(segment not in {"", ".", ".."} for segment in normal[:-1].split("/"))
+    ):
+        raise ConfigurationError(
+            f"{variable} must be {_PREFIX_RULE}",
+            context={"variable": variable, "value": repr(prefix)[:64]},
+        )
+    return normal
 
 
 def _check(ok: bool) -> None:
@@ -506,16 +537,10 @@ class AppConfig(BaseModel):
     @field_validator("bundle_prefix", "sidecar_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        if not value:
-            return value
-        prefix = value if value.endswith("/") else f"{value}/"
-        segments = prefix[:-1].split("/")
-        _check(
-            len(prefix) <= _MAX_PREFIX_LENGTH
-            and value.isprintable()
-            and all(segment not in {"", ".", ".."} for segment in segments)
-        )
-        return prefix
+        try:
+            return normalise_key_prefix(value)
+        except ConfigurationError:
+            raise ValueError("invalid value") from None
 
     @field_validator("source_bucket_allowlist")
     @classmethod

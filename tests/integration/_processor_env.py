@@ -171,23 +171,6 @@ def _build(
     )
     table = f"idem-{uuid.uuid4().hex[:12]}"
     create_idempotency_table(dynamodb, table)
-    store = store_class(
-        table,
-        client=dynamodb,
-        bundle_locator=S3ManifestBundleLocator(
-            dest,
-            client=s3,
-            bundle_format=config.get("bundle_format", "tar"),
-            sidecar_prefix=AppConfig(
-                distribution_bucket_name=dest, sidecar_prefix=config.get("sidecar_prefix", "")
-            ).sidecar_prefix,
-        ),
-        clock=clock,
-        max_workers=8,
-        max_retries=1,
-        backoff_base_seconds=0.001,
-        backoff_max_seconds=0.002,
-    )
     settings: dict[str, Any] = {
         "distribution_bucket_name": dest,
         "metrics_enabled": False,
@@ -200,6 +183,16 @@ def _build(
     if allowlist:
         settings["source_bucket_allowlist"] = frozenset({source})
     app_config = AppConfig(**settings)
+    store = store_class(
+        table,
+        client=dynamodb,
+        bundle_locator=S3ManifestBundleLocator.from_config(app_config, client=s3),
+        clock=clock,
+        max_workers=8,
+        max_retries=1,
+        backoff_base_seconds=0.001,
+        backoff_max_seconds=0.002,
+    )
     client = S3Client.from_config(app_config, processor_s3)
     processor = cls(app_config, s3_client=client, store=store, clock=clock)
     return ProcessorEnv(

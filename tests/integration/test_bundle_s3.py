@@ -18,6 +18,7 @@ from data_aggregator.bundle import (
     ObjectSource,
     OutcomeStatus,
     StopReason,
+    read_bundle_manifest,
     verify_bundle,
 )
 from data_aggregator.bundle._codecs import open_decompressed
@@ -117,7 +118,38 @@ def test_one_object_round_trip(s3_client: Boto3S3Client, make_bucket: Callable[.
     assert _members(data)["logs/2024/a b+c.json"] == b'{"x": 1}'
     head = s3_client.head_object(Bucket=dest, Key="out/b-1.tar.gz")
     assert head["Metadata"]["content-sha256"] == run.bundles[0].receipt.sha256
+    assert head["Metadata"]["aggregator-format"] == "tar"
     assert head["ContentType"] == "application/gzip"
+
+
+def test_a_multipart_concat_bundle_describes_itself(
+    s3_client: Boto3S3Client, make_bucket: Callable[..., str]
+) -> None:
+    """A concat bundle uploaded in parts carries its format and sidecar key (beside the
+    sink's own ``Metadata``) from ``CreateMultipartUpload``; a reader configured for tar
+    without a prefix reads it through them."""
+    src, dest = make_bucket("src"), make_bucket("dest")
+    line = b"x" * 1023 + b"\n"
+    objects = {f"big/{i}.log": line * 3 * 1024 for i in range(2)}  # 3 MiB each
+    etags = _put_many(s3_client, src, objects)
+    client = S3Client(s3_client)
+    sink = MultipartSink(
+        client, dest, extra_args={"Metadata": {"team": "data"}}, part_size=MIN_PART_SIZE
+    )
+    engine = BundleEngine(
+        client, sink, codec="none", bundle_format="concat", sidecar_prefix="manifests"
+    )
+    run = engine.run(_sources(src, objects, etags), bundle_key=lambda n: f"out/b-{n}.log")
+    assert run.counts()[OutcomeStatus.BUNDLED] == 2
+    assert run.bundles[0].receipt.size > MIN_PART_SIZE
+    head = s3_client.head_object(Bucket=dest, Key="out/b-1.log")
+    assert head["Metadata"] == {
+        "team": "data",
+        "aggregator-format": "concat",
+        "aggregator-sidecar": "manifests/out/b-1.log.manifest.json",
+    }
+    manifest = read_bundle_manifest(client, dest, "out/b-1.log")
+    assert [m.key for m in manifest.members] == list(objects)
 
 
 def test_five_thousand_small_objects(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -298,3 +299,29 @@ def test_delete_sources_removes_what_was_bundled(
     assert main(env.args("--quiet", "--delete-sources")) == 0
     assert capsys.readouterr() == ("", "")
     assert env.members() == Counter(env.data.keys())
+
+
+def test_concat_with_a_sidecar_prefix(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--format concat --sidecar-prefix manifests`` puts the bundles under ``--to`` and
+    only their sidecars under ``manifests/`` (as SIDECAR_PREFIX); ``inspect`` finds each
+    sidecar from its bundle's metadata, and a re-run bundles nothing twice."""
+    argv = env.args("--format", "concat", "--sidecar-prefix", "manifests")
+    assert main(argv) == 0
+    keys = env.bundle_keys()
+    assert keys
+    assert all(key.endswith(".log.gz") for key in keys)
+    listing = env.s3.list_objects_v2(Bucket=env.dest, Prefix="manifests/")
+    sidecars = {item["Key"] for item in listing.get("Contents", [])}
+    assert sidecars == {f"manifests/{key}.manifest.json" for key in keys}
+    seen: Counter[str] = Counter()
+    for key in keys:
+        url = f"s3://{env.dest}/{key}"
+        capsys.readouterr()
+        assert main(["inspect", url, "--json", "--s3-endpoint-url", env.s3_endpoint]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (report["ok"], report["format"]) == (True, "concat")
+        seen.update(member["key"] for member in report["members"])
+    assert seen == Counter(env.data.keys())
+    assert main(argv) == 0
+    assert f"0 bundled into 0 bundles, {OBJECTS} already bundled" in capsys.readouterr().out
+    assert len(env.bundle_keys()) == len(keys)

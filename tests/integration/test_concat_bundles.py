@@ -221,7 +221,8 @@ def test_sidecar_prefix_keeps_the_bundle_folder_to_bundles(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """With SIDECAR_PREFIX the bundle prefix holds only bundles (what a query engine's
-    table location must hold); ``inspect --sidecar`` reads the bundle against it."""
+    table location must hold); ``inspect`` finds the sidecar from the bundle's metadata,
+    and ``--sidecar`` names it explicitly."""
     env = make_env(bundle_prefix="logs", sidecar_prefix="manifests")
     objects = [env.put(f"app/{i}.json", data) for i, data in enumerate(LINES)]
     assert env.handle(sqs_batch([s3_body(o.record()) for o in objects])) == {
@@ -238,8 +239,11 @@ def test_sidecar_prefix_keeps_the_bundle_folder_to_bundles(
     found = namespace["sources_of"](S3Client(env.s3), env.dest, key)
     assert found == [f"s3://{o.bucket}/{o.key}" for o in objects]
     url = f"s3://{env.dest}/{key}"
-    assert main(["inspect", url, "--endpoint-url", s3_endpoint]) == 1  # no sidecar found
-    capsys.readouterr()
+    head = env.s3.head_object(Bucket=env.dest, Key=key)
+    assert head["Metadata"]["aggregator-format"] == "concat"
+    assert head["Metadata"]["aggregator-sidecar"] == f"manifests/{key}.manifest.json"
+    assert main(["inspect", url, "--endpoint-url", s3_endpoint]) == 0
+    assert "concat (sidecar manifest)" in capsys.readouterr().out
     sidecar = f"s3://{env.dest}/manifests/{key}.manifest.json"
     status = main(["inspect", url, "--sidecar", sidecar, "--endpoint-url", s3_endpoint])
     assert status == 0

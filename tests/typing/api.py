@@ -12,14 +12,20 @@ from typing import Any
 from typing_extensions import assert_type
 
 import data_aggregator
-from data_aggregator.config import AppConfig, BundleFormat, Codec, get_config
+from data_aggregator.config import (
+    AppConfig,
+    BundleFormat,
+    Codec,
+    get_config,
+    normalise_key_prefix,
+)
 from data_aggregator.exceptions import (
     DataAggregatorError,
     S3TimeoutError,
     TransientError,
     ValidationError,
 )
-from data_aggregator.idempotency import make_idempotency_key
+from data_aggregator.idempotency import S3ManifestBundleLocator, make_idempotency_key
 from data_aggregator.schemas import (
     ParsedMessage,
     S3EventNotificationRecord,
@@ -67,7 +73,13 @@ def configure() -> AppConfig:
     assert_type(config.bundle_codec, Codec)
     assert_type(config.bundle_format, BundleFormat)
     assert_type(config.sidecar_prefix, str)
+    assert_type(normalise_key_prefix("manifests"), str)
     return AppConfig(distribution_bucket_name="dest-bucket", fetch_concurrency=8)
+
+
+def recovery(config: AppConfig) -> S3ManifestBundleLocator:
+    """The crash-recovery locator of a deployment (``AppConfig`` is its settings)."""
+    return S3ManifestBundleLocator.from_config(config)
 
 
 def safe_name(key: str) -> str | None:

@@ -31,6 +31,7 @@ from data_aggregator.exceptions import (
 from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource, MemoryUpload
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from data_aggregator.bundle import BundleRun
@@ -95,9 +96,11 @@ def test_the_sidecar_is_stored_before_the_hook_and_the_bundle_commit() -> None:
             return super().commit()
 
     class RecordingSink(MemorySink):
-        def open_upload(self, key: str, *, content_type: str) -> MemoryUpload:
+        def open_upload(
+            self, key: str, *, content_type: str, metadata: Mapping[str, str]
+        ) -> MemoryUpload:
             events.append(f"open {key} {content_type}")
-            return Recording(self, key)
+            return Recording(self, key, metadata)
 
     source, sink = MemorySource(), RecordingSink()
     engine = BundleEngine(source, sink, bundle_format="concat", clock=FIXED_TIME.timestamp)
@@ -130,7 +133,7 @@ def test_a_refused_commit_leaves_a_sidecar_that_reads_as_not_committed() -> None
     assert list(sink.objects) == [sidecar_key(KEY.format(1))]
     with pytest.raises(S3ObjectNotFoundError):
         read_bundle_manifest(
-            _SinkAsSource(sink), "dest", KEY.format(1), bundle_format=BundleFormat.CONCAT
+            sink.as_source(), "dest", KEY.format(1), bundle_format=BundleFormat.CONCAT
         )
 
 
@@ -139,11 +142,13 @@ def test_a_sidecar_that_cannot_be_stored_aborts_the_bundle() -> None:
     are retryable, nothing is stored."""
 
     class FailingSidecarSink(MemorySink):
-        def open_upload(self, key: str, *, content_type: str) -> MemoryUpload:
+        def open_upload(
+            self, key: str, *, content_type: str, metadata: Mapping[str, str]
+        ) -> MemoryUpload:
             if key.endswith(".manifest.json"):
                 msg = "no sidecar"
                 raise OSError(msg)
-            return super().open_upload(key, content_type=content_type)
+            return super().open_upload(key, content_type=content_type, metadata=metadata)
 
     run, sink, _ = _run([b"x\n", b"y\n"], sink=FailingSidecarSink())
     assert {o.status for o in run.outcomes} == {OutcomeStatus.FAILED_RETRYABLE}
@@ -291,35 +296,19 @@ def test_a_tar_bundle_is_not_read_as_concat() -> None:
         verify_bundle(io.BytesIO(concat.objects[KEY.format(1)]))
 
 
-class _SinkAsSource:
-    """Reads back what a `MemorySink` stored, as an object source."""
-
-    def __init__(self, sink: MemorySink) -> None:
-        self.sink = sink
-
-    def open_object(self, bucket: str, key: str, **_: Any) -> Any:
-        data = self.sink.objects.get(key)
-        if data is None:
-            raise S3ObjectNotFoundError("no such key", context={"bucket": bucket})
-        source = MemorySource()
-        source.put(bucket, key, data)
-        return source.open_object(bucket, key)
-
-
 def test_read_bundle_manifest_reads_either_format() -> None:
     """The one reader of stored bundles: concat through its sidecar, tar through its own
     manifest (also in a concat deployment, for bundles written before the switch)."""
     _, sink, _ = _run([b"x\n", b"y"])
     source = MemorySource()
     BundleEngine(source, sink).run(_sources(source, [b"z"]), bundle_key="t{}.tar.gz".format)
-    store = _SinkAsSource(sink)
-    concat = read_bundle_manifest(store, "d", KEY.format(1), bundle_format="concat")
-    assert [m.size for m in concat.members] == [2, 1]
-    for layout in ("tar", "concat"):
-        tar = read_bundle_manifest(store, "d", "t1.tar.gz", bundle_format=layout)
-        assert tar.bundle_format is BundleFormat.TAR
-    with pytest.raises(BundleError):  # a tar deployment does not look for sidecars
-        read_bundle_manifest(store, "d", KEY.format(1))
+    for described in (True, False):  # with the bundles' metadata, and without (older)
+        store = sink.as_source(described=described)
+        for layout in ("tar", "concat"):
+            concat = read_bundle_manifest(store, "d", KEY.format(1), bundle_format=layout)
+            assert [m.size for m in concat.members] == [2, 1]
+            tar = read_bundle_manifest(store, "d", "t1.tar.gz", bundle_format=layout)
+            assert tar.bundle_format is BundleFormat.TAR
 
 
 # ------------------------------------------------------------------------ inspect

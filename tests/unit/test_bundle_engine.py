@@ -195,8 +195,8 @@ def test_in_flight_bytes_bound_prefetching() -> None:
             return opened
 
     class CountingSink(MemorySink):
-        def open_upload(self, key: str, *, content_type: str) -> Any:
-            upload = super().open_upload(key, content_type=content_type)
+        def open_upload(self, key: str, *, content_type: str, metadata: Any) -> Any:
+            upload = super().open_upload(key, content_type=content_type, metadata=metadata)
             original = upload.write
 
             def write(data: bytes, /) -> int:

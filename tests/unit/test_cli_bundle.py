@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
+import boto3
 import pytest
 
+from data_aggregator.cli import build_parser, main
 from data_aggregator.cli._bundle import (
     MAX_REFUSED_LISTED,
     BackfillError,
+    BackfillOptions,
     BackfillTotals,
     ListedObject,
     RefusedObject,
+    build_config,
     iter_chunks,
     parse_s3_url,
     synthetic_message,
     watch_listing,
 )
+from data_aggregator.clients import S3Client
+from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import (
     DataAggregatorError,
     IdempotencyStoreError,
@@ -25,10 +32,17 @@ from data_aggregator.exceptions import (
     ValidationError,
     ValidationErrorCode,
 )
-from data_aggregator.idempotency import make_content_key, record_idempotency_key
+from data_aggregator.idempotency import (
+    S3ManifestBundleLocator,
+    make_content_key,
+    record_idempotency_key,
+)
 from data_aggregator.processor import BatchResult, Outcome, Reason, RecordResult
 from data_aggregator.schemas import backfill_sequencer, parse_event
 from data_aggregator.testing import s3_notification, s3_record, sqs_message
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MODIFIED = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
 KEYS = ["plain.txt", "a b+c.txt", "100%25 done.txt", "caf\u00e9/\u65e5\u672c.txt", "x/?#&=.log"]
@@ -133,3 +147,71 @@ def test_refused_objects_beyond_the_cap_are_counted_not_listed() -> None:
     assert len(totals.refused) == MAX_REFUSED_LISTED
     assert totals.refused_count == count
     assert totals.not_bundled == count
+
+
+@pytest.mark.parametrize("command", ["bundle", "inspect"])
+@pytest.mark.parametrize(("given", "normal"), [("manifests", "manifests/"), ("a/b/", "a/b/")])
+def test_sidecar_prefix_option_is_normalised_as_the_setting(
+    command: str, given: str, normal: str
+) -> None:
+    """``--sidecar-prefix`` of ``bundle`` and ``inspect`` takes what SIDECAR_PREFIX takes,
+    with its trailing ``/``; unset, sidecars are next to their bundles."""
+    rest = ["--to", "s3://dest", "--table", "t"] if command == "bundle" else []
+    args = build_parser().parse_args([command, "s3://b/k", *rest, "--sidecar-prefix", given])
+    assert args.sidecar_prefix == normal
+    assert build_parser().parse_args([command, "s3://b/k", *rest]).sidecar_prefix == ""
+
+
+@pytest.mark.parametrize("bad", ["/manifests", "a//b", "a/../b"])
+def test_a_sidecar_prefix_the_setting_refuses_is_a_usage_error(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prefix SIDECAR_PREFIX would refuse exits 2 naming the option, before any request."""
+    with pytest.raises(SystemExit) as exited:
+        main(["bundle", "s3://b/k", "--to", "s3://d", "--table", "t", "--sidecar-prefix", bad])
+    assert exited.value.code == 2
+    assert "--sidecar-prefix must be an S3 key prefix" in capsys.readouterr().err
+
+
+def test_the_backfill_config_and_locator_get_the_sidecar_prefix() -> None:
+    """The processor's config (where sidecars are written) and the crash-recovery locator
+    built from it (where undescribed bundles' sidecars are looked for) agree."""
+    options = BackfillOptions(
+        source_bucket="src",
+        source_prefix="in/",
+        dest_bucket="dest",
+        dest_prefix="out",
+        table="idempotency",
+        codec="gzip",
+        max_bundle_mb=64,
+        batch_size=10,
+        chunk_seconds=600,
+        limit=None,
+        bundle_format="concat",
+        sidecar_prefix="manifests/",
+    )
+    config = build_config(options)
+    assert (config.bundle_format, config.sidecar_prefix) == (BundleFormat.CONCAT, "manifests/")
+    client = S3Client(
+        boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("s3")
+    )
+    locator = S3ManifestBundleLocator.from_config(config, client=client)
+    assert (locator.bucket, locator.bundle_format, locator.sidecar_prefix) == (
+        "dest",
+        BundleFormat.CONCAT,
+        "manifests/",
+    )
+    assert locator.client is client
+
+
+def test_inspect_sidecar_prefix_is_for_s3_bundles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local bundle's sidecar is next to it or named by ``--sidecar``: ``--sidecar-prefix``
+    on a local path is one error line."""
+    bundle = tmp_path / "b.log.gz"
+    bundle.write_bytes(b"")
+    assert main(["inspect", str(bundle), "--sidecar-prefix", "manifests"]) == 1
+    assert "--sidecar-prefix applies to s3:// bundles only" in capsys.readouterr().err

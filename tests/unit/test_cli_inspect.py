@@ -163,7 +163,14 @@ def test_help_documents_every_option(command: str, capsys: pytest.CaptureFixture
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     options = {
-        "inspect": ["--endpoint-url", "--extract", "--json", "--region", "--version-id"],
+        "inspect": [
+            "--endpoint-url",
+            "--extract",
+            "--json",
+            "--region",
+            "--version-id",
+            "--sidecar-prefix",
+        ],
         "create-table": ["--partition-key", "--endpoint-url", "--region", "--exist-ok"],
     }[command]
     for option in options:

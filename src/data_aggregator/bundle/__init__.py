@@ -33,8 +33,9 @@ Guarantees (``docs/bundle-format.md`` has the details):
   each object's bundle before it is written. Empty bundles are never uploaded.
 * With ``bundle_format="concat"`` a bundle is the members' bytes concatenated (a newline
   after each that lacks one), its manifest the sidecar ``<bundle key>.manifest.json``;
-  members must be UTF-8 text. [`read_bundle_manifest`][data_aggregator.bundle.read_bundle_manifest]
-  reads and checks the manifest of a stored bundle of either format.
+  members must be UTF-8 text. Every bundle's S3 metadata names its format and sidecar.
+  [`read_bundle_manifest`][data_aggregator.bundle.read_bundle_manifest] reads and checks
+  the manifest of a stored bundle of either format, wherever its sidecar is.
 * With an [`Admission`][data_aggregator.bundle.Admission], the run writes only the sources
   admitted while it runs (the processor admits each record once its claim returns).
 """

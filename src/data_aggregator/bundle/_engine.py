@@ -20,7 +20,7 @@ from data_aggregator.bundle._types import (
     ObjectSource,
     UploadReceipt,
 )
-from data_aggregator.config import BundleFormat, Codec
+from data_aggregator.config import BundleFormat, Codec, normalise_key_prefix
 from data_aggregator.exceptions import ConfigurationError, ErrorCode
 from data_aggregator.security import sanitize_s3_key
 
@@ -35,7 +35,13 @@ if TYPE_CHECKING:
     from data_aggregator.clients import MultipartWriter, S3Client, WriterOptions
     from data_aggregator.config import AppConfig
 
-__all__ = ["BundleEngine", "BundleSettings", "MultipartSink", "make_bundle_key_factory"]
+__all__ = [
+    "BundleEngine",
+    "BundleSettings",
+    "MultipartSink",
+    "make_bundle_key_factory",
+    "resolve_format",
+]
 
 
 class BundleSettings(Protocol):
@@ -92,7 +98,12 @@ def _always() -> bool:
     return True
 
 
-def _resolve_format(value: BundleFormat | str) -> BundleFormat:
+def resolve_format(value: BundleFormat | str) -> BundleFormat:
+    """``value`` as a `BundleFormat` (any case).
+
+    Raises:
+        ConfigurationError: ``INVALID_BUNDLE_SETTING``: not ``tar`` or ``concat``.
+    """
     try:
         return BundleFormat(value.value if isinstance(value, BundleFormat) else value.lower())
     except (ValueError, AttributeError):
@@ -118,7 +129,11 @@ class BundleEngine:
             that is not is ``REFUSED`` with ``OBJECT_NOT_TEXT``, alone).
         sidecar_prefix: Concat bundles: the sidecar of bundle ``K`` is
             ``<sidecar_prefix>K.manifest.json`` (empty, the default: next to the bundle;
-            a prefix keeps sidecars out of a query engine's table location).
+            a prefix keeps sidecars out of a query engine's table location). Checked and
+            given its trailing ``/`` as ``SIDECAR_PREFIX`` is
+            ([`normalise_key_prefix`][data_aggregator.config.normalise_key_prefix]):
+            ``"manifests"`` is ``"manifests/"``. Every bundle records its sidecar's key
+            in its metadata, so readers need not know it.
         compression_level: gzip 1-9 (default 6), zstd 1-22 (default 3); ``None`` for the
             codec's default.
         compression_threads: Threads compressing one bundle; ``None`` (default): the CPUs
@@ -141,7 +156,7 @@ class BundleEngine:
             bundles' ``created_at`` and the default key folder).
 
     Raises:
-        ConfigurationError: an invalid codec, level or limit.
+        ConfigurationError: an invalid codec, level, limit or sidecar prefix.
     """
 
     def __init__(
@@ -177,8 +192,8 @@ class BundleEngine:
         self.codec = _resolve_codec(
             codec, compression_level, threads=compression_threads, gzip_library=gzip_library
         )
-        self.bundle_format = _resolve_format(bundle_format)
-        self.sidecar_prefix = sidecar_prefix
+        self.bundle_format = resolve_format(bundle_format)
+        self.sidecar_prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
         self._source = source
         self._sink = sink
         self.fetch_concurrency = fetch_concurrency
@@ -396,15 +411,15 @@ class MultipartSink:
             spool_max_size=config.spool_file_max_size_bytes,
         )
 
-    def open_upload(self, key: str, *, content_type: str) -> BundleUpload:
-        """Start the upload of one bundle."""
+    def open_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str]
+    ) -> BundleUpload:
+        """Start the upload of one bundle (or sidecar), with ``metadata`` added to the
+        ``Metadata`` of ``extra_args`` (the bundle's own keys win)."""
         from data_aggregator.clients import MultipartWriter  # noqa: PLC0415 - lazy
 
-        writer = MultipartWriter(
-            self.s3,
-            self.bucket,
-            key,
-            extra_args={"ContentType": content_type, **self._extra_args},
-            **self.writer_options,
-        )
+        args = {"ContentType": content_type, **self._extra_args}
+        if metadata:
+            args["Metadata"] = {**(args.get("Metadata") or {}), **metadata}
+        writer = MultipartWriter(self.s3, self.bucket, key, extra_args=args, **self.writer_options)
         return _MultipartUpload(writer)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 from data_aggregator.exceptions import ErrorCode, ValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from data_aggregator.exceptions import DataAggregatorError
@@ -238,4 +239,10 @@ class BundleUpload(Protocol):
 class BundleSink(Protocol):
     """Where bundles go: opens one upload per bundle key."""
 
-    def open_upload(self, key: str, *, content_type: str) -> BundleUpload: ...
+    def open_upload(
+        self, key: str, *, content_type: str, metadata: Mapping[str, str]
+    ) -> BundleUpload:
+        """Start the object ``key``. ``metadata`` is the object's user metadata (S3's
+        ``x-amz-meta-*``): a bundle describes its format and, for a concat bundle, where
+        its sidecar is (``docs/bundle-format.md``); a sink that stores objects in S3 must
+        store it, so that crash recovery finds the sidecar whatever its own settings."""

@@ -11,22 +11,31 @@ its manifest before acting on it (deleting sources, say) go through it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from data_aggregator.bundle._concat import sidecar_key
 from data_aggregator.bundle._concat_reader import read_concat_bundle
+from data_aggregator.bundle._engine import resolve_format
 from data_aggregator.bundle._manifest import bundle_problem
+from data_aggregator.bundle._metadata import BundleDescription
 from data_aggregator.bundle._reader import read_bundle
-from data_aggregator.config import BundleFormat
-from data_aggregator.exceptions import S3ObjectNotFoundError
+from data_aggregator.config import BundleFormat, normalise_key_prefix
+from data_aggregator.exceptions import BundleError, S3ObjectNotFoundError
 
 if TYPE_CHECKING:
-    from data_aggregator.bundle._manifest import BundleManifest
-    from data_aggregator.bundle._types import ObjectSource, ReadableStream
-    from data_aggregator.config import Codec
-    from data_aggregator.exceptions import BundleError
+    from collections.abc import Iterable
 
-__all__ = ["read_bundle_manifest", "verify_bundle"]
+    from data_aggregator.bundle._manifest import BundleManifest
+    from data_aggregator.bundle._types import ObjectBody, ObjectSource, ReadableStream
+    from data_aggregator.config import Codec
+
+__all__ = [
+    "read_bundle_manifest",
+    "read_sidecar",
+    "sidecar_candidates",
+    "verify_bundle",
+]
 
 
 def _raise(problem: BundleError) -> None:
@@ -84,13 +93,44 @@ def verify_bundle(
     return manifest
 
 
-def _read_sidecar(source: ObjectSource, bucket: str, key: str) -> bytes | None:
-    try:
-        obj = source.open_object(bucket, key)
-    except S3ObjectNotFoundError:
-        return None
-    with contextlib.closing(obj.body):
-        return obj.body.read()
+def _metadata(obj: ObjectBody) -> Mapping[str, str]:
+    """The user metadata of an opened object (`S3Object.metadata`); none for an object
+    source that does not report it."""
+    metadata = getattr(obj, "metadata", None)
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def sidecar_candidates(
+    bundle_key: str, description: BundleDescription, sidecar_prefix: str = ""
+) -> tuple[str, ...]:
+    """Where the sidecar of ``bundle_key`` may be, in the order to look.
+
+    A tar bundle (by its metadata) has none; a concat bundle whose metadata records its
+    sidecar's key has that one only. Otherwise (a bundle that does not describe itself):
+    under ``sidecar_prefix``, then next to the bundle.
+    """
+    if description.bundle_format is BundleFormat.TAR:
+        return ()
+    if description.sidecar_key is not None:
+        return (description.sidecar_key,)
+    keys = (sidecar_key(bundle_key, sidecar_prefix), sidecar_key(bundle_key))
+    return tuple(dict.fromkeys(keys))
+
+
+def read_sidecar(source: ObjectSource, bucket: str, keys: Iterable[str]) -> bytes | None:
+    """The bytes of the first of the sidecars ``keys`` that exists; ``None`` if none does.
+
+    Raises:
+        DataAggregatorError: reading failed for another reason than a missing object.
+    """
+    for key in keys:
+        try:
+            obj = source.open_object(bucket, key)
+        except S3ObjectNotFoundError:
+            continue
+        with contextlib.closing(obj.body):
+            return obj.body.read()
+    return None
 
 
 def read_bundle_manifest(
@@ -104,31 +144,62 @@ def read_bundle_manifest(
     """Read the bundle ``s3://bucket/bundle_key`` whole, check it against its manifest and
     return the manifest.
 
-    A tar bundle is checked against the ``manifest.json`` it ends with. With
-    ``bundle_format="concat"`` the sidecar ``<sidecar_prefix><bundle_key>.manifest.json``
-    is read first
-    and the bundle is checked against it (every member cut at its offset, hashed,
-    compared; the sidecar must name ``bundle_key``); a concat deployment that finds no
-    sidecar reads the bundle as tar (one written before the switch). The sidecar is
-    stored before the bundle, so a sidecar whose bundle is missing is a bundle that was
-    never committed: `S3ObjectNotFoundError`, as for any missing bundle.
+    A bundle's format, and a concat bundle's sidecar key, come from the bundle's own
+    metadata (``aggregator-format``, ``aggregator-sidecar``, returned with the bundle's
+    ``GetObject``): a tar bundle is checked against the ``manifest.json`` it ends with, a
+    concat bundle against the sidecar its metadata names (every member cut at its offset,
+    hashed, compared; the sidecar must name ``bundle_key``), whatever ``bundle_format`` and
+    ``sidecar_prefix`` say. A bundle without that metadata (written by an earlier version)
+    is read as the caller's configuration says: with ``bundle_format="concat"`` against
+    the sidecar ``<sidecar_prefix><bundle_key>.manifest.json`` or, failing that, the one
+    next to the bundle, and as tar when there is neither (one written before the switch);
+    as tar otherwise, and if that fails, against a sidecar found at either place (the
+    bundle is read a second time). The sidecar is stored before the bundle, so a sidecar
+    whose bundle is missing is a bundle that was never committed: `S3ObjectNotFoundError`,
+    as for any missing bundle.
 
     Args:
-        source: Opens objects ([`S3Client`][data_aggregator.clients.S3Client] fits).
+        source: Opens objects ([`S3Client`][data_aggregator.clients.S3Client] fits; its
+            ``S3Object.metadata`` is the bundle's metadata).
         bucket: The bundles' bucket.
         bundle_key: The bundle's key.
-        bundle_format: The deployment's ``BUNDLE_FORMAT``.
-        sidecar_prefix: The deployment's ``SIDECAR_PREFIX`` (where sidecars are).
+        bundle_format: The reader's ``BUNDLE_FORMAT``, for bundles without metadata.
+        sidecar_prefix: The reader's ``SIDECAR_PREFIX`` (normalised as
+            [`normalise_key_prefix`][data_aggregator.config.normalise_key_prefix] does),
+            for bundles without metadata.
 
     Raises:
         S3ObjectNotFoundError: there is no bundle at ``bundle_key``.
-        BundleError: the bundle does not match its manifest (``BUNDLE_INVALID``).
+        BundleError: the bundle does not match its manifest, or its metadata names a
+            sidecar that does not exist or a format this version does not know
+            (``BUNDLE_INVALID``).
+        ConfigurationError: an invalid ``bundle_format`` or ``sidecar_prefix``.
         DataAggregatorError: reading failed (S3 errors), or the bundle is zstd and the
             ``zstandard`` package is not installed.
     """
-    sidecar = None
-    if BundleFormat(bundle_format) is BundleFormat.CONCAT:
-        sidecar = _read_sidecar(source, bucket, sidecar_key(bundle_key, sidecar_prefix))
+    configured = resolve_format(bundle_format)
+    prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
     obj = source.open_object(bucket, bundle_key)
     with contextlib.closing(obj.body):
-        return verify_bundle(obj.body, sidecar=sidecar, bundle_key=bundle_key)
+        description = BundleDescription.from_metadata(_metadata(obj))
+        candidates = sidecar_candidates(bundle_key, description, prefix)
+        if description.bundle_format is not None or configured is BundleFormat.CONCAT:
+            sidecar = read_sidecar(source, bucket, candidates)
+            if sidecar is None and description.bundle_format is BundleFormat.CONCAT:
+                raise bundle_problem(
+                    f"no sidecar manifest for this concat bundle at {', '.join(candidates)}"
+                )
+            return verify_bundle(obj.body, sidecar=sidecar, bundle_key=bundle_key)
+        try:  # an undescribed bundle, read by a tar deployment
+            return verify_bundle(obj.body)
+        except BundleError as problem:
+            as_tar = problem
+    sidecar = read_sidecar(source, bucket, candidates)
+    if sidecar is None:
+        raise as_tar
+    try:
+        again = source.open_object(bucket, bundle_key)
+    except S3ObjectNotFoundError:  # there a moment ago: this cannot tell
+        raise as_tar from None
+    with contextlib.closing(again.body):
+        return verify_bundle(again.body, sidecar=sidecar, bundle_key=bundle_key)

@@ -2,10 +2,13 @@
 or abort.
 
 A tar bundle ends with ``manifest.json``. A concat bundle's manifest is a sidecar object
-(``<key>.manifest.json``), stored *before* the bundle: the order is "every part of the
-bundle uploaded, the sidecar stored, ``before_commit``, the bundle committed", so the
-bundle's own final request stays the last write and the one the caller's gate guards. A
-sidecar without its bundle means "not committed" (readers treat the bundle as absent).
+(``<key>.manifest.json``, under the sidecar prefix), stored *before* the bundle: the order
+is "every part of the bundle uploaded, the sidecar stored, ``before_commit``, the bundle
+committed", so the bundle's own final request stays the last write and the one the
+caller's gate guards. A sidecar without its bundle means "not committed" (readers treat
+the bundle as absent).
+Every bundle's upload carries user metadata naming its format and, for concat, its
+sidecar's key (``_metadata.py``), so readers find the sidecar whatever their settings.
 
 Private; used by `data_aggregator.bundle._runner`. Any failure of the sink (or of the
 compressor in front of it) surfaces as `SinkFailure`, a failure of the ``before_commit``
@@ -15,9 +18,11 @@ source object; the class decides the error code recorded on the bundle's objects
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from data_aggregator.bundle._codecs import BlockCompressor, new_compressor
 from data_aggregator.bundle._concat import SIDECAR_CONTENT_TYPE, ConcatStream, sidecar_key
@@ -27,6 +32,7 @@ from data_aggregator.bundle._manifest import (
     manifest_overhead,
     render_manifest,
 )
+from data_aggregator.bundle._metadata import bundle_metadata
 from data_aggregator.bundle._naming import bundle_content_type
 from data_aggregator.bundle._tar import TarStream, member_header
 from data_aggregator.bundle._types import BundleSummary
@@ -34,7 +40,7 @@ from data_aggregator.config import BundleFormat
 from data_aggregator.exceptions import BundleUploadError, ErrorCode
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from datetime import datetime
 
     from data_aggregator.bundle._codecs import CodecSpec, Compressor
@@ -74,6 +80,38 @@ def upload_error(failure: SinkFailure, key: str | None = None) -> BundleUploadEr
             "cause_code": getattr(cause, "error_code", None),
         },
     )
+
+
+def open_upload(
+    sink: BundleSink, key: str, *, content_type: str, metadata: Mapping[str, str]
+) -> BundleUpload:
+    """``sink.open_upload(key, content_type=..., metadata=...)``, or without ``metadata``
+    for a sink written before 0.2 (whose ``open_upload`` has no such parameter): its
+    bundles then carry no metadata, and recovery reads them by the reader's own settings,
+    as before (logged once per sink class)."""
+    if _takes_metadata(type(sink)):
+        return sink.open_upload(key, content_type=content_type, metadata=metadata)
+    return sink.open_upload(key, content_type=content_type)  # type: ignore[call-arg]
+
+
+@functools.cache
+def _takes_metadata(sink_type: type[Any]) -> bool:
+    """Whether ``sink_type.open_upload`` accepts ``metadata=`` (or any keyword)."""
+    try:
+        parameters = inspect.signature(sink_type.open_upload).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: assume the current protocol
+        return True
+    takes = any(
+        parameter.name == "metadata" or parameter.kind is inspect.Parameter.VAR_KEYWORD
+        for parameter in parameters
+    )
+    if not takes:
+        logger.warning(
+            "%s.open_upload takes no metadata: its bundles do not record their format "
+            "(add a 'metadata' keyword parameter and store it as the object's user metadata)",
+            sink_type.__qualname__,
+        )
+    return takes
 
 
 @dataclass(slots=True)
@@ -123,8 +161,14 @@ class OpenBundle:
         Raises:
             SinkFailure: the sink could not open the upload.
         """
+        sidecar = sidecar_key(key, sidecar_prefix) if bundle_format is BundleFormat.CONCAT else None
         try:
-            upload = sink.open_upload(key, content_type=bundle_content_type(bundle_format, codec))
+            upload = open_upload(
+                sink,
+                key,
+                content_type=bundle_content_type(bundle_format, codec),
+                metadata=bundle_metadata(bundle_format, sidecar),
+            )
         except Exception as exc:
             raise SinkFailure(exc) from exc
 
@@ -239,7 +283,7 @@ class OpenBundle:
         """
         name = sidecar_key(self.key, self.sidecar_prefix)
         try:
-            upload = self.sink.open_upload(name, content_type=SIDECAR_CONTENT_TYPE)
+            upload = open_upload(self.sink, name, content_type=SIDECAR_CONTENT_TYPE, metadata={})
         except Exception as exc:
             raise SinkFailure(exc) from exc
         try:

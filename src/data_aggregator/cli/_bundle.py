@@ -79,6 +79,8 @@ class BackfillOptions:
     delete_sources: bool = False
     #: ``tar`` or ``concat`` (``--format``).
     bundle_format: str = "tar"
+    #: Where concat sidecars go (``--sidecar-prefix``, as ``SIDECAR_PREFIX``).
+    sidecar_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,7 @@ def build_config(options: BackfillOptions) -> AppConfig:
         idempotency_table_name=options.table,
         bundle_prefix=options.dest_prefix,
         bundle_format=BundleFormat(options.bundle_format),
+        sidecar_prefix=options.sidecar_prefix,
         bundle_codec=Codec(options.codec),
         max_bundle_size_mb=options.max_bundle_mb,
         delete_sources=options.delete_sources,

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             table=args.table,
             codec=args.codec,
             bundle_format=args.format,
+            sidecar_prefix=args.sidecar_prefix,
             max_bundle_mb=args.max_bundle_mb,
             batch_size=args.batch_size,
             chunk_seconds=args.chunk_seconds,
@@ -136,8 +137,6 @@ def _backfill_clients(
             )
             raise CommandError(msg) from None
         raise CommandError(f"idempotency table {options.table!r} is not usable ({code})") from None
-    locator = S3ManifestBundleLocator(
-        options.dest_bucket, client=s3, bundle_format=options.bundle_format
-    )
+    locator = S3ManifestBundleLocator.from_config(config, client=s3)
     store = DynamoDBIdempotencyStore.from_config(config, client=dynamodb, bundle_locator=locator)
     return s3, store

@@ -11,6 +11,7 @@ from data_aggregator.cli._common import PROG, CommandError, plural, report_error
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Mapping
 
     from data_aggregator.cli._inspect import InspectResult
 
@@ -41,13 +42,15 @@ def run(args: argparse.Namespace) -> int:
 
         bucket, key = _parse_s3_url(args.bundle)
         s3 = _s3_client(args.s3_endpoint_url or args.endpoint_url, args.region)
-        sidecar = _sidecar(args, s3) or _s3_sidecar(s3, bucket, sidecar_key(key))
         obj = s3.open_object(bucket, key, version_id=args.version_id)
-        expected = obj.metadata.get(CONTENT_SHA256)
-        if expected is None:  # multipart uploads carry it as a tag, of this same version
-            tags = s3.get_object_tags(bucket, key, version_id=obj.version_id)
-            expected = tags.get(CONTENT_SHA256)
         with contextlib.closing(obj.body):
+            sidecar = _sidecar(args, s3) or _described_sidecar(
+                s3, bucket, key, obj.metadata, args.sidecar_prefix
+            )
+            expected = obj.metadata.get(CONTENT_SHA256)
+            if expected is None:  # multipart uploads carry it as a tag, of this same version
+                tags = s3.get_object_tags(bucket, key, version_id=obj.version_id)
+                expected = tags.get(CONTENT_SHA256)
             result = inspect_bundle(
                 obj.body,
                 expected_sha256=expected,
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.version_id is not None:
             raise CommandError("--version-id applies to s3:// bundles only")
+        if args.sidecar_prefix:
+            raise CommandError("--sidecar-prefix applies to s3:// bundles only (use --sidecar)")
         sidecar_path = Path(sidecar_key(args.bundle))
         sidecar = _sidecar(args, None) or (
             sidecar_path.read_bytes() if sidecar_path.is_file() else None
@@ -104,8 +109,34 @@ def _sidecar(args: argparse.Namespace, s3: Any) -> bytes | None:
         raise CommandError(f"cannot open {location}: {exc.strerror or exc}") from None
 
 
+def _described_sidecar(
+    s3: Any, bucket: str, key: str, metadata: Mapping[str, str], prefix: str
+) -> bytes | None:
+    """The sidecar of the S3 bundle ``key``: where its metadata says, else (a bundle
+    written before bundles described themselves) under ``prefix``, then next to it;
+    ``None`` for a tar bundle, or an undescribed bundle without a sidecar."""
+    from data_aggregator.bundle._metadata import BundleDescription  # noqa: PLC0415
+    from data_aggregator.bundle._verify import sidecar_candidates  # noqa: PLC0415
+    from data_aggregator.config import BundleFormat  # noqa: PLC0415
+    from data_aggregator.exceptions import BundleError  # noqa: PLC0415
+
+    try:
+        description = BundleDescription.from_metadata(metadata)
+    except BundleError as exc:
+        raise CommandError(f"s3://{bucket}/{key}: {exc.message}") from None
+    candidates = sidecar_candidates(key, description, prefix)
+    for candidate in candidates:
+        found = _s3_sidecar(s3, bucket, candidate)
+        if found is not None:
+            return found
+    if description.bundle_format is BundleFormat.CONCAT:
+        where = ", ".join(f"s3://{bucket}/{candidate}" for candidate in candidates)
+        raise CommandError(f"concat bundle (by its metadata) without a sidecar at {where}")
+    return None
+
+
 def _s3_sidecar(s3: Any, bucket: str, key: str) -> bytes | None:
-    """The concat sidecar ``key``, or ``None`` when there is none (a tar bundle)."""
+    """The concat sidecar ``key``, or ``None`` when there is none."""
     from data_aggregator.exceptions import (  # noqa: PLC0415
         S3AccessDeniedError,
         S3ObjectNotFoundError,

@@ -55,6 +55,27 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _sidecar_prefix(text: str) -> str:
+    """``--sidecar-prefix``: checked and given its trailing ``/`` as ``SIDECAR_PREFIX`` is."""
+    from data_aggregator.config import normalise_key_prefix  # noqa: PLC0415
+    from data_aggregator.exceptions import ConfigurationError  # noqa: PLC0415
+
+    try:
+        return normalise_key_prefix(text, variable="--sidecar-prefix")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _add_sidecar_prefix(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--sidecar-prefix",
+        type=_sidecar_prefix,
+        default="",
+        metavar="PREFIX",
+        help=f"{help_text}; as SIDECAR_PREFIX: 'manifests' means 'manifests/' (default: none)",
+    )
+
+
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from data_aggregator.cli._demo_report import (  # noqa: PLC0415 - commands load their parts
@@ -191,9 +212,10 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
             "manifest.json names, check each member's size and SHA-256 and that manifest and "
             "archive agree, and for s3:// the whole object's SHA-256 against its "
             "content-sha256 metadata (single-part) or tag (multipart). A concat bundle "
-            "(BUNDLE_FORMAT=concat) is read against its sidecar manifest, BUNDLE.manifest.json "
-            "next to it unless --sidecar names it. Exit status 1 with one line per problem "
-            "on stderr when any check fails."
+            "(BUNDLE_FORMAT=concat) is read against its sidecar manifest: the one --sidecar "
+            "names, else for s3:// the one the bundle's metadata names, else "
+            "BUNDLE.manifest.json under --sidecar-prefix or next to it. Exit status 1 with "
+            "one line per problem on stderr when any check fails."
         ),
     )
     inspect.add_argument(
@@ -204,7 +226,12 @@ def _add_inspect(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="MANIFEST",
         default=None,
         help="the sidecar manifest of a concat bundle (local path or s3:// URL), when it is "
-        "not BUNDLE.manifest.json (SIDECAR_PREFIX set)",
+        "not BUNDLE.manifest.json and the bundle's metadata does not name it",
+    )
+    _add_sidecar_prefix(
+        inspect,
+        "s3:// bundles whose metadata does not name their sidecar (written by an earlier "
+        "version): look for PREFIX<key>.manifest.json first, then next to the bundle",
     )
     _add_aws_options(inspect, "S3 endpoint for s3:// bundles")
     inspect.add_argument(
@@ -272,6 +299,12 @@ def _add_bundle(commands: Any, common: argparse.ArgumentParser) -> None:
             "other line readers, the manifest a sidecar <bundle>.manifest.json; every "
             "object must be UTF-8 text (default: %(default)s)"
         ),
+    )
+    _add_sidecar_prefix(
+        bundle,
+        "with --format concat: the sidecar of bundle KEY is PREFIX<KEY>.manifest.json in the "
+        "--to bucket, outside the bundles' prefix; crash recovery finds it from the bundle's "
+        "metadata",
     )
     bundle_mb = config_bounds("max_bundle_size_mb")  # MAX_BUNDLE_SIZE_MB's, like its default
     bundle.add_argument(

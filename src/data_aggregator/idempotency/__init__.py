@@ -81,7 +81,7 @@ if TYPE_CHECKING:
         DynamoDBStoreSettings,
     )
     from data_aggregator.idempotency._memory import InMemoryIdempotencyStore
-    from data_aggregator.idempotency._recovery import S3ManifestBundleLocator
+    from data_aggregator.idempotency._recovery import LocatorSettings, S3ManifestBundleLocator
     from data_aggregator.idempotency._table import create_idempotency_table, main
 
 __all__ = [
@@ -98,6 +98,7 @@ __all__ = [
     "IdempotencyStore",
     "InMemoryBundleLocator",
     "InMemoryIdempotencyStore",
+    "LocatorSettings",
     "RecordStatus",
     "S3ManifestBundleLocator",
     "UpdateResult",
@@ -125,6 +126,7 @@ _LAZY: dict[str, str] = {
     "create_idempotency_table": "data_aggregator.idempotency._table",
     "main": "data_aggregator.idempotency._table",
     "S3ManifestBundleLocator": "data_aggregator.idempotency._recovery",
+    "LocatorSettings": "data_aggregator.idempotency._recovery",
 }
 
 __getattr__, __dir__ = _lazy.lazy_attributes(globals(), _LAZY)

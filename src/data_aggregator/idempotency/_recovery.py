@@ -2,8 +2,10 @@
 
 Bundles are tar streams (gzip, zstd or uncompressed) whose last member is
 ``manifest.json``, or concat bundles whose manifest is the sidecar object
-``<bundle key>.manifest.json``, stored before the bundle (no bundle: not committed). A
-compressed stream has no index, so finding the manifest means reading
+``<SIDECAR_PREFIX><bundle key>.manifest.json``, stored before the bundle (no bundle: not
+committed); each bundle's metadata names its format and its sidecar, so a locator reads
+bundles written with any settings. A compressed stream has no index, so finding the
+manifest means reading
 the whole bundle once: acceptable, because the locator only runs on the crash-recovery
 path (a lease taken over from an invocation that died after announcing a bundle). The read
 goes through [`S3Client`][data_aggregator.clients.S3Client] (typed errors) and
@@ -16,10 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from data_aggregator.clients import S3Client
-from data_aggregator.config import BundleFormat
+from data_aggregator.config import BundleFormat, normalise_key_prefix
 from data_aggregator.exceptions import (
     BundleError,
     ConfigurationError,
@@ -35,9 +37,20 @@ if TYPE_CHECKING:
 
     from data_aggregator.bundle import BundleManifest
 
-__all__ = ["S3ManifestBundleLocator"]
+__all__ = ["LocatorSettings", "S3ManifestBundleLocator"]
 
 logger = logging.getLogger("data_aggregator.idempotency")
+
+
+class LocatorSettings(Protocol):
+    """What ``S3ManifestBundleLocator.from_config`` reads (``AppConfig`` provides it)."""
+
+    @property
+    def distribution_bucket_name(self) -> str: ...
+    @property
+    def bundle_format(self) -> BundleFormat: ...
+    @property
+    def sidecar_prefix(self) -> str: ...
 
 
 def _s3_client(
@@ -53,8 +66,9 @@ def _s3_client(
             )
             raise ConfigurationError(msg, context={"variable": "expected_bucket_owner"})
         return client
-    # A boto3 client (or none: the default one) wrapped for one reader at a time.
-    return S3Client(client, expected_bucket_owner=expected_bucket_owner, max_pool_connections=1)
+    # A boto3 client (or none: the default one) wrapped for one reader at a time: a
+    # bundle's body stays open while its sidecar is read.
+    return S3Client(client, expected_bucket_owner=expected_bucket_owner, max_pool_connections=2)
 
 
 def _error_facts(error: DataAggregatorError) -> dict[str, Any]:
@@ -88,11 +102,16 @@ class S3ManifestBundleLocator:
             client or omitted; an ``S3Client`` brings its own (a different value here is a
             [`ConfigurationError`][data_aggregator.exceptions.ConfigurationError]).
         cache_size: How many verified bundles to remember (0: none).
-        bundle_format: The deployment's ``BUNDLE_FORMAT``. With ``concat`` the sidecar
-            ``<bundle key>.manifest.json`` is read and the bundle checked against it; a
-            bundle without a sidecar is read as tar (written before the switch); a sidecar
-            without its bundle means the bundle was never committed (an empty set).
-        sidecar_prefix: The deployment's ``SIDECAR_PREFIX``: where concat sidecars are.
+        bundle_format: The deployment's ``BUNDLE_FORMAT``, for bundles that do not say
+            their format in their metadata (written by an earlier version): with
+            ``concat``, the sidecar ``<sidecar_prefix><bundle key>.manifest.json`` (or
+            the one next to the bundle) is read and the bundle checked against it, a
+            bundle without a sidecar is read as tar (written before the switch). A bundle
+            that describes itself is read as its metadata says, whatever this is. A
+            sidecar without its bundle means the bundle was never committed (an empty
+            set).
+        sidecar_prefix: The deployment's ``SIDECAR_PREFIX`` (normalised like it: a
+            trailing ``/`` is added), for bundles without metadata.
 
     A bundle found and verified is remembered (the last ``cache_size`` of them): a stored
     bundle never changes, and an invocation that takes over many records announced for the
@@ -122,13 +141,28 @@ class S3ManifestBundleLocator:
     ) -> None:
         self.bucket = bucket
         self.bundle_format = BundleFormat(bundle_format)
-        self.sidecar_prefix = sidecar_prefix
+        self.sidecar_prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
         self.client = _s3_client(client, expected_bucket_owner)
         self.key_function = key_function
         self.expected_bucket_owner = self.client.expected_bucket_owner
         self._cache_size = max(0, cache_size)
         self._known: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(
+        cls, config: LocatorSettings, *, client: S3Client | Boto3S3Client | None = None
+    ) -> S3ManifestBundleLocator:
+        """The locator of a deployment: bundles in ``DISTRIBUTION_BUCKET_NAME``, read with
+        its ``BUNDLE_FORMAT`` and ``SIDECAR_PREFIX`` (for bundles without metadata) through
+        ``client`` (the processor's ``S3Client``: its ``ExpectedBucketOwner`` applies).
+        The processor's default store and ``data-aggregator bundle`` use this."""
+        return cls(
+            config.distribution_bucket_name,
+            client=client,
+            bundle_format=config.bundle_format,
+            sidecar_prefix=config.sidecar_prefix,
+        )
 
     def bundled_keys(self, bundle_key: str) -> frozenset[str] | None:
         """The idempotency keys of the members of bundle ``bundle_key``, once checked."""

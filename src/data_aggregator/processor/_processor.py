@@ -231,12 +231,7 @@ class ReusableProcessor:
             S3ManifestBundleLocator,
         )
 
-        locator: BundleLocator = S3ManifestBundleLocator(
-            self.config.distribution_bucket_name,
-            client=self.s3,
-            bundle_format=self.config.bundle_format,
-            sidecar_prefix=self.config.sidecar_prefix,
-        )
+        locator: BundleLocator = S3ManifestBundleLocator.from_config(self.config, client=self.s3)
         return DynamoDBIdempotencyStore.from_config(
             self.config, bundle_locator=locator, clock=self._clock, session=session
         )

@@ -246,7 +246,7 @@ class ErrorCode(str, Enum):
     INVALID_COMPRESSION_THREADS = "INVALID_COMPRESSION_THREADS"
     #: The zstd codec needs the zstd extra.
     ZSTD_NOT_INSTALLED = "ZSTD_NOT_INSTALLED"
-    #: ``gzip_library="zlib-ng"`` needs the zlib-ng extra.
+    #: ``gzip_library="zlib-ng"`` but the zlib-ng package (a dependency) is missing.
     ZLIB_NG_NOT_INSTALLED = "ZLIB_NG_NOT_INSTALLED"
     #: No unique member name could be found for an object.
     MEMBER_NAME_EXHAUSTED = "MEMBER_NAME_EXHAUSTED"

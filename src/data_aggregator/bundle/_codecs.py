@@ -15,9 +15,9 @@ bundle with one thread, is byte for byte what a single compressor writes.
 ``zstandard`` is imported lazily, so the zstd extra costs nothing unless it is used, and a
 missing package is reported as a `ConfigurationError` that names the extra.
 
-gzip is written with ``zlib-ng`` (the ``zlib-ng`` extra: a faster implementation of the
-same deflate format, about twice the throughput per core at the same level) when that
-package is installed, else with Python's ``zlib``; `CodecSpec.gzip_library` says which.
+gzip is written with ``zlib-ng`` (a dependency: a faster implementation of the same
+deflate format, about twice the throughput per core at the same level) when that package
+can be imported, else with Python's ``zlib``; `CodecSpec.gzip_library` says which.
 Both write standard gzip; the bytes differ between the two, never between runs of one.
 """
 
@@ -94,7 +94,7 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_WBITS = 31
 
 #: The deflate implementation gzip bundles are written with: Python's ``zlib``, or
-#: ``zlib-ng`` (the ``zlib-ng`` extra), which `resolve_codec` picks when it is installed.
+#: ``zlib-ng`` (a dependency), which `resolve_codec` picks when it can be imported.
 GzipLibrary = Literal["zlib", "zlib-ng"]
 _GZIP_LIBRARIES: tuple[GzipLibrary, ...] = ("zlib", "zlib-ng")
 #: The size of the pieces `_Rechunked` hands zlib-ng.
@@ -234,10 +234,10 @@ def _zlib_ng() -> ModuleType:
         return importlib.import_module("zlib_ng.zlib_ng")
     except ImportError as exc:
         raise ConfigurationError(
-            "gzip_library='zlib-ng' needs the 'zlib-ng' package: "
-            "pip install 's3-data-aggregator[zlib-ng]'",
+            "gzip_library='zlib-ng' needs the 'zlib-ng' package (a dependency of "
+            "s3-data-aggregator: was it installed with --no-deps?): pip install zlib-ng",
             ErrorCode.ZLIB_NG_NOT_INSTALLED,
-            {"extra": "s3-data-aggregator[zlib-ng]"},
+            {"package": "zlib-ng"},
         ) from exc
 
 

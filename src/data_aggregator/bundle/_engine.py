@@ -142,7 +142,7 @@ class BundleEngine:
             compressed in independent 1 MiB blocks in parallel: a multi-member gzip or
             multi-frame zstd stream, which every reader reads as one. ``1``: one ordinary
             stream, as before.
-        gzip_library: ``"zlib"`` or ``"zlib-ng"`` (the ``zlib-ng`` extra); ``None``
+        gzip_library: ``"zlib"`` or ``"zlib-ng"`` (a dependency); ``None``
             (default): ``zlib-ng`` when it is installed, else Python's ``zlib``.
         fetch_concurrency: Worker threads fetching bodies ahead of the writer.
         in_flight_bytes: Budget for prefetched-but-unwritten bodies; larger objects are

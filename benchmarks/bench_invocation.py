@@ -122,6 +122,8 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from data_aggregator.idempotency import BatchMode
+
 ROWS = (
     "ours",
     "ours, transact claims",
@@ -291,7 +293,7 @@ class Meter:
 
 
 def _build_ours(
-    endpoint: str, case: Mapping[str, Any], *, batch_mode: str | None = None
+    endpoint: str, case: Mapping[str, Any], *, batch_mode: BatchMode | None = None
 ) -> tuple[Any, Any]:
     from data_aggregator import Outcome, ReusableProcessor, get_config
     from data_aggregator.idempotency import (

@@ -172,6 +172,9 @@ def valid_config_environments(draw: st.DrawFn) -> dict[str, str]:
             r"[a-z0-9_-]{1,10}(/[a-z0-9_-]{1,10}){0,2}/?", fullmatch=True
         ),
         "BUNDLE_FORMAT": st.sampled_from(["tar", "concat", "TAR", "Concat"]),
+        "IDEMPOTENCY_BATCH_MODE": st.sampled_from(
+            ["auto", "single", "hybrid", "transact", "statements", "AUTO", "Statements"]
+        ),
         "SOURCE_BUCKET_ALLOWLIST": st.lists(
             st.from_regex(r"[A-Za-z0-9._-]{3,20}", fullmatch=True), min_size=1, max_size=4
         ).map(",".join),

@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -49,12 +49,18 @@ __all__ = [
     "AppConfig",
     "BundleFormat",
     "Codec",
+    "IdempotencyBatchMode",
     "LogLevel",
     "get_config",
     "normalise_key_prefix",
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+#: ``IDEMPOTENCY_BATCH_MODE``: how the default DynamoDB store sends its writes. ``"auto"``
+#: picks ``"statements"`` on AWS's own DynamoDB endpoints and ``"hybrid"`` on any other
+#: (an emulator); the others are the store's ``BatchMode`` values, which a test keeps equal.
+IdempotencyBatchMode = Literal["auto", "single", "hybrid", "transact", "statements"]
 
 
 class Codec(str, Enum):
@@ -278,6 +284,10 @@ _SETTINGS: dict[str, _Setting] = {
         f"an attribute name of 1-{_MAX_PARTITION_KEY_BYTES} UTF-8 bytes, printable, no "
         "surrounding spaces",
     ),
+    "idempotency_batch_mode": _Setting(
+        "IDEMPOTENCY_BATCH_MODE",
+        f"one of {', '.join(get_args(IdempotencyBatchMode))} (any case)",
+    ),
     "lease_margin_seconds": _Setting("LEASE_MARGIN_SECONDS", _seconds, _parse_float),
     "metrics_enabled": _Setting(
         "METRICS_ENABLED", "true/false, 1/0, yes/no or on/off (any case)", _parse_bool
@@ -414,6 +424,7 @@ class AppConfig(BaseModel):
     delete_sources: bool = Field(default=False, strict=True)
     # Idempotency and metrics.
     idempotency_partition_key: str = "object_key"
+    idempotency_batch_mode: IdempotencyBatchMode = "auto"
     lease_margin_seconds: float = Field(
         default=10.0, ge=0, le=300, strict=True, allow_inf_nan=False
     )
@@ -509,7 +520,9 @@ class AppConfig(BaseModel):
 
     # ------------------------------------------------------------------ validation
 
-    @field_validator("log_level", "bundle_format", "bundle_codec", mode="before")
+    @field_validator(
+        "log_level", "bundle_format", "bundle_codec", "idempotency_batch_mode", mode="before"
+    )
     @classmethod
     def _normalise_case(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str) and not isinstance(value, Enum):

@@ -617,12 +617,17 @@ def test_table_name_comes_from_the_environment(
 
 
 def test_from_config_reads_table_key_and_ttl(client: DynamoDBClient) -> None:
-    """from_config takes table name, partition key and TTL from an AppConfig-like object."""
+    """from_config takes table name, partition key, TTL and batch mode from an
+    AppConfig-like object."""
     config = SimpleNamespace(
-        idempotency_table_name="t1", idempotency_partition_key="pk", idempotency_ttl_seconds=60
+        idempotency_table_name="t1",
+        idempotency_partition_key="pk",
+        idempotency_ttl_seconds=60,
+        idempotency_batch_mode="single",
     )
     store = DynamoDBIdempotencyStore.from_config(config, client=client, max_workers=3)
     assert (store.table_name, store.partition_key, store.ttl_seconds) == ("t1", "pk", 60)
+    assert store.batch_mode == "single"
 
 
 def test_from_config_accepts_the_app_config(client: DynamoDBClient) -> None:

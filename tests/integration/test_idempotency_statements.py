@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from types import SimpleNamespace
@@ -327,17 +328,159 @@ def test_a_batch_applied_but_whose_answer_was_lost_is_retried_safely(
         )
 
 
-def test_a_statement_denied_by_iam_is_a_configuration_error(
-    client: DynamoDBClient, table: str
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The warnings the store logged about a PartiQL refusal."""
+    return [
+        r
+        for r in caplog.records
+        if r.name == "data_aggregator.idempotency" and r.levelno == logging.WARNING
+    ]
+
+
+class Transactions:
+    """Counts the client's TransactWriteItems requests (the hybrid path's completions)."""
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self.sent = 0
+        client.meta.events.register_first("before-call.dynamodb.TransactWriteItems", self._count)
+
+    def _count(self, **_: Any) -> None:
+        self.sent += 1
+
+
+def refuse_requests(client: DynamoDBClient, code: str) -> list[bool]:
+    """Answer the client's BatchExecuteStatement requests ``400 <code>`` (nothing runs)
+    while the returned list is not empty."""
+    active = [True]
+
+    def refuse(**_: Any) -> Any:
+        if not active:
+            return None
+        return SimpleNamespace(status_code=400), {"Error": {"Code": code, "Message": code}}
+
+    client.meta.events.register(f"before-call.dynamodb.{BES}", refuse)
+    return active
+
+
+def test_a_statement_denied_by_iam_switches_the_store_to_hybrid(
+    client: DynamoDBClient, table: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A role with PutItem but without dynamodb:PartiQLInsert: the statement's AccessDenied
-    raises a configuration error rather than quietly falling back to single writes."""
+    """A role with PutItem but without dynamodb:PartiQLInsert: the denied statement's key
+    is claimed the hybrid way (a PutItem) in the same call, its neighbour by the batch; the
+    store writes hybrid from then on (completions in a transaction, no PartiQL) and says so
+    in one warning naming the actions."""
+    caplog.set_level(logging.WARNING, logger="data_aggregator")
     faults = StatementFaults(client)
     faults.faults = {"k": ["AccessDenied"]}
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock)
+    requests = Requests(client)
+    transactions = Transactions(client)
+    claimed = store.claim(["k", "j"], owner=A, lease_expires_at=clock() + 60, bundle_key="b")
+    assert {key: r.status for key, r in claimed.items()} == {
+        "k": ClaimStatus.CLAIMED,
+        "j": ClaimStatus.CLAIMED,
+    }
+    assert requests.batches() == [["k", "j"]]
+    assert requests.single_writes() == ["k"]
+    assert store.batch_mode == "hybrid"
+    done = store.complete(["k", "j"], owner=A, bundle_key="b")
+    assert {r.status for r in done.values()} == {UpdateStatus.OK}
+    assert requests.batches() == [["k", "j"]]
+    assert transactions.sent == 1
+    for key in ("k", "j"):
+        record = store.get(key)
+        assert record is not None
+        assert (record.status, record.bundle_key) == (RecordStatus.COMPLETED, "b")
+    (warning,) = _refusals(caplog)
+    assert "dynamodb:PartiQLInsert and dynamodb:PartiQLUpdate" in warning.getMessage()
+    assert warning.__dict__["denied_action"] == "dynamodb:PartiQLInsert"
+    assert warning.__dict__["table_name"] == table
+
+
+def test_a_request_denied_by_iam_is_written_the_hybrid_way_in_the_same_call(
+    client: DynamoDBClient, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The whole BatchExecuteStatement refused (AccessDeniedException: the role lacks
+    dynamodb:PartiQLUpdate): nothing of it ran, and every completion of the call is made
+    by a transaction instead; no key fails, one warning names the denied action."""
+    caplog.set_level(logging.WARNING, logger="data_aggregator")
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock)
+    batch = [f"key-{i:02d}" for i in range(30)]
+    claimed = store.claim(batch, owner=A, lease_expires_at=clock() + 60, bundle_key="b")
+    assert {r.status for r in claimed.values()} == {ClaimStatus.CLAIMED}
+    refuse_requests(client, "AccessDeniedException")
+    requests = Requests(client)
+    transactions = Transactions(client)
+    done = store.complete(batch, owner=A, bundle_key="b")
+    assert {r.status for r in done.values()} == {UpdateStatus.OK}
+    assert sorted(len(keys) for keys in requests.batches()) == [15, 15]
+    assert requests.single_writes() == []
+    assert transactions.sent == 1
+    assert store.batch_mode == "hybrid"
+    (warning,) = _refusals(caplog)
+    assert warning.__dict__["denied_action"] == "dynamodb:PartiQLUpdate"
+    for key in batch:
+        record = store.get(key)
+        assert record is not None
+        assert (record.status, record.bundle_key) == (RecordStatus.COMPLETED, "b")
+
+
+def test_concurrent_refusals_switch_the_store_once(
+    client: DynamoDBClient, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four threads of one store meet the refusal at the same time: each writes its own
+    keys the hybrid way, every key is claimed, and the store warns once."""
+    caplog.set_level(logging.WARNING, logger="data_aggregator")
+    threads = 4
+    arrived = threading.Barrier(threads, timeout=30)
+
+    def refuse_together(**_: Any) -> Any:
+        arrived.wait()  # every thread has sent its statements before any is answered
+        error = {"Code": "AccessDeniedException", "Message": "not authorized"}
+        return SimpleNamespace(status_code=400), {"Error": error}
+
+    client.meta.events.register(f"before-call.dynamodb.{BES}", refuse_together)
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock, max_workers=threads)
+    results: dict[str, ClaimStatus] = {}
+    lock = threading.Lock()
+
+    def claim(worker: int) -> None:
+        keys = [f"w{worker}-{i}" for i in range(5)]
+        claimed = store.claim(keys, owner=A, lease_expires_at=clock() + 60)
+        with lock:
+            results.update({key: r.status for key, r in claimed.items()})
+
+    workers = [threading.Thread(target=claim, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(results) == threads * 5
+    assert set(results.values()) == {ClaimStatus.CLAIMED}
+    assert store.batch_mode == "hybrid"
+    assert len(_refusals(caplog)) == 1
+
+
+@pytest.mark.parametrize("per_statement", [True, False], ids=["statement", "request"])
+def test_a_missing_table_stays_a_configuration_error(
+    client: DynamoDBClient, table: str, caplog: pytest.LogCaptureFixture, per_statement: bool
+) -> None:
+    """ResourceNotFound (per statement) or ResourceNotFoundException (the request) is the
+    configuration error it always was: no fallback, no warning."""
+    caplog.set_level(logging.WARNING, logger="data_aggregator")
+    if per_statement:
+        StatementFaults(client).faults = {"k": ["ResourceNotFound"]}
+    else:
+        refuse_requests(client, "ResourceNotFoundException")
     store = statements_store(table, client, FakeClock(FUTURE_START))
     with pytest.raises(IdempotencyConfigurationError) as caught:
         store.claim(["k", "j"], owner=A, lease_expires_at=time.time() + 60)
-    assert caught.value.error_code == "IDEMPOTENCY_ACCESS_DENIED"
+    assert caught.value.error_code == "IDEMPOTENCY_TABLE_NOT_FOUND"
+    assert store.batch_mode == "statements"
+    assert _refusals(caplog) == []
 
 
 def test_keys_sharing_a_stored_item_never_meet_in_one_batch(

@@ -5,12 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import pydantic
 import pytest
 
-from data_aggregator.config import MIB, AppConfig, BundleFormat, Codec, get_config
+from data_aggregator.config import (
+    MIB,
+    AppConfig,
+    BundleFormat,
+    Codec,
+    IdempotencyBatchMode,
+    get_config,
+)
 from data_aggregator.exceptions import ConfigurationError
 from tests.strategies import CONFIG_INT_RANGES, config_bounds
 
@@ -47,6 +54,7 @@ DEFAULTS: list[tuple[str, str, Any]] = [
     ("EXPECTED_BUCKET_OWNER", "expected_bucket_owner", None),
     ("DELETE_SOURCES", "delete_sources", False),
     ("IDEMPOTENCY_PARTITION_KEY", "idempotency_partition_key", "object_key"),
+    ("IDEMPOTENCY_BATCH_MODE", "idempotency_batch_mode", "auto"),
     ("LEASE_MARGIN_SECONDS", "lease_margin_seconds", 10.0),
     ("METRICS_ENABLED", "metrics_enabled", True),
     ("METRICS_NAMESPACE", "metrics_namespace", "DataAggregator"),
@@ -93,6 +101,7 @@ FROM_ENV: list[tuple[str, str, str, Any]] = [
     ("EXPECTED_BUCKET_OWNER", "expected_bucket_owner", "123456789012", "123456789012"),
     ("DELETE_SOURCES", "delete_sources", "yes", True),
     ("IDEMPOTENCY_PARTITION_KEY", "idempotency_partition_key", "pk", "pk"),
+    ("IDEMPOTENCY_BATCH_MODE", "idempotency_batch_mode", "Statements", "statements"),
     ("LEASE_MARGIN_SECONDS", "lease_margin_seconds", "0", 0.0),
     ("METRICS_ENABLED", "metrics_enabled", "off", False),
     ("METRICS_NAMESPACE", "metrics_namespace", "My/App: Bundles#1", "My/App: Bundles#1"),
@@ -176,6 +185,11 @@ BAD: list[tuple[str, list[str], str | None]] = [
         "exactly 12 digits",
     ),
     ("IDEMPOTENCY_PARTITION_KEY", ["x" * 256, "a\tb", "\u00e9" * 128], "1-255 UTF-8 bytes"),
+    (
+        "IDEMPOTENCY_BATCH_MODE",
+        ["partiql", "batch", "transaction", "statement", "auto,hybrid"],
+        "auto, single, hybrid, transact, statements",
+    ),
     ("DELETE_SOURCES", ["maybe", "2", "delete"], "true/false"),
     ("LEASE_MARGIN_SECONDS", ["-1", "300.5", "nan", "abc"], None),
     ("METRICS_ENABLED", ["maybe", "2", "tru", "enabled"], "true/false"),
@@ -334,6 +348,19 @@ def test_seed_variables_still_work() -> None:
     assert config.spool_file_max_size_bytes == 32 * MIB
     assert config.timeout_guard_threshold_ms == 45_000
     assert config.log_level == "WARNING"
+
+
+@pytest.mark.parametrize("mode", get_args(IdempotencyBatchMode))
+def test_batch_mode_in_any_case(mode: IdempotencyBatchMode) -> None:
+    """IDEMPOTENCY_BATCH_MODE takes each mode in any case, from the environment and in code,
+    and stores it lower-case."""
+    assert AppConfig.from_env({**BASE, "IDEMPOTENCY_BATCH_MODE": mode.upper()}) == AppConfig(
+        distribution_bucket_name="dest-bucket", idempotency_batch_mode=mode
+    )
+    in_code = AppConfig.model_validate(
+        {"distribution_bucket_name": "dest-bucket", "idempotency_batch_mode": mode.title()}
+    )
+    assert in_code.idempotency_batch_mode == mode
 
 
 def test_event_prefixes_are_deduplicated_in_order() -> None:

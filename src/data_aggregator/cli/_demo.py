@@ -148,6 +148,9 @@ def run_demo(options: DemoOptions, progress: Callable[[str], None] = lambda _: N
         source_bucket_allowlist=frozenset({SOURCE_BUCKET}),
         fetch_concurrency=16,
         metrics_enabled=False,
+        # mock_aws answers on AWS's own endpoint names, where "auto" means the PartiQL
+        # statements, which moto cannot run: the demo writes as it always has.
+        idempotency_batch_mode="hybrid",
     )
     with _sandboxed_aws_environment(), mock_aws():
         session = boto3.session.Session(region_name=REGION)

@@ -27,8 +27,10 @@ holds the record before bundling it again.
 * [`DynamoDBIdempotencyStore`][data_aggregator.idempotency.DynamoDBIdempotencyStore] and
   [`create_idempotency_table`][data_aggregator.idempotency.create_idempotency_table]: production
   (imported on first use, so that importing this module does not import boto3), with
-  ``batch_mode="hybrid"`` (default: claims one request per key, completions batched),
-  ``"single"``, ``"transact"`` or ``"statements"`` (`BatchMode`);
+  ``batch_mode="hybrid"`` (the constructor's default: claims one request per key,
+  completions batched), ``"single"``, ``"transact"`` or ``"statements"`` (`BatchMode`);
+  ``from_config`` reads ``IDEMPOTENCY_BATCH_MODE``, whose default ``"auto"`` is
+  ``"statements"`` on AWS's own endpoints and ``"hybrid"`` on any other;
 * [`BundleLocator`][data_aggregator.idempotency.BundleLocator] (protocol),
   [`InMemoryBundleLocator`][data_aggregator.idempotency.InMemoryBundleLocator] and
   [`S3ManifestBundleLocator`][data_aggregator.idempotency.S3ManifestBundleLocator]: crash

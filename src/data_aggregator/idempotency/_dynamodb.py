@@ -2,12 +2,13 @@
 
 The table's schema and its management are in `_idempotency_dynamodb_table`.
 
-Four batch modes, with the same conditions and the same per-key results:
+Four batch modes, with the same conditions and the same per-key results (``"auto"``, the
+``IDEMPOTENCY_BATCH_MODE`` default, picks one from the client's endpoint: `auto_batch_mode`):
 
-* ``"hybrid"`` (default): claims as in ``"single"`` (a refused claim costs one request
-  and settles one key, and most claims of a redelivered batch are refused), completions
-  and releases as in ``"transact"`` (their conditions almost never fail). About two
-  requests per bundled object: its claim and its ``GetObject``.
+* ``"hybrid"`` (the constructor's default): claims as in ``"single"`` (a refused claim
+  costs one request and settles one key, and most claims of a redelivered batch are
+  refused), completions and releases as in ``"transact"`` (their conditions almost never
+  fail). About two requests per bundled object: its claim and its ``GetObject``.
 * ``"single"``: one conditional ``PutItem``/``UpdateItem`` per key, run
   concurrently. One write capacity unit per key and step.
 * ``"transact"``: optimistic chunks of up to 100 keys in one ``TransactWriteItems``, each
@@ -23,6 +24,9 @@ Four batch modes, with the same conditions and the same per-key results:
   per key and step), about 25 times fewer requests. A claim is an ``INSERT`` (a fresh key);
   the keys it cannot settle (the item exists, no item returned, validation) take the
   single-item path, a throttled statement is sent again after a backoff (`_statements`).
+  A statement refused for lack of permission (the role lacks ``dynamodb:PartiQLInsert``
+  or ``dynamodb:PartiQLUpdate``) switches the store to ``"hybrid"`` for good, with one
+  warning; the refused keys are written that way in the same call.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -62,6 +67,7 @@ from data_aggregator.idempotency._base import (
 )
 from data_aggregator.idempotency._statements import (
     MAX_STATEMENTS,
+    PARTIQL_ACTIONS,
     Statement,
     StatementReport,
     claim_insert,
@@ -95,6 +101,7 @@ if TYPE_CHECKING:
     from botocore.session import Session as BotocoreSession
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from data_aggregator.config import IdempotencyBatchMode
     from data_aggregator.idempotency._types import BundleLocator
 
 __all__ = [
@@ -103,6 +110,7 @@ __all__ = [
     "BatchMode",
     "DynamoDBIdempotencyStore",
     "DynamoDBStoreSettings",
+    "auto_batch_mode",
     "create_idempotency_table",
 ]
 
@@ -113,6 +121,16 @@ MAX_KEY_BYTES = 2048
 #: DynamoDB's limit on actions per ``TransactWriteItems`` (100 since September 2022).
 MAX_TRANSACT_ITEMS = 100
 _BATCH_MODES: tuple[BatchMode, ...] = ("hybrid", "single", "transact", "statements")
+#: Host suffixes of AWS's own DynamoDB endpoints: regional and FIPS
+#: (``dynamodb.us-east-1.amazonaws.com``), VPC endpoints, China
+#: (``dynamodb.cn-north-1.amazonaws.com.cn``) and dual-stack (``dynamodb.us-east-1.api.aws``).
+_AWS_ENDPOINT_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+_FALLBACK_WARNING = (
+    "DynamoDB refused a PartiQL statement for lack of permission: this idempotency store "
+    "writes in hybrid mode from now on; grant "
+    + " and ".join(PARTIQL_ACTIONS)
+    + " on the table, or set IDEMPOTENCY_BATCH_MODE=hybrid"
+)
 # A transaction's items may total at most 4 MB (4,194,304 bytes) and each at most 400 KB.
 # Actions are measured by their JSON text, which is longer than the item it writes.
 _TRANSACT_MAX_BYTES = 4_000_000
@@ -156,6 +174,18 @@ _CLAIMABLE = (
     "attribute_not_exists(#pk) OR #exp <= :now"
     " OR (#status = :in_progress AND (#lease <= :now OR #owner = :owner))"
 )
+
+
+def auto_batch_mode(endpoint_url: str | None) -> BatchMode:
+    """The batch mode ``"auto"`` means for a DynamoDB client of ``endpoint_url``.
+
+    ``"statements"`` on AWS's own endpoints (a host ending in ``.amazonaws.com``,
+    ``.amazonaws.com.cn`` or ``.api.aws``); ``"hybrid"`` on any other, which is an
+    emulator (moto, DynamoDB Local, LocalStack) or a proxy: emulators' PartiQL differs
+    from DynamoDB's, and moto's cannot run the statements mode.
+    """
+    host = (urlsplit(endpoint_url or "").hostname or "").rstrip(".")
+    return "statements" if host.endswith(_AWS_ENDPOINT_SUFFIXES) else "hybrid"
 
 
 def _number(value: float) -> dict[str, str]:
@@ -206,6 +236,9 @@ class DynamoDBStoreSettings(Protocol):
     @property
     def idempotency_ttl_seconds(self) -> int: ...
 
+    @property
+    def idempotency_batch_mode(self) -> IdempotencyBatchMode: ...
+
 
 class DynamoDBIdempotencyStore(IdempotencyStore):
     """Idempotency records in a DynamoDB table, with conditional writes.
@@ -219,9 +252,11 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     per ``TransactWriteItems`` instead, and fall back to single writes for the keys a
     transaction cannot settle; the default ``batch_mode="hybrid"`` does so for
     completions and releases only; ``batch_mode="statements"`` sends them up to 25 per
-    PartiQL ``BatchExecuteStatement``, each applied or refused on its own. Throttling and
-    5xx answers are retried with jittered exponential backoff; when retries run out, only
-    the keys concerned get an ``ERROR`` result.
+    PartiQL ``BatchExecuteStatement``, each applied or refused on its own;
+    ``batch_mode="auto"`` (what ``IDEMPOTENCY_BATCH_MODE`` defaults to) is
+    ``"statements"`` on AWS's own endpoints and ``"hybrid"`` on any other
+    (`auto_batch_mode`). Throttling and 5xx answers are retried with jittered exponential
+    backoff; when retries run out, only the keys concerned get an ``ERROR`` result.
 
     Args:
         table_name: The table; defaults to ``$IDEMPOTENCY_TABLE_NAME``.
@@ -251,7 +286,12 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             ``"statements"``: up to 25 keys per PartiQL ``BatchExecuteStatement`` for
             every step (not a transaction: one write capacity unit per key, as
             ``"single"``), the keys it cannot settle written one by one; needs
-            ``dynamodb:PartiQLInsert`` and ``dynamodb:PartiQLUpdate`` too.
+            ``dynamodb:PartiQLInsert`` and ``dynamodb:PartiQLUpdate`` too: when a statement
+            is refused for lack of them, the store logs one warning and writes in
+            ``"hybrid"`` mode from then on (the refused keys too, in the same call).
+            ``"auto"``: ``"statements"`` when the client's endpoint is AWS's own, else
+            ``"hybrid"`` (`auto_batch_mode`). The mode in use is
+            [`batch_mode`][data_aggregator.idempotency.DynamoDBIdempotencyStore.batch_mode].
         transact_max_items: Largest transaction (1 to 100); chunks are
             evened out (250 keys: 84 + 83 + 83) and kept under the 4 MB request limit.
 
@@ -276,7 +316,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         backoff_base_seconds: float = 0.05,
         backoff_max_seconds: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
-        batch_mode: BatchMode = "hybrid",
+        batch_mode: IdempotencyBatchMode = "hybrid",
         transact_max_items: int = MAX_TRANSACT_ITEMS,
     ) -> None:
         super().__init__(
@@ -294,19 +334,22 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         if not partition_key:
             msg = "partition_key must be a non-empty attribute name"
             raise IdempotencyConfigurationError(msg, context={"partition_key": partition_key})
-        if batch_mode not in _BATCH_MODES:
-            msg = f"batch_mode must be one of {', '.join(_BATCH_MODES)}"
+        if batch_mode != "auto" and batch_mode not in _BATCH_MODES:
+            msg = f"batch_mode must be one of auto, {', '.join(_BATCH_MODES)}"
             raise IdempotencyConfigurationError(msg, context={"batch_mode": batch_mode})
         if not 1 <= transact_max_items <= MAX_TRANSACT_ITEMS:
             msg = f"transact_max_items must be between 1 and {MAX_TRANSACT_ITEMS}"
             raise IdempotencyConfigurationError(
                 msg, context={"transact_max_items": transact_max_items}
             )
-        self.batch_mode: BatchMode = batch_mode
         self.transact_max_items = int(transact_max_items)
         self.table_name = name
         self.partition_key = partition_key
         self.client: DynamoDBClient = client or _default_client(self._max_workers, session)
+        self._batch_mode: BatchMode = (
+            auto_batch_mode(self.client.meta.endpoint_url) if batch_mode == "auto" else batch_mode
+        )
+        self._mode_lock = threading.Lock()
         add_deadline_hooks(self.client)  # no request or retry past the invocation's deadline
         self._max_retries = max(0, max_retries)
         self._backoff_base = backoff_base_seconds
@@ -324,17 +367,29 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         *,
         client: DynamoDBClient | None = None,
         bundle_locator: BundleLocator | None = None,
+        batch_mode: IdempotencyBatchMode | None = None,
         **kwargs: Any,
     ) -> DynamoDBIdempotencyStore:
-        """Build the store from an ``AppConfig`` (table, partition key, TTL)."""
+        """Build the store from an ``AppConfig`` (table, partition key, TTL, batch mode).
+
+        ``batch_mode`` defaults to the configuration's ``IDEMPOTENCY_BATCH_MODE``
+        (``"auto"`` unless set); a value given here wins.
+        """
         return cls(
             config.idempotency_table_name,
             partition_key=config.idempotency_partition_key,
             ttl_seconds=config.idempotency_ttl_seconds,
             client=client,
             bundle_locator=bundle_locator,
+            batch_mode=config.idempotency_batch_mode if batch_mode is None else batch_mode,
             **kwargs,
         )
+
+    @property
+    def batch_mode(self) -> BatchMode:
+        """How the store sends its writes now: ``"auto"`` resolved, and ``"hybrid"`` once a
+        ``"statements"`` store has been refused a PartiQL statement for lack of permission."""
+        return self._batch_mode
 
     # ------------------------------------------------------------------ primitives
 
@@ -388,6 +443,10 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
 
     # ------------------------------------------------------------------ bulk hooks
 
+    # A "statements" hook writes through `_statements`, which hands back the keys refused
+    # for lack of permission (never applied): the hook writes them the hybrid way, as the
+    # store now does (`_fall_back`).
+
     def _claim_records(
         self,
         keys: list[str],
@@ -398,30 +457,6 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         expiration: int,
         bundle_key: str | None,
     ) -> Outcomes:
-        if self.batch_mode == "statements":
-            item = _claim_item(owner, lease_expires_at, expiration, bundle_key)
-            return self._statements(
-                keys,
-                claim_insert(self.table_name, self.partition_key, item),
-                lambda key: self._claim_record(
-                    key,
-                    owner=owner,
-                    now=now,
-                    lease_expires_at=lease_expires_at,
-                    expiration=expiration,
-                    bundle_key=bundle_key,
-                ),
-            )
-        if self.batch_mode != "transact":
-            return super()._claim_records(
-                keys,
-                owner=owner,
-                now=now,
-                lease_expires_at=lease_expires_at,
-                expiration=expiration,
-                bundle_key=bundle_key,
-            )
-
         def single(key: str) -> WriteOutcome:
             return self._claim_record(
                 key,
@@ -431,6 +466,26 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 expiration=expiration,
                 bundle_key=bundle_key,
             )
+
+        mode = self.batch_mode
+        settled: Outcomes = {}
+        if mode == "statements":
+            item = _claim_item(owner, lease_expires_at, expiration, bundle_key)
+            insert = claim_insert(self.table_name, self.partition_key, item)
+            settled, keys = self._statements(keys, insert, single)
+            mode = "hybrid"  # for the keys refused PartiQL: the store's mode from now on
+        if not keys:
+            return settled
+        if mode != "transact":
+            hybrid = super()._claim_records(
+                keys,
+                owner=owner,
+                now=now,
+                lease_expires_at=lease_expires_at,
+                expiration=expiration,
+                bundle_key=bundle_key,
+            )
+            return {**settled, **hybrid}
 
         def refused(record: IdempotencyRecord | None) -> WriteOutcome | None:
             # The transaction only writes absent keys (so that an applied action's previous
@@ -448,17 +503,15 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
     def _set_pending_records(self, keys: list[str], *, owner: str, bundle_key: str) -> Outcomes:
         if self.batch_mode == "single":
             return super()._set_pending_records(keys, owner=owner, bundle_key=bundle_key)
-        if self.batch_mode == "statements":
-            return self._statements(
-                keys,
-                pending_update(self.table_name, self.partition_key, owner, bundle_key),
-                lambda key: self._set_pending(key, owner=owner, bundle_key=bundle_key),
-            )
-        return self._transact(
+
+        def single(key: str) -> WriteOutcome:
+            return self._set_pending(key, owner=owner, bundle_key=bundle_key)
+
+        return self._updates(
             keys,
+            pending_update(self.table_name, self.partition_key, owner, bundle_key),
             _pending_write(owner, bundle_key),
-            lambda key: self._set_pending(key, owner=owner, bundle_key=bundle_key),
-            _refused,
+            single,
         )
 
     def _complete_records(
@@ -468,40 +521,52 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             return super()._complete_records(
                 keys, owner=owner, bundle_key=bundle_key, expiration=expiration
             )
-        if self.batch_mode == "statements":
-            return self._statements(
-                keys,
-                complete_update(
-                    self.table_name, self.partition_key, owner, bundle_key, _number(expiration)
-                ),
-                lambda key: self._complete_record(
-                    key, owner=owner, bundle_key=bundle_key, expiration=expiration
-                ),
-            )
-        return self._transact(
-            keys,
-            _complete_write(owner, bundle_key, expiration),
-            lambda key: self._complete_record(
+
+        def single(key: str) -> WriteOutcome:
+            return self._complete_record(
                 key, owner=owner, bundle_key=bundle_key, expiration=expiration
+            )
+
+        return self._updates(
+            keys,
+            complete_update(
+                self.table_name, self.partition_key, owner, bundle_key, _number(expiration)
             ),
-            _refused,
+            _complete_write(owner, bundle_key, expiration),
+            single,
         )
 
     def _release_records(self, keys: list[str], *, owner: str, bundle_key: str | None) -> Outcomes:
         if self.batch_mode == "single":
             return super()._release_records(keys, owner=owner, bundle_key=bundle_key)
-        if self.batch_mode == "statements":
-            return self._statements(
-                keys,
-                release_update(self.table_name, self.partition_key, owner, bundle_key),
-                lambda key: self._release_record(key, owner=owner, bundle_key=bundle_key),
-            )
-        return self._transact(
+
+        def single(key: str) -> WriteOutcome:
+            return self._release_record(key, owner=owner, bundle_key=bundle_key)
+
+        return self._updates(
             keys,
+            release_update(self.table_name, self.partition_key, owner, bundle_key),
             _release_write(owner, bundle_key),
-            lambda key: self._release_record(key, owner=owner, bundle_key=bundle_key),
-            _refused,
+            single,
         )
+
+    def _updates(
+        self,
+        keys: list[str],
+        statement: Statement,
+        write: _Write,
+        single: Callable[[str], WriteOutcome],
+    ) -> Outcomes:
+        """A held-lease step (mark_pending, complete, release) in every mode but
+        ``"single"``: ``statement`` in ``"statements"`` mode, else (and for the keys a
+        statement was refused for lack of permission) ``write`` in transactions;
+        ``single`` for the keys neither settles."""
+        settled: Outcomes = {}
+        if self.batch_mode == "statements":
+            settled, keys = self._statements(keys, statement, single)
+        if not keys:
+            return settled
+        return {**settled, **self._transact(keys, write, single, _refused)}
 
     # ------------------------------------------------------------------ table checks
 
@@ -706,7 +771,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
 
     def _statements(
         self, keys: list[str], statement: Statement, single: Callable[[str], WriteOutcome]
-    ) -> Outcomes:
+    ) -> tuple[Outcomes, list[str]]:
         """Apply ``statement`` to ``keys``, up to 25 per ``BatchExecuteStatement``.
 
         Batches run concurrently. The statements that were throttled (or failed with a
@@ -714,9 +779,15 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         ``max_retries`` times and never past the deadline; then such a key fails as a
         throttled single write would. Every key a batch could not settle runs through
         ``single``, the single-item write.
+
+        Returns the outcomes, and the keys left for the caller to write the ``"hybrid"``
+        way: none, unless a statement was refused for lack of permission; then the store
+        switches to ``"hybrid"`` (`_fall_back`), and the refused keys and those waiting
+        for another round are handed back (none of them was applied).
         """
         batches, leftovers = self._statement_batches(keys)
         results: Outcomes = {}
+        denied: list[str] = []
         attempt = 0
         while batches:
             reports = self._run_all(
@@ -729,6 +800,11 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 results.update(report.settled)
                 retry.update(report.retry)
                 leftovers.extend(report.single)
+                denied.extend(report.denied)
+            if denied:
+                self._fall_back(statement)
+                denied.extend(retry)
+                break
             if not retry:
                 break
             delay = self._random.uniform(0, min(self._backoff_max, self._backoff_base * 2**attempt))
@@ -747,7 +823,24 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             leftovers.extend(more)
         if leftovers:
             results.update(self._map(leftovers, single))
-        return results
+        return results, denied
+
+    def _fall_back(self, statement: Statement) -> None:
+        """After a statement refused for lack of permission: write in ``"hybrid"`` mode from
+        now on, and say so once (the store's threads may all meet the refusal)."""
+        with self._mode_lock:
+            if self._batch_mode != "statements":
+                return
+            self._batch_mode = "hybrid"
+        logger.warning(
+            _FALLBACK_WARNING,
+            extra={
+                "table_name": self.table_name,
+                "denied_action": statement.action,
+                "iam_actions": list(PARTIQL_ACTIONS),
+                "batch_mode": "hybrid",
+            },
+        )
 
     def _statement_batches(self, keys: list[str]) -> tuple[list[list[str]], list[str]]:
         """Even batches of up to 25 keys, and the keys that must be written alone (a batch
@@ -779,10 +872,19 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         requests: list[Any] = [
             statement.request(self._key(key)[self.partition_key]) for key in batch
         ]
+
+        def send() -> Any:
+            try:
+                return self.client.batch_execute_statement(Statements=requests)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "AccessDeniedException":
+                    raise _Denied from exc  # the role may not run this statement
+                raise
+
         try:
-            response = self._call(
-                None, lambda: self.client.batch_execute_statement(Statements=requests)
-            )
+            response = self._call(None, send)
+        except _Denied:
+            return StatementReport(denied=list(batch))
         except IdempotencyConfigurationError:
             raise
         except IdempotencyError as error:
@@ -927,6 +1029,10 @@ class _ConditionFailed(Exception):  # noqa: N818 - internal control flow, never 
     def __init__(self, item: Mapping[str, Any] | None) -> None:
         super().__init__("conditional check failed")
         self.item = item
+
+
+class _Denied(Exception):  # noqa: N818 - internal control flow, never escapes
+    """A whole ``BatchExecuteStatement`` refused by IAM (``AccessDeniedException``)."""
 
 
 class _Cancelled(Exception):  # noqa: N818 - internal control flow, never escapes

@@ -15,9 +15,13 @@ KB, a refused one too). What each step sends, and how an answer settles its key:
   record, or an answer without it) the key goes to the single-item write.
 * throttling, 5xx and conflicts of one statement: that statement alone is sent again in
   the next round, after a backoff; anything else unclear (validation ...): single write.
+* ``AccessDenied`` (the role lacks the statement's IAM action; per statement, or
+  ``AccessDeniedException`` for the whole request): nothing was applied; the store writes
+  the key the ``"hybrid"`` way, and every later write too (`DynamoDBIdempotencyStore`).
 
-The IAM actions are ``dynamodb:PartiQLInsert`` and ``dynamodb:PartiQLUpdate`` (and the
-single-item ``PutItem``/``UpdateItem`` for the fallbacks).
+The IAM actions are `PARTIQL_ACTIONS`, ``dynamodb:PartiQLInsert`` and
+``dynamodb:PartiQLUpdate`` (and the single-item ``PutItem``/``UpdateItem`` for the keys
+written alone).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_STATEMENTS",
+    "PARTIQL_ACTIONS",
     "Statement",
     "StatementReport",
     "claim_insert",
@@ -50,6 +55,12 @@ __all__ = [
 #: DynamoDB's limit on statements per ``BatchExecuteStatement``.
 MAX_STATEMENTS = 25
 
+# The IAM action of each kind of statement (IAM authorises each statement of a batch).
+_INSERT_ACTION = "dynamodb:PartiQLInsert"
+_UPDATE_ACTION = "dynamodb:PartiQLUpdate"
+#: The IAM actions the statements mode needs on the table, besides the single-item ones.
+PARTIQL_ACTIONS = (_INSERT_ACTION, _UPDATE_ACTION)
+
 # Per-statement codes (``BatchStatementError.Code``) worth another round: nothing applied.
 _RETRYABLE = frozenset(
     {
@@ -60,11 +71,11 @@ _RETRYABLE = frozenset(
         "TransactionConflict",
     }
 )
-# Per-statement codes that mean the same as the single-item API's exception.
-_CONFIGURATION = {
-    "ResourceNotFound": "ResourceNotFoundException",
-    "AccessDenied": "AccessDeniedException",
-}
+# A statement refused because the table is missing, and the single-item API's code for it.
+_TABLE_NOT_FOUND = "ResourceNotFound"
+_TABLE_NOT_FOUND_EXCEPTION = "ResourceNotFoundException"
+# A statement refused because the role lacks its IAM action.
+_ACCESS_DENIED = "AccessDenied"
 
 
 def _name(attribute: str) -> str:
@@ -80,11 +91,13 @@ def _literal(attribute: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One write, the same for every key of a bulk call: ``text`` with ``?`` placeholders,
-    filled by the key (at ``key_at`` among ``values``) and ``values``."""
+    filled by the key (at ``key_at`` among ``values``) and ``values``; ``action`` is the
+    IAM action that allows it."""
 
     text: str
     values: tuple[dict[str, Any], ...]
     key_at: int
+    action: str
 
     def request(self, stored_key: dict[str, Any]) -> dict[str, Any]:
         """The ``BatchStatementRequest`` for the key (as ``_key`` stores it)."""
@@ -106,13 +119,17 @@ class StatementReport:
     retry: dict[str, str] = field(default_factory=dict)  # key -> per-statement code
     #: To be written one by one (exists, no item returned, validation, unclear answer).
     single: list[str] = field(default_factory=list)
+    #: Refused for lack of permission (IAM), not applied: to be written the hybrid way.
+    denied: list[str] = field(default_factory=list)
 
 
 def claim_insert(table: str, partition_key: str, item: Mapping[str, Any]) -> Statement:
     """The claim of an absent key: ``INSERT`` of the new record (``item`` without the key)."""
     names = [partition_key, *item]
     pairs = ", ".join(f"{_literal(name)}: ?" for name in names)
-    return Statement(f"INSERT INTO {_name(table)} VALUE {{{pairs}}}", tuple(item.values()), 0)
+    return Statement(
+        f"INSERT INTO {_name(table)} VALUE {{{pairs}}}", tuple(item.values()), 0, _INSERT_ACTION
+    )
 
 
 def _held_update(
@@ -130,7 +147,9 @@ def _held_update(
     values = [value for _, _, value in sets]
     key_at = len(values)
     values += [{"S": RecordStatus.IN_PROGRESS.value}, {"S": owner}]
-    return Statement(f"UPDATE {_name(table)} {' '.join(clauses)} {where}", tuple(values), key_at)
+    return Statement(
+        f"UPDATE {_name(table)} {' '.join(clauses)} {where}", tuple(values), key_at, _UPDATE_ACTION
+    )
 
 
 def complete_update(
@@ -172,8 +191,8 @@ def sort_answers(
     """Sort one batch's answers (``Responses``, in the order of ``keys``) into a report.
 
     Raises:
-        IdempotencyConfigurationError: A statement failed for the table itself (missing,
-            or the role lacks the PartiQL action): every key would.
+        IdempotencyConfigurationError: A statement failed because the table is missing:
+            every key would.
     """
     report = StatementReport()
     if len(responses) != len(keys):  # no usable answer: write each key alone
@@ -190,11 +209,13 @@ def sort_answers(
             report.settled[key] = WriteOutcome(applied=False, record=parse(key, item))
         elif code in _RETRYABLE:
             report.retry[key] = code
-        elif code in _CONFIGURATION:
+        elif code == _ACCESS_DENIED:
+            report.denied.append(key)
+        elif code == _TABLE_NOT_FOUND:
             context = {"table_name": table_name, "aws_error_code": code, "idempotency_key": key}
-            misconfigured = configuration_error(_CONFIGURATION[code], table_name, context)
-            if misconfigured is not None:
-                raise misconfigured
+            missing = configuration_error(_TABLE_NOT_FOUND_EXCEPTION, table_name, context)
+            if missing is not None:
+                raise missing
             report.single.append(key)
         else:  # DuplicateItem, a refusal without its item, validation ...
             report.single.append(key)

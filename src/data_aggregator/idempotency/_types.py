@@ -41,11 +41,13 @@ DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 #: requests the runtime could not cancel).
 DEFAULT_LEASE_MARGIN_SECONDS = 10.0
 
-#: How `DynamoDBIdempotencyStore` sends its conditional writes: ``"hybrid"`` (default),
+#: How `DynamoDBIdempotencyStore` sends its conditional writes: ``"hybrid"`` (the
+#: constructor's default; ``IDEMPOTENCY_BATCH_MODE=auto`` picks it off AWS),
 #: claims one request per key and completions and releases up to 100 keys per
 #: ``TransactWriteItems``; ``"single"``, one request per key for everything;
 #: ``"transact"``, up to 100 keys per ``TransactWriteItems`` for everything; or
-#: ``"statements"``, up to 25 keys per PartiQL ``BatchExecuteStatement`` for everything.
+#: ``"statements"``, up to 25 keys per PartiQL ``BatchExecuteStatement`` for everything
+#: (``auto``'s pick on AWS).
 BatchMode = Literal["hybrid", "single", "transact", "statements"]
 
 

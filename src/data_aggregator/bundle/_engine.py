@@ -143,7 +143,8 @@ class BundleEngine:
             multi-frame zstd stream, which every reader reads as one. ``1``: one ordinary
             stream, as before.
         gzip_library: ``"zlib"`` or ``"zlib-ng"`` (a dependency); ``None``
-            (default): ``zlib-ng`` when it is installed, else Python's ``zlib``.
+            (default): ``zlib-ng`` when its compiled module for this Python and
+            platform is installed, else Python's ``zlib``.
         fetch_concurrency: Worker threads fetching bodies ahead of the writer.
         in_flight_bytes: Budget for prefetched-but-unwritten bodies; larger objects are
             streamed straight into the bundle.

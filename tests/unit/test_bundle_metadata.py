@@ -96,6 +96,16 @@ def test_a_sidecar_key_too_long_for_s3_metadata_is_left_out() -> None:
     assert bundle_metadata(BundleFormat.CONCAT, long) == {FORMAT_METADATA: "concat"}
 
 
+@pytest.mark.parametrize("char", ["=", " ", "+", ":"])
+def test_ascii_punctuation_counts_three_characters_against_the_limit(char: str) -> None:
+    """Every byte other than a letter, digit or ``-._~/`` is encoded as three characters,
+    ASCII punctuation too: a 400-byte key is recorded with 312 such bytes, not 313 (the
+    rule docs/bundle-format.md states: bytes + 2 x encoded bytes <= 1,024)."""
+    for encoded, recorded in ((312, True), (313, False)):
+        key = char * encoded + "a" * (400 - encoded)
+        assert (SIDECAR_METADATA in bundle_metadata(BundleFormat.CONCAT, key)) is recorded
+
+
 def test_metadata_keys_are_read_in_any_case() -> None:
     """S3 returns metadata keys in lower case, other stores may not: either reads."""
     found = BundleDescription.from_metadata(

@@ -40,8 +40,10 @@ FORMAT_METADATA: Final = "aggregator-format"
 #: key in the same bucket, percent-encoded (UTF-8; letters, digits, ``-._~/`` as they are).
 SIDECAR_METADATA: Final = "aggregator-sidecar"
 #: Longest encoded sidecar key recorded. S3 allows 2 KB of user metadata per object; a
-#: key whose encoding is longer (only keys with hundreds of non-ASCII bytes) is left out,
-#: and readers look for the sidecar where their configuration says.
+#: key whose encoding is longer is left out, and readers look for the sidecar where their
+#: configuration says. Each byte other than a letter, digit or ``-._~/`` (``=``, space,
+#: ``+``, ``:``, any non-ASCII byte) takes three characters, so a key of ``n`` bytes
+#: ``k`` of which are such bytes is recorded when ``n + 2k <= 1024``.
 MAX_SIDECAR_METADATA: Final = 1024
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from typing import TYPE_CHECKING, Any
+from unittest.mock import MagicMock
 
 import boto3
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from data_aggregator.bundle import (
     BundleEngine,
     BundleSource,
+    _writer,
     read_bundle_manifest,
     verify_bundle,
 )
@@ -338,6 +340,7 @@ def test_a_sink_without_metadata_still_gets_its_bundles(
     """The engine calls an older sink without ``metadata``: the bundle is written and
     committed (with no metadata), and a warning names the sink once."""
     sink = _SinkWithoutMetadata()
+    _writer._warn_without_metadata.cache_clear()
     with caplog.at_level("WARNING", logger="data_aggregator.bundle"):
         run, _ = _write(sink, [b"a\n", b"b\n"], TAR_KEY)
         again, _ = _write(sink, [b"c\n"], "logs/again-{}.tar.gz")
@@ -347,3 +350,54 @@ def test_a_sink_without_metadata_still_gets_its_bundles(
     warnings = [r for r in caplog.records if "takes no metadata" in r.getMessage()]
     assert len(warnings) == 1
     assert "_SinkWithoutMetadata" in warnings[0].getMessage()
+
+
+class _DelegatingSink:
+    """A wrapper sink that forwards everything to an inner sink through ``__getattr__``
+    (instrumentation, retries): its class has no ``open_upload``."""
+
+    def __init__(self, inner: MemorySink) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("inner", [MemorySink, _SinkWithoutMetadata])
+def test_a_sink_forwarding_open_upload_gets_its_bundles(
+    inner: type[MemorySink], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sink whose ``open_upload`` is not on its class (forwarded by ``__getattr__``) is
+    called as the method it forwards to takes it: with metadata for a current sink,
+    without (and one warning) for an older one."""
+    wrapped = inner()
+    _writer._warn_without_metadata.cache_clear()
+    with caplog.at_level("WARNING", logger="data_aggregator.bundle"):
+        for _ in range(2):
+            run, _ = _write(_DelegatingSink(wrapped), [b"a\n"], TAR_KEY)  # type: ignore[arg-type]
+            assert [summary.key for summary in run.bundles] == [TAR_KEY.format(1)]
+    described = inner is MemorySink
+    assert wrapped.metadata[TAR_KEY.format(1)] == ({FORMAT_METADATA: "tar"} if described else {})
+    warnings = [r for r in caplog.records if "takes no metadata" in r.getMessage()]
+    assert len(warnings) == (0 if described else 1)
+
+
+def test_sinks_whose_open_upload_is_set_per_instance_are_read_each_time() -> None:
+    """A ``MagicMock`` sink (a class per instance) or a sink whose ``open_upload`` is
+    replaced on the instance: the method actually called decides, and the signature cache
+    does not grow from one instance to the next."""
+    sizes = []
+    for _ in range(3):
+        inner = MemorySink()
+        run, _ = _write(MagicMock(wraps=inner), [b"a\n"], TAR_KEY)
+        assert [summary.key for summary in run.bundles] == [TAR_KEY.format(1)]
+        assert inner.metadata[TAR_KEY.format(1)] == {FORMAT_METADATA: "tar"}
+        sizes.append(_writer._function_takes_metadata.cache_info().currsize)
+    for _ in range(3):
+        sink = MemorySink()
+        older = _SinkWithoutMetadata()
+        sink.open_upload = older.open_upload  # type: ignore[method-assign,assignment]
+        run, _ = _write(sink, [b"a\n"], TAR_KEY)
+        assert older.metadata[TAR_KEY.format(1)] == {}
+        sizes.append(_writer._function_takes_metadata.cache_info().currsize)
+    assert len(set(sizes)) == 1

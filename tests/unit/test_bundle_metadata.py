@@ -242,6 +242,56 @@ def test_an_undescribed_concat_bundle_under_an_unknown_prefix_cannot_be_read() -
             read_bundle_manifest(store, "d", CONCAT_KEY.format(1), bundle_format=layout)
 
 
+def _concat_holding_a_tar_bundle() -> MemorySink:
+    """An undescribed concat bundle ``out-1.log`` (sidecar next to it) whose one member is
+    itself an uncompressed tar bundle, ``inner-1.tar``: read as tar, it is that bundle."""
+    inner_sink = MemorySink()
+    _write(inner_sink, [b"hello\n"], "inner-{}.tar", codec="none")
+    inner = inner_sink.objects["inner-1.tar"]
+    sink = MemorySink()
+    source = MemorySource()
+    etag = source.put("src", "evil.tar", inner)
+    BundleEngine(
+        source, sink, clock=FIXED_TIME.timestamp, codec="none", bundle_format="concat"
+    ).run(
+        [BundleSource("src", "evil.tar", len(inner), etag=etag, token=0)],
+        bundle_key="out-{}.log".format,
+    )
+    return sink
+
+
+@pytest.mark.parametrize("layout", ["tar", "concat"])
+def test_a_concat_bundle_holding_a_tar_bundle_is_read_against_its_sidecar(layout: str) -> None:
+    """Without metadata, the tar read of a concat bundle whose first member is a tar
+    bundle succeeds with the inner bundle's manifest: that names another bundle, so it is
+    a failed tar read and the sidecar decides (not the inner bundle's members)."""
+    sink = _concat_holding_a_tar_bundle()
+    manifest = read_bundle_manifest(
+        sink.as_source(described=False), "d", "out-1.log", bundle_format=layout
+    )
+    assert (manifest.bundle_key, manifest.bundle_format) == ("out-1.log", BundleFormat.CONCAT)
+    assert [member.key for member in manifest.members] == ["evil.tar"]
+
+
+@pytest.mark.parametrize("layout", ["tar", "concat"])
+def test_a_tar_manifest_naming_another_bundle_is_refused_on_every_path(layout: str) -> None:
+    """Without a sidecar to fall back on, a tar manifest naming another bundle is a
+    `BundleError`: for the concat bundle above, and for a described tar bundle stored under
+    another key."""
+    sink = _concat_holding_a_tar_bundle()
+    del sink.objects[sidecar_key("out-1.log")]
+    with pytest.raises(BundleError, match=r"names bundle 'inner-1\.tar'"):
+        read_bundle_manifest(
+            sink.as_source(described=False), "d", "out-1.log", bundle_format=layout
+        )
+    tar_sink = MemorySink()
+    _write(tar_sink, [b"x"], TAR_KEY)
+    tar_sink.objects["copy.tar.gz"] = tar_sink.objects[TAR_KEY.format(1)]
+    tar_sink.metadata["copy.tar.gz"] = tar_sink.metadata[TAR_KEY.format(1)]
+    with pytest.raises(BundleError, match="names bundle"):
+        read_bundle_manifest(tar_sink.as_source(), "d", "copy.tar.gz", bundle_format=layout)
+
+
 def test_a_sidecar_without_its_bundle_is_not_committed_for_every_reader() -> None:
     """The bundle is opened first: no bundle, `S3ObjectNotFoundError`, whatever sidecar
     exists and whatever the reader's format."""

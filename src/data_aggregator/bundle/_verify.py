@@ -133,6 +133,18 @@ def read_sidecar(source: ObjectSource, bucket: str, keys: Iterable[str]) -> byte
     return None
 
 
+def _tar_manifest(body: ReadableStream, bundle_key: str) -> BundleManifest:
+    """The manifest of ``body`` read as a tar bundle, which must name ``bundle_key``: a
+    tar that names another bundle is not this bundle's (e.g. a concat bundle whose first
+    member is itself an uncompressed tar bundle reads as that tar)."""
+    manifest = verify_bundle(body)
+    if manifest.bundle_key != bundle_key:
+        raise bundle_problem(
+            f"the manifest names bundle {manifest.bundle_key!r}, not {bundle_key!r}"
+        )
+    return manifest
+
+
 def read_bundle_manifest(
     source: ObjectSource,
     bucket: str,
@@ -158,6 +170,11 @@ def read_bundle_manifest(
     whose bundle is missing is a bundle that was never committed: `S3ObjectNotFoundError`,
     as for any missing bundle.
 
+    The manifest returned always names ``bundle_key``: a tar read whose ``manifest.json``
+    names another bundle (a concat bundle whose first member is itself an uncompressed tar
+    bundle; a bundle copied to another key) is a failed tar read, and so is a sidecar
+    naming another bundle.
+
     Args:
         source: Opens objects ([`S3Client`][data_aggregator.clients.S3Client] fits; its
             ``S3Object.metadata`` is the bundle's metadata).
@@ -170,9 +187,9 @@ def read_bundle_manifest(
 
     Raises:
         S3ObjectNotFoundError: there is no bundle at ``bundle_key``.
-        BundleError: the bundle does not match its manifest, or its metadata names a
-            sidecar that does not exist or a format this version does not know
-            (``BUNDLE_INVALID``).
+        BundleError: the bundle does not match its manifest, its manifest names another
+            bundle, or its metadata names a sidecar that does not exist or a format this
+            version does not know (``BUNDLE_INVALID``).
         ConfigurationError: an invalid ``bundle_format`` or ``sidecar_prefix``.
         DataAggregatorError: reading failed (S3 errors), or the bundle is zstd and the
             ``zstandard`` package is not installed.
@@ -185,13 +202,16 @@ def read_bundle_manifest(
         candidates = sidecar_candidates(bundle_key, description, prefix)
         if description.bundle_format is not None or configured is BundleFormat.CONCAT:
             sidecar = read_sidecar(source, bucket, candidates)
-            if sidecar is None and description.bundle_format is BundleFormat.CONCAT:
+            if sidecar is not None:
+                return verify_bundle(obj.body, sidecar=sidecar, bundle_key=bundle_key)
+            if description.bundle_format is BundleFormat.CONCAT:
                 raise bundle_problem(
                     f"no sidecar manifest for this concat bundle at {', '.join(candidates)}"
                 )
-            return verify_bundle(obj.body, sidecar=sidecar, bundle_key=bundle_key)
+            # tar by its metadata, or undescribed without a sidecar (before the switch)
+            return _tar_manifest(obj.body, bundle_key)
         try:  # an undescribed bundle, read by a tar deployment
-            return verify_bundle(obj.body)
+            return _tar_manifest(obj.body, bundle_key)
         except BundleError as problem:
             as_tar = problem
     sidecar = read_sidecar(source, bucket, candidates)

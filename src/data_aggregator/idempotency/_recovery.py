@@ -206,22 +206,13 @@ class S3ManifestBundleLocator:
         from data_aggregator.bundle import read_bundle_manifest  # noqa: PLC0415 - recovery only
 
         try:
-            manifest = read_bundle_manifest(
+            return read_bundle_manifest(  # a manifest naming another bundle: BundleError
                 self.client,
                 self.bucket,
                 bundle_key,
                 bundle_format=self.bundle_format,
                 sidecar_prefix=self.sidecar_prefix,
             )
-            if manifest.bundle_key != bundle_key:
-                # Not this bundle's manifest: e.g. a concat bundle read as tar whose first
-                # source is itself a bundle. Its members are not this bundle's.
-                logger.warning(
-                    "bundle's manifest names another bundle",
-                    extra={**extra, "manifest_bundle_key": manifest.bundle_key},
-                )
-                return None
-            return manifest
         except S3ObjectNotFoundError:
             return frozenset()
         except BundleError as exc:

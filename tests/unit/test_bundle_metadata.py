@@ -4,6 +4,7 @@ normalises a sidecar prefix as ``SIDECAR_PREFIX`` does. In memory: no S3 involve
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import TYPE_CHECKING, Any
 from unittest.mock import MagicMock
@@ -33,6 +34,7 @@ from data_aggregator.exceptions import (
     BundleError,
     ConfigurationError,
     ErrorCode,
+    S3AccessDeniedError,
     S3ObjectNotFoundError,
 )
 from data_aggregator.idempotency import S3ManifestBundleLocator
@@ -300,6 +302,57 @@ def test_a_sidecar_without_its_bundle_is_not_committed_for_every_reader() -> Non
     for layout in ("tar", "concat"):
         with pytest.raises(S3ObjectNotFoundError):
             read_bundle_manifest(sink.as_source(), "d", CONCAT_KEY.format(1), bundle_format=layout)
+
+
+# ------------------------------------------------------------------ without s3:ListBucket
+
+
+@pytest.mark.parametrize("layout", ["tar", "concat"])
+def test_a_403_at_the_readers_prefix_moves_on_to_next_to_the_bundle(layout: str) -> None:
+    """Without ``s3:ListBucket`` a missing object answers 403: a sidecar missing under the
+    reader's SIDECAR_PREFIX does not stop the search before the one next to the bundle."""
+    store = _concat_under("").as_source(described=False, listable=False)
+    bundle = CONCAT_KEY.format(1)
+    manifest = read_bundle_manifest(
+        store, "d", bundle, bundle_format=layout, sidecar_prefix="manifests"
+    )
+    assert manifest.bundle_format is BundleFormat.CONCAT
+    assert f"manifests/{bundle}.manifest.json" in store.opened
+
+
+def test_a_tar_bundle_read_by_a_concat_reader_without_list_rights() -> None:
+    """An undescribed tar bundle (written before a switch to concat): both sidecar places
+    answer 403, and the bundle reads as tar, as it does with ``s3:ListBucket``."""
+    sink = MemorySink()
+    _write(sink, [b"x"], TAR_KEY)
+    store = sink.as_source(described=False, listable=False)
+    manifest = read_bundle_manifest(
+        store, "d", TAR_KEY.format(1), bundle_format="concat", sidecar_prefix="m"
+    )
+    assert manifest.bundle_key == TAR_KEY.format(1)
+
+
+@pytest.mark.parametrize(
+    ("described", "layout"), [(True, "tar"), (False, "tar"), (False, "concat")]
+)
+def test_no_sidecar_found_after_a_403_is_an_access_error_that_says_so(
+    described: bool, layout: str
+) -> None:
+    """Every place failed and one answered 403: the sidecar may be there, unreadable, so
+    the error is `S3AccessDeniedError` naming that place (with every place a 404: the
+    `BundleError` as before)."""
+    sink = _concat_under("manifests")
+    bundle = CONCAT_KEY.format(1)
+    del sink.objects[f"manifests/{bundle}.manifest.json"]
+    read = functools.partial(
+        read_bundle_manifest, bundle_key=bundle, bundle_format=layout, sidecar_prefix="manifests"
+    )
+    with pytest.raises(S3AccessDeniedError) as denied:
+        read(sink.as_source(described=described, listable=False), "d")
+    assert f"access denied at manifests/{bundle}.manifest.json" in denied.value.message
+    assert denied.value.context["bundle_key"] == bundle
+    with pytest.raises(BundleError):
+        read(sink.as_source(described=described), "d")
 
 
 def test_sidecar_candidates() -> None:

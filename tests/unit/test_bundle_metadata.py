@@ -29,7 +29,12 @@ from data_aggregator.bundle._metadata import (
 )
 from data_aggregator.bundle._verify import sidecar_candidates
 from data_aggregator.clients import S3Client
-from data_aggregator.config import AppConfig, BundleFormat, normalise_key_prefix
+from data_aggregator.config import (
+    AppConfig,
+    BundleFormat,
+    normalise_key_prefix,
+    resolve_bundle_format,
+)
 from data_aggregator.exceptions import (
     BundleError,
     ConfigurationError,
@@ -41,6 +46,8 @@ from data_aggregator.idempotency import S3ManifestBundleLocator
 from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource, MemoryUpload
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from data_aggregator.bundle import BundleRun
 
 CONCAT_KEY = "logs/bundle-{}.log.gz"
@@ -373,11 +380,13 @@ def test_sidecar_candidates() -> None:
 # ------------------------------------------------------------------ one prefix rule
 
 
-def _locator(sidecar_prefix: str) -> S3ManifestBundleLocator:
+def _locator(sidecar_prefix: str = "", **options: Any) -> S3ManifestBundleLocator:
     client = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     ).client("s3")
-    return S3ManifestBundleLocator("d", client=S3Client(client), sidecar_prefix=sidecar_prefix)
+    return S3ManifestBundleLocator(
+        "d", client=S3Client(client), sidecar_prefix=sidecar_prefix, **options
+    )
 
 
 @pytest.mark.parametrize(
@@ -423,6 +432,36 @@ def test_every_entry_point_refuses_the_same_prefixes(bad: str) -> None:
         _locator(bad)
     with pytest.raises(ConfigurationError):
         read_bundle_manifest(MemorySource(), "d", "k", sidecar_prefix=bad)
+
+
+@pytest.mark.parametrize("given", ["CONCAT", "Concat", BundleFormat.CONCAT])
+def test_every_entry_point_reads_a_bundle_format_alike(given: str) -> None:
+    """``BundleEngine``, ``read_bundle_manifest`` and ``S3ManifestBundleLocator`` take a
+    bundle format in any case (one function)."""
+    assert resolve_bundle_format(given) is BundleFormat.CONCAT
+    assert BundleEngine(MemorySource(), MemorySink(), bundle_format=given).bundle_format is (
+        BundleFormat.CONCAT
+    )
+    assert _locator(bundle_format=given).bundle_format is BundleFormat.CONCAT
+    store = _concat_under("").as_source(described=False)
+    manifest = read_bundle_manifest(store, "d", CONCAT_KEY.format(1), bundle_format=given)
+    assert manifest.bundle_format is BundleFormat.CONCAT
+
+
+def test_every_entry_point_refuses_the_same_bundle_formats() -> None:
+    """An unknown format is the same `ConfigurationError` everywhere (the locator used to
+    raise a bare ``ValueError``)."""
+    attempts: list[Callable[[], object]] = [
+        lambda: resolve_bundle_format("parquet"),
+        lambda: BundleEngine(MemorySource(), MemorySink(), bundle_format="parquet"),
+        lambda: _locator(bundle_format="parquet"),
+        lambda: read_bundle_manifest(MemorySource(), "d", "k", bundle_format="parquet"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ConfigurationError) as caught:
+            attempt()
+        assert caught.value.error_code == ErrorCode.INVALID_BUNDLE_SETTING
+        assert caught.value.context["variable"] == "bundle_format"
 
 
 # ------------------------------------------------------------------ sinks written before 0.2

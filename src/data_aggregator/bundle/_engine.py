@@ -20,7 +20,12 @@ from data_aggregator.bundle._types import (
     ObjectSource,
     UploadReceipt,
 )
-from data_aggregator.config import BundleFormat, Codec, normalise_key_prefix
+from data_aggregator.config import (
+    BundleFormat,
+    Codec,
+    normalise_key_prefix,
+    resolve_bundle_format,
+)
 from data_aggregator.exceptions import ConfigurationError, ErrorCode
 from data_aggregator.security import sanitize_s3_key
 
@@ -40,7 +45,6 @@ __all__ = [
     "BundleSettings",
     "MultipartSink",
     "make_bundle_key_factory",
-    "resolve_format",
 ]
 
 
@@ -96,22 +100,6 @@ def make_bundle_key_factory(
 
 def _always() -> bool:
     return True
-
-
-def resolve_format(value: BundleFormat | str) -> BundleFormat:
-    """``value`` as a `BundleFormat` (any case).
-
-    Raises:
-        ConfigurationError: ``INVALID_BUNDLE_SETTING``: not ``tar`` or ``concat``.
-    """
-    try:
-        return BundleFormat(value.value if isinstance(value, BundleFormat) else value.lower())
-    except (ValueError, AttributeError):
-        raise ConfigurationError(
-            "bundle_format must be one of tar, concat",
-            ErrorCode.INVALID_BUNDLE_SETTING,
-            {"variable": "bundle_format", "value": repr(value)[:64]},
-        ) from None
 
 
 class BundleEngine:
@@ -193,7 +181,7 @@ class BundleEngine:
         self.codec = _resolve_codec(
             codec, compression_level, threads=compression_threads, gzip_library=gzip_library
         )
-        self.bundle_format = resolve_format(bundle_format)
+        self.bundle_format = resolve_bundle_format(bundle_format)
         self.sidecar_prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
         self._source = source
         self._sink = sink

@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING
 
 from data_aggregator.bundle._concat import sidecar_key
 from data_aggregator.bundle._concat_reader import read_concat_bundle
-from data_aggregator.bundle._engine import resolve_format
 from data_aggregator.bundle._manifest import bundle_problem
 from data_aggregator.bundle._metadata import BundleDescription
 from data_aggregator.bundle._reader import read_bundle
-from data_aggregator.config import BundleFormat, normalise_key_prefix
+from data_aggregator.config import BundleFormat, normalise_key_prefix, resolve_bundle_format
 from data_aggregator.exceptions import (
     BundleError,
     DataAggregatorError,
@@ -243,7 +242,7 @@ def read_bundle_manifest(
         DataAggregatorError: reading failed (S3 errors), or the bundle is zstd and the
             ``zstandard`` package is not installed.
     """
-    configured = resolve_format(bundle_format)
+    configured = resolve_bundle_format(bundle_format)
     prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
     obj = source.open_object(bucket, bundle_key)
     found: SidecarSearch | None = None  # not looked for yet

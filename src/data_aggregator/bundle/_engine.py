@@ -79,13 +79,20 @@ def make_bundle_key_factory(
 
     Args:
         extension: The codec's extension (``BundleEngine.extension``: ``.tar.gz`` ...).
-        prefix: Key prefix; a ``/`` is added when missing.
+        prefix: Key prefix; a ``/`` is added when missing. Not checked as
+            ``BUNDLE_PREFIX`` is
+            ([`normalise_key_prefix`][data_aggregator.config.normalise_key_prefix]):
+            this public factory has always taken any prefix (``/out``, ``a//b``, which S3
+            accepts in a key), and the processor passes ``AppConfig.bundle_prefix``,
+            already normalised by that rule.
         request_id: The invocation's request id; a random UUID when omitted.
         now: The time whose UTC hour names the folder; the current time when omitted.
 
     Returns:
         ``bundle_key(n)`` for ``n`` = 1, 2, ... (one per bundle of a run).
     """
+    # Only the trailing "/" of normalise_key_prefix: its checks would refuse prefixes this
+    # factory has always accepted (see the docstring).
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     moment = (now or _utcnow()).astimezone(timezone.utc)

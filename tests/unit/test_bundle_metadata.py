@@ -15,6 +15,7 @@ import pytest
 from data_aggregator.bundle import (
     BundleEngine,
     BundleSource,
+    MultipartSink,
     _writer,
     read_bundle_manifest,
     verify_bundle,
@@ -41,6 +42,7 @@ from data_aggregator.exceptions import (
     ErrorCode,
     S3AccessDeniedError,
     S3ObjectNotFoundError,
+    ValidationError,
 )
 from data_aggregator.idempotency import S3ManifestBundleLocator
 from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource, MemoryUpload
@@ -167,6 +169,41 @@ def test_the_engine_describes_each_bundle_and_leaves_tar_bytes_alone() -> None:
         bundle: {FORMAT_METADATA: "concat", SIDECAR_METADATA: f"m/{bundle}.manifest.json"},
     }
     verify_bundle(io.BytesIO(tar_sink.objects[TAR_KEY.format(1)]))
+
+
+def _sink(metadata: dict[str, str]) -> MultipartSink:
+    client = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    ).client("s3")
+    return MultipartSink(S3Client(client), "d", extra_args={"Metadata": metadata})
+
+
+@pytest.mark.parametrize(
+    "key", ["aggregator-format", "Aggregator-Sidecar", "AGGREGATOR-FORMAT", "Content-SHA256"]
+)
+def test_a_sinks_own_metadata_may_not_use_the_bundles_keys(key: str) -> None:
+    """``MultipartSink(extra_args={"Metadata": ...})`` naming a key of the bundle's
+    description, in any case, would spoil it (S3 keeps both spellings and joins them): it is
+    refused when the sink is built, as ``content-sha256`` is."""
+    with pytest.raises(ValidationError) as caught:
+        _sink({key: "x"})
+    assert caught.value.error_code == ErrorCode.INVALID_UPLOAD_ARGUMENT
+    assert caught.value.context["argument"] == "Metadata"
+
+
+def test_a_sinks_own_metadata_must_leave_room_for_the_bundles() -> None:
+    """S3 allows 2,048 bytes of user metadata: 1,065 for the description at its longest
+    and 78 for ``content-sha256`` leave 905 (keys and values, UTF-8), checked when the
+    sink is built, not at every upload."""
+    fits = {"team": "d" * (905 - 4)}
+    _sink(fits)  # accepted
+    with pytest.raises(ValidationError) as caught:
+        _sink({"team": "é" * 451})  # 4 + 902 bytes
+    assert (caught.value.context["bytes"], caught.value.context["limit"]) == (906, 905)
+    assert caught.value.error_code == ErrorCode.INVALID_UPLOAD_ARGUMENT
+    longest = bundle_metadata(BundleFormat.CONCAT, "m/" + "a" * (MAX_SIDECAR_METADATA - 2))
+    ours = sum(len(k) + len(v) for k, v in longest.items()) + len("content-sha256") + 64
+    assert 905 + ours == 2048
 
 
 # ------------------------------------------------------------------ what readers do

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_METADATA",
+    "MAX_DESCRIPTION_BYTES",
     "MAX_SIDECAR_METADATA",
+    "RESERVED_METADATA",
     "SIDECAR_METADATA",
     "BundleDescription",
     "bundle_metadata",
@@ -45,6 +47,17 @@ SIDECAR_METADATA: Final = "aggregator-sidecar"
 #: ``+``, ``:``, any non-ASCII byte) takes three characters, so a key of ``n`` bytes
 #: ``k`` of which are such bytes is recorded when ``n + 2k <= 1024``.
 MAX_SIDECAR_METADATA: Final = 1024
+#: The metadata keys of a bundle's description: reserved, in any case, for the writer (a
+#: sink's own metadata may not use them).
+RESERVED_METADATA: Final = frozenset({FORMAT_METADATA, SIDECAR_METADATA})
+#: The most user metadata a bundle's description takes, as S3 counts it (keys and values,
+#: UTF-8): a concat bundle naming the longest sidecar key recorded (1,065 bytes).
+MAX_DESCRIPTION_BYTES: Final = (
+    len(FORMAT_METADATA)
+    + max(len(layout.value) for layout in BundleFormat)
+    + len(SIDECAR_METADATA)
+    + MAX_SIDECAR_METADATA
+)
 
 
 def bundle_metadata(bundle_format: BundleFormat, sidecar_key: str | None) -> dict[str, str]:

@@ -186,7 +186,7 @@ def _rows(
     codec: str, count: int, size: int, engine: dict[str, Any], *, zlib_ng: bool
 ) -> list[tuple[str, dict[str, Any]]]:
     """A round's rows of ``codec``: name and spec. gzip rows name their library: Python's
-    zlib, and zlib-ng (the ``zlib-ng`` extra) when it is installed."""
+    zlib, and zlib-ng (a dependency) when its compiled module is installed."""
     local = {"kind": "local", "count": count, "size": size, "blocks": False, "library": None}
     libraries = ["zlib", "zlib-ng"] if codec == "gzip" and zlib_ng else ["zlib"]
     rows: list[tuple[str, dict[str, Any]]] = [("1 thread, no network", local)]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from data_aggregator.bundle import UploadReceipt
 from data_aggregator.exceptions import (
+    S3AccessDeniedError,
     S3ObjectNotFoundError,
     S3ObjectSupersededError,
 )
@@ -124,26 +125,31 @@ class MemorySink:
         del content_type
         return MemoryUpload(self, key, metadata)
 
-    def as_source(self, *, described: bool = True) -> SinkAsSource:
+    def as_source(self, *, described: bool = True, listable: bool = True) -> SinkAsSource:
         """What the sink stored, read back as an object source (with its metadata unless
-        ``described`` is false: a bundle written before bundles described themselves)."""
-        return SinkAsSource(self, described=described)
+        ``described`` is false: a bundle written before bundles described themselves; a
+        missing object answers 403 unless ``listable``, as without ``s3:ListBucket``)."""
+        return SinkAsSource(self, described=described, listable=listable)
 
 
 class SinkAsSource:
     """Reads back what a `MemorySink` stored, as an object source (``S3Client``-like:
     opened objects carry their user metadata)."""
 
-    def __init__(self, sink: MemorySink, *, described: bool = True) -> None:
+    def __init__(self, sink: MemorySink, *, described: bool = True, listable: bool = True) -> None:
         self.sink = sink
         self.described = described
+        self.listable = listable
         self.opened: list[str] = []
 
     def open_object(self, bucket: str, key: str, **_: object) -> MemoryObject:
-        """Open a stored object; `S3ObjectNotFoundError` if there is none."""
+        """Open a stored object; `S3ObjectNotFoundError` if there is none
+        (`S3AccessDeniedError` unless ``listable``)."""
         self.opened.append(key)
         data = self.sink.objects.get(key)
         if data is None:
+            if not self.listable:
+                raise S3AccessDeniedError(f"access denied: {key}", context={"bucket": bucket})
             raise S3ObjectNotFoundError("no such key", context={"bucket": bucket})
         metadata = self.sink.metadata.get(key, {}) if self.described else {}
         return MemoryObject(io.BytesIO(data), len(data), etag_of(data), FIXED_TIME, metadata)

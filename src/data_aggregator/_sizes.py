@@ -19,6 +19,7 @@ __all__ = [
     "MAX_OBJECT_SIZE",
     "MAX_PARTS",
     "MAX_PART_SIZE",
+    "MAX_USER_METADATA_BYTES",
     "MIB",
     "MIN_PART_SIZE",
 ]
@@ -33,6 +34,9 @@ MAX_PART_SIZE: Final = 5 * 1024 * MIB
 MAX_PARTS: Final = 10_000
 #: S3's largest object: 5 TiB.
 MAX_OBJECT_SIZE: Final = 5 * 1024 * 1024 * MIB
+#: S3's limit on an object's user metadata (``x-amz-meta-*``): the UTF-8 bytes of every key
+#: and value, summed.
+MAX_USER_METADATA_BYTES: Final = 2048
 
 # The tuning knobs' defaults: `AppConfig` (FETCH_CONCURRENCY ...) and the components that
 # take the knob directly (`BundleEngine`, `MultipartWriter`, the S3 client's pool) read them.

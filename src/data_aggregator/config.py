@@ -35,7 +35,7 @@ from pydantic import ValidationError as PydanticValidationError
 from data_aggregator import _sizes
 from data_aggregator._sizes import MAX_PARTS as S3_MAX_PARTS
 from data_aggregator._sizes import MIB
-from data_aggregator.exceptions import ConfigurationError
+from data_aggregator.exceptions import ConfigurationError, ErrorCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -53,6 +53,7 @@ __all__ = [
     "LogLevel",
     "get_config",
     "normalise_key_prefix",
+    "resolve_bundle_format",
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -346,6 +347,25 @@ def normalise_key_prefix(prefix: str, *, variable: str = "prefix") -> str:
             context={"variable": variable, "value": repr(prefix)[:64]},
         )
     return normal
+
+
+def resolve_bundle_format(value: BundleFormat | str) -> BundleFormat:
+    """``value`` as a `BundleFormat`, in any case (``"CONCAT"`` is ``concat``): the one
+    rule of every entry point that takes a bundle format (``BundleEngine``,
+    ``read_bundle_manifest``, ``S3ManifestBundleLocator``).
+
+    Raises:
+        ConfigurationError: ``INVALID_BUNDLE_SETTING``: not ``tar`` or ``concat``
+            (``context["variable"]`` is ``bundle_format``).
+    """
+    try:
+        return BundleFormat(value.value if isinstance(value, BundleFormat) else value.lower())
+    except (ValueError, AttributeError):
+        raise ConfigurationError(
+            "bundle_format must be one of tar, concat",
+            ErrorCode.INVALID_BUNDLE_SETTING,
+            {"variable": "bundle_format", "value": repr(value)[:64]},
+        ) from None
 
 
 def _check(ok: bool) -> None:

@@ -381,6 +381,14 @@ def test_default_bundle_keys() -> None:
     assert keys(2).endswith("-2.tar.zst")
 
 
+@pytest.mark.parametrize("prefix", ["/out", "a//b", "x/./y"])
+def test_the_key_factory_keeps_taking_any_prefix(prefix: str) -> None:
+    """The public factory is not held to ``BUNDLE_PREFIX``'s rule (which refuses these):
+    it has always taken any prefix, and only adds the trailing ``/``."""
+    keys = make_bundle_key_factory(extension=".tar", prefix=prefix, request_id="r", now=FIXED_TIME)
+    assert keys(1) == f"{prefix}/2024/05/01/12/bundle-r-1.tar"
+
+
 def test_from_config_reads_app_config() -> None:
     """``from_config`` takes codec, level, concurrency and limits from ``AppConfig``."""
     config = AppConfig.from_env(

@@ -9,6 +9,8 @@ import pytest
 
 from data_aggregator.bundle import BundleEngine, BundleSource
 from data_aggregator.cli import main
+from data_aggregator.cli._common import CommandError
+from data_aggregator.cli._inspect_command import _described_sidecar
 from tests.bundle_fakes import FIXED_TIME, MemorySink, MemorySource
 
 if TYPE_CHECKING:
@@ -175,3 +177,23 @@ def test_help_documents_every_option(command: str, capsys: pytest.CaptureFixture
     }[command]
     for option in options:
         assert option in out
+
+
+def test_inspect_says_when_a_sidecar_place_answered_403() -> None:
+    """An S3 concat bundle whose sidecar is not found, a place having answered 403 (what a
+    missing object answers without ``s3:ListBucket``; or an unreadable one): the error
+    names that place and says it may be there."""
+    source, sink = MemorySource(), MemorySink()
+    etag = source.put("src", "a.log", b"a\n")
+    BundleEngine(
+        source, sink, clock=FIXED_TIME.timestamp, bundle_format="concat", sidecar_prefix="m"
+    ).run([BundleSource("src", "a.log", 2, etag=etag, token=0)], bundle_key="b-{}.log.gz".format)
+    del sink.objects["m/b-1.log.gz.manifest.json"]
+    with pytest.raises(CommandError, match=r"access denied at s3://d/m/b-1\.log\.gz\.manifest"):
+        _described_sidecar(
+            sink.as_source(listable=False), "d", "b-1.log.gz", sink.metadata["b-1.log.gz"], ""
+        )
+    with pytest.raises(
+        CommandError, match=r"without a sidecar at s3://d/m/b-1\.log\.gz\.manifest\.json$"
+    ):
+        _described_sidecar(sink.as_source(), "d", "b-1.log.gz", sink.metadata["b-1.log.gz"], "")

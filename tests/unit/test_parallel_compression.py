@@ -46,7 +46,17 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 HAS_ZSTD = importlib.util.find_spec("zstandard") is not None
-HAS_ZLIB_NG = importlib.util.find_spec("zlib_ng") is not None
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+HAS_ZLIB_NG = _importable("zlib_ng.zlib_ng")
 GZIP_LIBRARIES = [
     "zlib",
     pytest.param(
@@ -433,6 +443,35 @@ def test_gzip_library_is_zlib_ng_when_installed(monkeypatch: pytest.MonkeyPatch)
         resolve_codec("gzip", gzip_library="zlib-ng")
     assert raised.value.error_code == "ZLIB_NG_NOT_INSTALLED"
     assert "pip install zlib-ng" in str(raised.value)
+
+
+def test_a_zlib_ng_package_without_a_module_for_this_platform_falls_back_to_zlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Lambda package built for another CPU or Python holds zlib-ng's Python files and a
+    compiled module this interpreter does not load: unset, gzip is written by Python's
+    zlib (not refused at every bundle with ``ZLIB_NG_NOT_INSTALLED``); asked for by
+    name, zlib-ng is still refused at configuration time."""
+    package = tmp_path / "zlib_ng"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "zlib_ng.cpython-39-sparc-linux-gnu.so").write_bytes(b"")  # not for us
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [n for n in sys.modules if n == "zlib_ng" or n.startswith("zlib_ng.")]:
+        monkeypatch.delitem(sys.modules, name)
+    try:
+        source = MemorySource()
+        etag = source.put("s", "a.log", b"x\n")
+        engine = BundleEngine(source, MemorySink(), clock=FIXED_TIME.timestamp)
+        run = engine.run([BundleSource("s", "a.log", 2, etag=etag, token=0)])
+        assert engine.codec.gzip_library == "zlib"
+        assert [outcome.status for outcome in run.outcomes] == [OutcomeStatus.BUNDLED]
+        with pytest.raises(ConfigurationError) as raised:
+            resolve_codec("gzip", gzip_library="zlib-ng")
+        assert raised.value.error_code == "ZLIB_NG_NOT_INSTALLED"
+    finally:  # the fake package must not outlive the test
+        for name in [n for n in sys.modules if n == "zlib_ng" or n.startswith("zlib_ng.")]:
+            del sys.modules[name]
 
 
 def test_an_unknown_gzip_library_is_refused() -> None:

@@ -16,8 +16,9 @@ bundle with one thread, is byte for byte what a single compressor writes.
 missing package is reported as a `ConfigurationError` that names the extra.
 
 gzip is written with ``zlib-ng`` (a dependency: a faster implementation of the same
-deflate format, about twice the throughput per core at the same level) when that package
-can be imported, else with Python's ``zlib``; `CodecSpec.gzip_library` says which.
+deflate format, about twice the throughput per core at the same level) when its compiled
+module for this Python and platform is installed, else with Python's ``zlib``;
+`CodecSpec.gzip_library` says which.
 Both write standard gzip; the bytes differ between the two, never between runs of one.
 """
 
@@ -94,7 +95,8 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_WBITS = 31
 
 #: The deflate implementation gzip bundles are written with: Python's ``zlib``, or
-#: ``zlib-ng`` (a dependency), which `resolve_codec` picks when it can be imported.
+#: ``zlib-ng`` (a dependency), which `resolve_codec` picks when its compiled module is
+#: installed.
 GzipLibrary = Literal["zlib", "zlib-ng"]
 _GZIP_LIBRARIES: tuple[GzipLibrary, ...] = ("zlib", "zlib-ng")
 #: The size of the pieces `_Rechunked` hands zlib-ng.
@@ -246,9 +248,20 @@ def _deflate(library: GzipLibrary) -> ModuleType:
     return _zlib_ng() if library == "zlib-ng" else zlib
 
 
+def _zlib_ng_present() -> bool:
+    """Whether zlib-ng's compiled module for this Python and platform is installed: found
+    by its file name, not loaded (cold start; it is loaded at the first gzip bundle). The
+    package alone is not enough: a Lambda zip built for another CPU, OS or Python holds
+    the module under a file name this interpreter does not load."""
+    try:
+        return importlib.util.find_spec("zlib_ng.zlib_ng") is not None
+    except ImportError:  # the package itself cannot be imported
+        return False
+
+
 def _gzip_library(requested: str | None) -> GzipLibrary:
-    if requested is None:  # zlib-ng when installed: found without importing it
-        return "zlib-ng" if importlib.util.find_spec("zlib_ng") is not None else "zlib"
+    if requested is None:
+        return "zlib-ng" if _zlib_ng_present() else "zlib"
     for library in _GZIP_LIBRARIES:
         if requested == library:
             _deflate(library)  # fail at configuration time, not at the first bundle
@@ -268,8 +281,9 @@ def resolve_codec(
     gzip_library: str | None = None,
 ) -> CodecSpec:
     """Validate ``codec``, ``level`` (``None``: the codec's default), ``threads``
-    (``None``: `available_cpus`) and ``gzip_library`` (``None``: ``zlib-ng`` when that
-    package is installed, else ``zlib``) into a spec. ``none`` always gets one thread.
+    (``None``: `available_cpus`) and ``gzip_library`` (``None``: ``zlib-ng`` when its
+    compiled module for this Python and platform is installed, else ``zlib``) into a
+    spec. ``none`` always gets one thread.
 
     Raises:
         ConfigurationError: an unknown codec, a level outside the codec's range, a level

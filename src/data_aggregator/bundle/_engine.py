@@ -7,9 +7,15 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol
 
-from data_aggregator._sizes import DEFAULT_FETCH_CONCURRENCY, DEFAULT_IN_FLIGHT_MB, MIB
+from data_aggregator._sizes import (
+    DEFAULT_FETCH_CONCURRENCY,
+    DEFAULT_IN_FLIGHT_MB,
+    MAX_USER_METADATA_BYTES,
+    MIB,
+)
 from data_aggregator.bundle import _runner
 from data_aggregator.bundle._codecs import resolve_codec as _resolve_codec
+from data_aggregator.bundle._metadata import MAX_DESCRIPTION_BYTES, RESERVED_METADATA
 from data_aggregator.bundle._naming import bundle_extension
 from data_aggregator.bundle._plan import BundlePlan, plan_sources
 from data_aggregator.bundle._types import (
@@ -20,8 +26,18 @@ from data_aggregator.bundle._types import (
     ObjectSource,
     UploadReceipt,
 )
-from data_aggregator.config import BundleFormat, Codec, normalise_key_prefix
-from data_aggregator.exceptions import ConfigurationError, ErrorCode
+from data_aggregator.config import (
+    BundleFormat,
+    Codec,
+    normalise_key_prefix,
+    resolve_bundle_format,
+)
+from data_aggregator.exceptions import (
+    ConfigurationError,
+    ErrorCode,
+    ValidationError,
+    ValidationErrorCode,
+)
 from data_aggregator.security import sanitize_s3_key
 
 if TYPE_CHECKING:
@@ -40,7 +56,6 @@ __all__ = [
     "BundleSettings",
     "MultipartSink",
     "make_bundle_key_factory",
-    "resolve_format",
 ]
 
 
@@ -75,13 +90,20 @@ def make_bundle_key_factory(
 
     Args:
         extension: The codec's extension (``BundleEngine.extension``: ``.tar.gz`` ...).
-        prefix: Key prefix; a ``/`` is added when missing.
+        prefix: Key prefix; a ``/`` is added when missing. Not checked as
+            ``BUNDLE_PREFIX`` is
+            ([`normalise_key_prefix`][data_aggregator.config.normalise_key_prefix]):
+            this public factory has always taken any prefix (``/out``, ``a//b``, which S3
+            accepts in a key), and the processor passes ``AppConfig.bundle_prefix``,
+            already normalised by that rule.
         request_id: The invocation's request id; a random UUID when omitted.
         now: The time whose UTC hour names the folder; the current time when omitted.
 
     Returns:
         ``bundle_key(n)`` for ``n`` = 1, 2, ... (one per bundle of a run).
     """
+    # Only the trailing "/" of normalise_key_prefix: its checks would refuse prefixes this
+    # factory has always accepted (see the docstring).
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     moment = (now or _utcnow()).astimezone(timezone.utc)
@@ -96,22 +118,6 @@ def make_bundle_key_factory(
 
 def _always() -> bool:
     return True
-
-
-def resolve_format(value: BundleFormat | str) -> BundleFormat:
-    """``value`` as a `BundleFormat` (any case).
-
-    Raises:
-        ConfigurationError: ``INVALID_BUNDLE_SETTING``: not ``tar`` or ``concat``.
-    """
-    try:
-        return BundleFormat(value.value if isinstance(value, BundleFormat) else value.lower())
-    except (ValueError, AttributeError):
-        raise ConfigurationError(
-            "bundle_format must be one of tar, concat",
-            ErrorCode.INVALID_BUNDLE_SETTING,
-            {"variable": "bundle_format", "value": repr(value)[:64]},
-        ) from None
 
 
 class BundleEngine:
@@ -143,7 +149,8 @@ class BundleEngine:
             multi-frame zstd stream, which every reader reads as one. ``1``: one ordinary
             stream, as before.
         gzip_library: ``"zlib"`` or ``"zlib-ng"`` (a dependency); ``None``
-            (default): ``zlib-ng`` when it is installed, else Python's ``zlib``.
+            (default): ``zlib-ng`` when its compiled module for this Python and
+            platform is installed, else Python's ``zlib``.
         fetch_concurrency: Worker threads fetching bodies ahead of the writer.
         in_flight_bytes: Budget for prefetched-but-unwritten bodies; larger objects are
             streamed straight into the bundle.
@@ -192,7 +199,7 @@ class BundleEngine:
         self.codec = _resolve_codec(
             codec, compression_level, threads=compression_threads, gzip_library=gzip_library
         )
-        self.bundle_format = resolve_format(bundle_format)
+        self.bundle_format = resolve_bundle_format(bundle_format)
         self.sidecar_prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
         self._source = source
         self._sink = sink
@@ -363,6 +370,36 @@ class _MultipartUpload:
         self._writer.abort()
 
 
+def _extra_metadata_budget() -> int:
+    """The most user metadata a sink may add to a bundle's (keys and values, UTF-8): S3's
+    limit less the bundle's description at its longest and ``content-sha256`` (which a
+    single-part upload carries as metadata)."""
+    from data_aggregator.clients import CONTENT_SHA256  # noqa: PLC0415 - lazy
+
+    sha256 = len(CONTENT_SHA256) + 64  # its value: a hex SHA-256
+    return MAX_USER_METADATA_BYTES - MAX_DESCRIPTION_BYTES - sha256
+
+
+def _check_extra_metadata(metadata: Mapping[str, Any]) -> None:
+    """Refuse a sink's own metadata that would spoil or crowd out a bundle's description."""
+    for key in metadata:
+        if str(key).lower() in RESERVED_METADATA:
+            raise ValidationError(
+                f"Metadata key {key!r} is reserved: the bundle writer sets it",
+                ValidationErrorCode.INVALID_UPLOAD_ARGUMENT,
+                {"argument": "Metadata", "key": str(key)[:64]},
+            )
+    size = sum(len(str(key).encode()) + len(str(value).encode()) for key, value in metadata.items())
+    budget = _extra_metadata_budget()
+    if size > budget:
+        raise ValidationError(
+            f"Metadata takes {size} bytes, more than the {budget} left beside a bundle's own "
+            "metadata (S3 allows 2,048 bytes of user metadata: keys and values, UTF-8)",
+            ValidationErrorCode.INVALID_UPLOAD_ARGUMENT,
+            {"argument": "Metadata", "bytes": size, "limit": budget},
+        )
+
+
 class MultipartSink:
     """Bundles go to ``s3://bucket/<bundle key>`` through
     [`MultipartWriter`][data_aggregator.clients.MultipartWriter].
@@ -375,13 +412,23 @@ class MultipartSink:
         s3: The destination client (owner check, KMS key).
         bucket: Destination bucket.
         extra_args: More upload arguments (``Metadata``, ``Tagging``, ``StorageClass``
-            ...), checked by
+            ...), checked here by
             [`validate_upload_args`][data_aggregator.clients.validate_upload_args].
-            ``ContentType`` defaults to the codec's.
+            ``ContentType`` defaults to the codec's. ``Metadata`` goes on every bundle
+            and sidecar beside the bundle's own keys: it may not use those
+            (``aggregator-format``, ``aggregator-sidecar``, ``content-sha256``, in any
+            case), and must leave them room in S3's 2 KB of user metadata: at most 905
+            bytes, keys and values in UTF-8 (2,048 less 1,065 for the bundle's
+            description at its longest and 78 for ``content-sha256``).
         **writer_options: How each writer cuts and uploads its bundle (``part_size``,
             ``max_concurrency``, ``spool_max_size``, ``spool_dir``: see
             [`MultipartWriter`][data_aggregator.clients.MultipartWriter]); the writer's
             defaults for those left out.
+
+    Raises:
+        ValidationError: ``INVALID_UPLOAD_ARGUMENT``: an upload argument that is not
+            allowed, a reserved metadata key, or too much metadata (``context`` names
+            the argument).
     """
 
     def __init__(
@@ -392,9 +439,12 @@ class MultipartSink:
         extra_args: Mapping[str, Any] | None = None,
         **writer_options: Unpack[WriterOptions],
     ) -> None:
+        from data_aggregator.clients import validate_upload_args  # noqa: PLC0415 - lazy
+
         self.s3 = s3
         self.bucket = bucket
-        self._extra_args = dict(extra_args or {})
+        self._extra_args = validate_upload_args(extra_args)
+        _check_extra_metadata(self._extra_args.get("Metadata") or {})
         #: The keyword arguments each writer gets besides the bucket, key and upload arguments.
         self.writer_options = writer_options
 

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_METADATA",
+    "MAX_DESCRIPTION_BYTES",
     "MAX_SIDECAR_METADATA",
+    "RESERVED_METADATA",
     "SIDECAR_METADATA",
     "BundleDescription",
     "bundle_metadata",
@@ -40,9 +42,22 @@ FORMAT_METADATA: Final = "aggregator-format"
 #: key in the same bucket, percent-encoded (UTF-8; letters, digits, ``-._~/`` as they are).
 SIDECAR_METADATA: Final = "aggregator-sidecar"
 #: Longest encoded sidecar key recorded. S3 allows 2 KB of user metadata per object; a
-#: key whose encoding is longer (only keys with hundreds of non-ASCII bytes) is left out,
-#: and readers look for the sidecar where their configuration says.
+#: key whose encoding is longer is left out, and readers look for the sidecar where their
+#: configuration says. Each byte other than a letter, digit or ``-._~/`` (``=``, space,
+#: ``+``, ``:``, any non-ASCII byte) takes three characters, so a key of ``n`` bytes
+#: ``k`` of which are such bytes is recorded when ``n + 2k <= 1024``.
 MAX_SIDECAR_METADATA: Final = 1024
+#: The metadata keys of a bundle's description: reserved, in any case, for the writer (a
+#: sink's own metadata may not use them).
+RESERVED_METADATA: Final = frozenset({FORMAT_METADATA, SIDECAR_METADATA})
+#: The most user metadata a bundle's description takes, as S3 counts it (keys and values,
+#: UTF-8): a concat bundle naming the longest sidecar key recorded (1,065 bytes).
+MAX_DESCRIPTION_BYTES: Final = (
+    len(FORMAT_METADATA)
+    + max(len(layout.value) for layout in BundleFormat)
+    + len(SIDECAR_METADATA)
+    + MAX_SIDECAR_METADATA
+)
 
 
 def bundle_metadata(bundle_format: BundleFormat, sidecar_key: str | None) -> dict[str, str]:

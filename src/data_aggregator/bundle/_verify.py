@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from data_aggregator.bundle._concat import sidecar_key
 from data_aggregator.bundle._concat_reader import read_concat_bundle
-from data_aggregator.bundle._engine import resolve_format
 from data_aggregator.bundle._manifest import bundle_problem
 from data_aggregator.bundle._metadata import BundleDescription
 from data_aggregator.bundle._reader import read_bundle
-from data_aggregator.config import BundleFormat, normalise_key_prefix
-from data_aggregator.exceptions import BundleError, S3ObjectNotFoundError
+from data_aggregator.config import BundleFormat, normalise_key_prefix, resolve_bundle_format
+from data_aggregator.exceptions import (
+    BundleError,
+    DataAggregatorError,
+    S3AccessDeniedError,
+    S3ObjectNotFoundError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
     from data_aggregator.config import Codec
 
 __all__ = [
+    "SidecarSearch",
     "read_bundle_manifest",
     "read_sidecar",
     "sidecar_candidates",
@@ -117,20 +123,70 @@ def sidecar_candidates(
     return tuple(dict.fromkeys(keys))
 
 
-def read_sidecar(source: ObjectSource, bucket: str, keys: Iterable[str]) -> bytes | None:
-    """The bytes of the first of the sidecars ``keys`` that exists; ``None`` if none does.
+@dataclass(frozen=True, slots=True)
+class SidecarSearch:
+    """What `read_sidecar` found.
+
+    Attributes:
+        data: The sidecar's bytes; ``None`` when no candidate could be read.
+        denied: The error of the first candidate that answered 403 (without
+            ``s3:ListBucket`` a missing object does), if any.
+        denied_key: That candidate's key.
+    """
+
+    data: bytes | None = None
+    denied: S3AccessDeniedError | None = None
+    denied_key: str | None = None
+
+    def failure(self, bundle_key: str, problem: BundleError) -> DataAggregatorError:
+        """The error to raise when no sidecar was found and ``problem`` is why the bundle
+        cannot be read otherwise: ``problem`` itself, or, when a candidate answered 403 (the
+        sidecar may be there, unreadable), an `S3AccessDeniedError` that says so."""
+        if self.denied is None:
+            return problem
+        error = S3AccessDeniedError(
+            f"{problem.message} (access denied at {self.denied_key}: the sidecar may be "
+            "there, unreadable; without s3:ListBucket a missing object answers 403 too)",
+            None,
+            {**self.denied.context, "bundle_key": bundle_key, "sidecar_key": self.denied_key},
+            operation=self.denied.operation,
+        )
+        error.__cause__ = self.denied
+        return error
+
+
+def read_sidecar(source: ObjectSource, bucket: str, keys: Iterable[str]) -> SidecarSearch:
+    """The bytes of the first of the sidecars ``keys`` that can be read. A missing one
+    (404), or one that answers 403 (what a missing object answers without
+    ``s3:ListBucket``), moves on to the next; the first 403 is kept in the result.
 
     Raises:
-        DataAggregatorError: reading failed for another reason than a missing object.
+        DataAggregatorError: reading failed for another reason.
     """
+    denied: tuple[S3AccessDeniedError, str] | None = None
     for key in keys:
         try:
             obj = source.open_object(bucket, key)
         except S3ObjectNotFoundError:
             continue
+        except S3AccessDeniedError as exc:
+            denied = denied or (exc, key)
+            continue
         with contextlib.closing(obj.body):
-            return obj.body.read()
-    return None
+            return SidecarSearch(obj.body.read())
+    return SidecarSearch(None, *denied) if denied else SidecarSearch()
+
+
+def _tar_manifest(body: ReadableStream, bundle_key: str) -> BundleManifest:
+    """The manifest of ``body`` read as a tar bundle, which must name ``bundle_key``: a
+    tar that names another bundle is not this bundle's (e.g. a concat bundle whose first
+    member is itself an uncompressed tar bundle reads as that tar)."""
+    manifest = verify_bundle(body)
+    if manifest.bundle_key != bundle_key:
+        raise bundle_problem(
+            f"the manifest names bundle {manifest.bundle_key!r}, not {bundle_key!r}"
+        )
+    return manifest
 
 
 def read_bundle_manifest(
@@ -158,6 +214,11 @@ def read_bundle_manifest(
     whose bundle is missing is a bundle that was never committed: `S3ObjectNotFoundError`,
     as for any missing bundle.
 
+    The manifest returned always names ``bundle_key``: a tar read whose ``manifest.json``
+    names another bundle (a concat bundle whose first member is itself an uncompressed tar
+    bundle; a bundle copied to another key) is a failed tar read, and so is a sidecar
+    naming another bundle.
+
     Args:
         source: Opens objects ([`S3Client`][data_aggregator.clients.S3Client] fits; its
             ``S3Object.metadata`` is the bundle's metadata).
@@ -170,36 +231,48 @@ def read_bundle_manifest(
 
     Raises:
         S3ObjectNotFoundError: there is no bundle at ``bundle_key``.
-        BundleError: the bundle does not match its manifest, or its metadata names a
-            sidecar that does not exist or a format this version does not know
-            (``BUNDLE_INVALID``).
+        BundleError: the bundle does not match its manifest, its manifest names another
+            bundle, or its metadata names a sidecar that does not exist or a format this
+            version does not know (``BUNDLE_INVALID``).
+        S3AccessDeniedError: as for a `BundleError`, no sidecar was found, and a place
+            where it may be answered 403 (the message says which): the sidecar may be
+            there, unreadable. A 403 on one place does not stop the search: without
+            ``s3:ListBucket`` a missing object answers 403.
         ConfigurationError: an invalid ``bundle_format`` or ``sidecar_prefix``.
         DataAggregatorError: reading failed (S3 errors), or the bundle is zstd and the
             ``zstandard`` package is not installed.
     """
-    configured = resolve_format(bundle_format)
+    configured = resolve_bundle_format(bundle_format)
     prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
     obj = source.open_object(bucket, bundle_key)
+    found: SidecarSearch | None = None  # not looked for yet
     with contextlib.closing(obj.body):
         description = BundleDescription.from_metadata(_metadata(obj))
         candidates = sidecar_candidates(bundle_key, description, prefix)
         if description.bundle_format is not None or configured is BundleFormat.CONCAT:
-            sidecar = read_sidecar(source, bucket, candidates)
-            if sidecar is None and description.bundle_format is BundleFormat.CONCAT:
-                raise bundle_problem(
-                    f"no sidecar manifest for this concat bundle at {', '.join(candidates)}"
+            found = read_sidecar(source, bucket, candidates)
+            if found.data is not None:
+                return verify_bundle(obj.body, sidecar=found.data, bundle_key=bundle_key)
+            if description.bundle_format is BundleFormat.CONCAT:
+                raise found.failure(
+                    bundle_key,
+                    bundle_problem(
+                        f"no sidecar manifest for this concat bundle at {', '.join(candidates)}"
+                    ),
                 )
-            return verify_bundle(obj.body, sidecar=sidecar, bundle_key=bundle_key)
-        try:  # an undescribed bundle, read by a tar deployment
-            return verify_bundle(obj.body)
+        # Tar by its metadata; or undescribed: read by a tar deployment, or by a concat
+        # one that found no sidecar (a bundle written before the switch).
+        try:
+            return _tar_manifest(obj.body, bundle_key)
         except BundleError as problem:
             as_tar = problem
-    sidecar = read_sidecar(source, bucket, candidates)
-    if sidecar is None:
-        raise as_tar
+    if found is None:  # a tar deployment: the sidecar, if any, says what this bundle is
+        found = read_sidecar(source, bucket, candidates)
+    if found.data is None:
+        raise found.failure(bundle_key, as_tar)
     try:
         again = source.open_object(bucket, bundle_key)
     except S3ObjectNotFoundError:  # there a moment ago: this cannot tell
         raise as_tar from None
     with contextlib.closing(again.body):
-        return verify_bundle(again.body, sidecar=sidecar, bundle_key=bundle_key)
+        return verify_bundle(again.body, sidecar=found.data, bundle_key=bundle_key)

@@ -22,7 +22,7 @@ import functools
 import inspect
 import logging
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from data_aggregator.bundle._codecs import BlockCompressor, new_compressor
 from data_aggregator.bundle._concat import SIDECAR_CONTENT_TYPE, ConcatStream, sidecar_key
@@ -89,29 +89,53 @@ def open_upload(
     for a sink written before 0.2 (whose ``open_upload`` has no such parameter): its
     bundles then carry no metadata, and recovery reads them by the reader's own settings,
     as before (logged once per sink class)."""
-    if _takes_metadata(type(sink)):
+    if _takes_metadata(sink):
         return sink.open_upload(key, content_type=content_type, metadata=metadata)
     return sink.open_upload(key, content_type=content_type)  # type: ignore[call-arg]
 
 
-@functools.cache
-def _takes_metadata(sink_type: type[Any]) -> bool:
-    """Whether ``sink_type.open_upload`` accepts ``metadata=`` (or any keyword)."""
+def _takes_metadata(sink: object) -> bool:
+    """Whether ``sink.open_upload`` accepts ``metadata=`` (or any keyword).
+
+    A method the sink's class defines is read once per function (a bounded cache); one
+    set on the instance or forwarded by ``__getattr__`` (a wrapper, a ``MagicMock``,
+    whose class is made per instance) is read at each call, so nothing is kept per
+    instance.
+    """
+    method = getattr(sink, "open_upload", None)
+    function = getattr(method, "__func__", None)
+    if function is not None and function is getattr(type(sink), "open_upload", None):
+        takes = _function_takes_metadata(function)
+    else:
+        takes = _accepts_metadata(method)
+    if not takes:
+        _warn_without_metadata(f"{type(sink).__module__}.{type(sink).__qualname__}")
+    return takes
+
+
+def _accepts_metadata(method: object) -> bool:
     try:
-        parameters = inspect.signature(sink_type.open_upload).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: assume the current protocol
+        parameters = inspect.signature(method).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError):  # no signature: assume the current protocol
         return True
-    takes = any(
+    return any(
         parameter.name == "metadata" or parameter.kind is inspect.Parameter.VAR_KEYWORD
         for parameter in parameters
     )
-    if not takes:
-        logger.warning(
-            "%s.open_upload takes no metadata: its bundles do not record their format "
-            "(add a 'metadata' keyword parameter and store it as the object's user metadata)",
-            sink_type.__qualname__,
-        )
-    return takes
+
+
+@functools.lru_cache(maxsize=64)
+def _function_takes_metadata(function: Callable[..., object]) -> bool:
+    return _accepts_metadata(function)
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_without_metadata(sink_name: str) -> None:
+    logger.warning(
+        "%s.open_upload takes no metadata: its bundles do not record their format "
+        "(add a 'metadata' keyword parameter and store it as the object's user metadata)",
+        sink_name,
+    )
 
 
 @dataclass(slots=True)

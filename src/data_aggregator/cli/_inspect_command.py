@@ -116,7 +116,7 @@ def _described_sidecar(
     written before bundles described themselves) under ``prefix``, then next to it;
     ``None`` for a tar bundle, or an undescribed bundle without a sidecar."""
     from data_aggregator.bundle._metadata import BundleDescription  # noqa: PLC0415
-    from data_aggregator.bundle._verify import sidecar_candidates  # noqa: PLC0415
+    from data_aggregator.bundle._verify import read_sidecar, sidecar_candidates  # noqa: PLC0415
     from data_aggregator.config import BundleFormat  # noqa: PLC0415
     from data_aggregator.exceptions import BundleError  # noqa: PLC0415
 
@@ -125,30 +125,17 @@ def _described_sidecar(
     except BundleError as exc:
         raise CommandError(f"s3://{bucket}/{key}: {exc.message}") from None
     candidates = sidecar_candidates(key, description, prefix)
-    for candidate in candidates:
-        found = _s3_sidecar(s3, bucket, candidate)
-        if found is not None:
-            return found
-    if description.bundle_format is BundleFormat.CONCAT:
+    found = read_sidecar(s3, bucket, candidates)
+    if found.data is None and description.bundle_format is BundleFormat.CONCAT:
         where = ", ".join(f"s3://{bucket}/{candidate}" for candidate in candidates)
-        raise CommandError(f"concat bundle (by its metadata) without a sidecar at {where}")
-    return None
-
-
-def _s3_sidecar(s3: Any, bucket: str, key: str) -> bytes | None:
-    """The concat sidecar ``key``, or ``None`` when there is none."""
-    from data_aggregator.exceptions import (  # noqa: PLC0415
-        S3AccessDeniedError,
-        S3ObjectNotFoundError,
-    )
-
-    try:
-        obj = s3.open_object(bucket, key)
-    except (S3ObjectNotFoundError, S3AccessDeniedError):  # 403 without s3:ListBucket
-        return None
-    with contextlib.closing(obj.body):
-        data: bytes = obj.body.read()
-    return data
+        denied = (
+            ""
+            if found.denied_key is None
+            else f" (access denied at s3://{bucket}/{found.denied_key}: it may be there, "
+            "unreadable; without s3:ListBucket a missing object answers 403 too)"
+        )
+        raise CommandError(f"concat bundle (by its metadata) without a sidecar at {where}{denied}")
+    return found.data
 
 
 def _s3_client(endpoint_url: str | None, region: str | None) -> Any:

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from data_aggregator.clients import S3Client
-from data_aggregator.config import BundleFormat, normalise_key_prefix
+from data_aggregator.config import BundleFormat, normalise_key_prefix, resolve_bundle_format
 from data_aggregator.exceptions import (
     BundleError,
     ConfigurationError,
@@ -102,8 +102,10 @@ class S3ManifestBundleLocator:
             client or omitted; an ``S3Client`` brings its own (a different value here is a
             [`ConfigurationError`][data_aggregator.exceptions.ConfigurationError]).
         cache_size: How many verified bundles to remember (0: none).
-        bundle_format: The deployment's ``BUNDLE_FORMAT``, for bundles that do not say
-            their format in their metadata (written by an earlier version): with
+        bundle_format: The deployment's ``BUNDLE_FORMAT`` (any case, as
+            [`resolve_bundle_format`][data_aggregator.config.resolve_bundle_format]
+            reads it), for bundles that do not say their format in their metadata
+            (written by an earlier version): with
             ``concat``, the sidecar ``<sidecar_prefix><bundle key>.manifest.json`` (or
             the one next to the bundle) is read and the bundle checked against it, a
             bundle without a sidecar is read as tar (written before the switch). A bundle
@@ -126,6 +128,10 @@ class S3ManifestBundleLocator:
 
     Attributes:
         client: The `S3Client` the bundles are read through.
+
+    Raises:
+        ConfigurationError: an unknown ``bundle_format``, an invalid ``sidecar_prefix``,
+            or an ``expected_bucket_owner`` that differs from the ``S3Client``'s.
     """
 
     def __init__(
@@ -140,7 +146,7 @@ class S3ManifestBundleLocator:
         sidecar_prefix: str = "",
     ) -> None:
         self.bucket = bucket
-        self.bundle_format = BundleFormat(bundle_format)
+        self.bundle_format = resolve_bundle_format(bundle_format)
         self.sidecar_prefix = normalise_key_prefix(sidecar_prefix, variable="sidecar_prefix")
         self.client = _s3_client(client, expected_bucket_owner)
         self.key_function = key_function
@@ -206,22 +212,13 @@ class S3ManifestBundleLocator:
         from data_aggregator.bundle import read_bundle_manifest  # noqa: PLC0415 - recovery only
 
         try:
-            manifest = read_bundle_manifest(
+            return read_bundle_manifest(  # a manifest naming another bundle: BundleError
                 self.client,
                 self.bucket,
                 bundle_key,
                 bundle_format=self.bundle_format,
                 sidecar_prefix=self.sidecar_prefix,
             )
-            if manifest.bundle_key != bundle_key:
-                # Not this bundle's manifest: e.g. a concat bundle read as tar whose first
-                # source is itself a bundle. Its members are not this bundle's.
-                logger.warning(
-                    "bundle's manifest names another bundle",
-                    extra={**extra, "manifest_bundle_key": manifest.bundle_key},
-                )
-                return None
-            return manifest
         except S3ObjectNotFoundError:
             return frozenset()
         except BundleError as exc:

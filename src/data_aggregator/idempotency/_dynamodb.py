@@ -52,6 +52,7 @@ from data_aggregator import _deadline
 from data_aggregator.clients import add_deadline_hooks
 from data_aggregator.clients._s3 import new_client
 from data_aggregator.exceptions import (
+    DataAggregatorError,
     DeadlineExceededError,
     ErrorCode,
     IdempotencyConfigurationError,
@@ -130,6 +131,11 @@ _FALLBACK_WARNING = (
     "writes in hybrid mode from now on; grant "
     + " and ".join(PARTIQL_ACTIONS)
     + " on the table, or set IDEMPOTENCY_BATCH_MODE=hybrid"
+)
+_UNSUPPORTED_WARNING = (
+    "The DynamoDB endpoint could not run a PartiQL BatchExecuteStatement (an emulator such "
+    "as moto's mock_aws cannot): this idempotency store writes in hybrid mode from now on; "
+    "set IDEMPOTENCY_BATCH_MODE=hybrid for this endpoint"
 )
 # A transaction's items may total at most 4 MB (4,194,304 bytes) and each at most 400 KB.
 # Actions are measured by their JSON text, which is longer than the item it writes.
@@ -802,7 +808,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 leftovers.extend(report.single)
                 denied.extend(report.denied)
             if denied:
-                self._fall_back(statement)
+                self._fall_back(statement, unsupported=any(r.unsupported for r in reports))
                 denied.extend(retry)
                 break
             if not retry:
@@ -825,15 +831,16 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             results.update(self._map(leftovers, single))
         return results, denied
 
-    def _fall_back(self, statement: Statement) -> None:
-        """After a statement refused for lack of permission: write in ``"hybrid"`` mode from
-        now on, and say so once (the store's threads may all meet the refusal)."""
+    def _fall_back(self, statement: Statement, *, unsupported: bool = False) -> None:
+        """After a statement refused for lack of permission (or a request the endpoint
+        could not run at all): write in ``"hybrid"`` mode from now on, and say so once
+        (the store's threads may all meet the refusal)."""
         with self._mode_lock:
             if self._batch_mode != "statements":
                 return
             self._batch_mode = "hybrid"
         logger.warning(
-            _FALLBACK_WARNING,
+            _UNSUPPORTED_WARNING if unsupported else _FALLBACK_WARNING,
             extra={
                 "table_name": self.table_name,
                 "denied_action": statement.action,
@@ -880,11 +887,20 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 if exc.response.get("Error", {}).get("Code") == "AccessDeniedException":
                     raise _Denied from exc  # the role may not run this statement
                 raise
+            except (BotoCoreError, DataAggregatorError):
+                raise
+            except Exception as exc:
+                # Not an answer of DynamoDB's at all: the endpoint could not run the
+                # request (moto's in-process mock raises its PartiQL parser's TypeError on
+                # a parameter, before applying any statement).
+                raise _Unsupported from exc
 
         try:
             response = self._call(None, send)
         except _Denied:
             return StatementReport(denied=list(batch))
+        except _Unsupported:
+            return StatementReport(denied=list(batch), unsupported=True)
         except IdempotencyConfigurationError:
             raise
         except IdempotencyError as error:
@@ -1033,6 +1049,10 @@ class _ConditionFailed(Exception):  # noqa: N818 - internal control flow, never 
 
 class _Denied(Exception):  # noqa: N818 - internal control flow, never escapes
     """A whole ``BatchExecuteStatement`` refused by IAM (``AccessDeniedException``)."""
+
+
+class _Unsupported(Exception):  # noqa: N818 - internal control flow, never escapes
+    """A ``BatchExecuteStatement`` the endpoint could not run at all (an emulator)."""
 
 
 class _Cancelled(Exception):  # noqa: N818 - internal control flow, never escapes

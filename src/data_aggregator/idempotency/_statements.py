@@ -121,6 +121,8 @@ class StatementReport:
     single: list[str] = field(default_factory=list)
     #: Refused for lack of permission (IAM), not applied: to be written the hybrid way.
     denied: list[str] = field(default_factory=list)
+    #: ``denied`` because the endpoint cannot run PartiQL at all (an emulator), not IAM.
+    unsupported: bool = False
 
 
 def claim_insert(table: str, partition_key: str, item: Mapping[str, Any]) -> Statement:

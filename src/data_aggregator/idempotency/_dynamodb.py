@@ -25,8 +25,10 @@ Four batch modes, with the same conditions and the same per-key results (``"auto
   the keys it cannot settle (the item exists, no item returned, validation) take the
   single-item path, a throttled statement is sent again after a backoff (`_statements`).
   A statement refused for lack of permission (the role lacks ``dynamodb:PartiQLInsert``
-  or ``dynamodb:PartiQLUpdate``) switches the store to ``"hybrid"`` for good, with one
-  warning; the refused keys are written that way in the same call.
+  or ``dynamodb:PartiQLUpdate``), or a first request the endpoint cannot run at all,
+  switches the store to ``"hybrid"`` for good, with one warning; the refused keys, and
+  those of the batches not sent yet, are written that way in the same call, and no
+  statement is sent after the switch (`_send_statements`).
 """
 
 from __future__ import annotations

@@ -348,7 +348,7 @@ class Transactions:
         self.sent += 1
 
 
-def refuse_requests(client: DynamoDBClient, code: str) -> list[bool]:
+def refuse_requests(client: DynamoDBClient, code: str, message: str = "") -> list[bool]:
     """Answer the client's BatchExecuteStatement requests ``400 <code>`` (nothing runs)
     while the returned list is not empty."""
     active = [True]
@@ -356,7 +356,8 @@ def refuse_requests(client: DynamoDBClient, code: str) -> list[bool]:
     def refuse(**_: Any) -> Any:
         if not active:
             return None
-        return SimpleNamespace(status_code=400), {"Error": {"Code": code, "Message": code}}
+        error = {"Code": code, "Message": message or code}
+        return SimpleNamespace(status_code=400), {"Error": error}
 
     client.meta.events.register(f"before-call.dynamodb.{BES}", refuse)
     return active
@@ -403,24 +404,30 @@ def test_a_request_denied_by_iam_is_written_the_hybrid_way_in_the_same_call(
 ) -> None:
     """The whole BatchExecuteStatement refused (AccessDeniedException: the role lacks
     dynamodb:PartiQLUpdate): nothing of it ran, and every completion of the call is made
-    by a transaction instead; no key fails, one warning names the denied action."""
+    by a transaction instead; no key fails, one warning names the denied action and
+    carries DynamoDB's message (which names the action actually denied)."""
     caplog.set_level(logging.WARNING, logger="data_aggregator")
     clock = FakeClock(FUTURE_START)
     store = statements_store(table, client, clock)
     batch = [f"key-{i:02d}" for i in range(30)]
     claimed = store.claim(batch, owner=A, lease_expires_at=clock() + 60, bundle_key="b")
     assert {r.status for r in claimed.values()} == {ClaimStatus.CLAIMED}
-    refuse_requests(client, "AccessDeniedException")
+    message = "User: arn:aws:sts::1:assumed-role/r is not authorized to perform: x:Y"
+    refuse_requests(client, "AccessDeniedException", message)
     requests = Requests(client)
     transactions = Transactions(client)
     done = store.complete(batch, owner=A, bundle_key="b")
     assert {r.status for r in done.values()} == {UpdateStatus.OK}
-    assert sorted(len(keys) for keys in requests.batches()) == [15, 15]
+    # Two batches of 15, sent concurrently: the second is skipped if the first was
+    # refused before it was sent.
+    assert [len(keys) for keys in requests.batches()] in ([15], [15, 15])
     assert requests.single_writes() == []
     assert transactions.sent == 1
     assert store.batch_mode == "hybrid"
     (warning,) = _refusals(caplog)
     assert warning.__dict__["denied_action"] == "dynamodb:PartiQLUpdate"
+    assert warning.__dict__["aws_error_message"] == message
+    assert message in warning.getMessage()
     for key in batch:
         record = store.get(key)
         assert record is not None
@@ -462,6 +469,148 @@ def test_concurrent_refusals_switch_the_store_once(
     assert set(results.values()) == {ClaimStatus.CLAIMED}
     assert store.batch_mode == "hybrid"
     assert len(_refusals(caplog)) == 1
+
+
+def test_a_refused_first_call_stops_sending_statements(client: DynamoDBClient, table: str) -> None:
+    """Once a request is refused, the call's batches not sent yet are not sent: 100
+    claims one at a time (``max_workers=1``) cost one refused request, not four; sent
+    concurrently, at most one per batch of 25."""
+    refuse_requests(client, "AccessDeniedException")
+    requests = Requests(client)
+    clock = FakeClock(FUTURE_START)
+    for workers, most in ((1, 1), (4, 4)):
+        store = statements_store(table, client, clock, max_workers=workers)
+        keys = [f"n{workers}-{i:03d}" for i in range(100)]
+        out = store.claim(keys, owner=A, lease_expires_at=clock() + 60)
+        assert {r.status for r in out.values()} == {ClaimStatus.CLAIMED}
+        assert 1 <= len(requests.batches()) <= most, [len(b) for b in requests.batches()]
+        assert store.batch_mode == "hybrid"
+        requests.clear()
+
+
+def test_a_call_in_flight_sends_no_statement_after_the_switch(
+    client: DynamoDBClient, table: str
+) -> None:
+    """A call whose first round was throttled: during its backoff another call is refused
+    PartiQL and switches the store; the first call's next round is written the hybrid
+    way, with no other BatchExecuteStatement."""
+    faults = StatementFaults(client)
+    faults.faults = {"slow": ["ThrottlingError"]}
+    clock = FakeClock(FUTURE_START)
+    requests = Requests(client)
+    switched_at: list[int] = []
+
+    def sleep(_: float) -> None:
+        faults.faults["other"] = ["AccessDenied"]
+        other = store.claim(["other"], owner=A, lease_expires_at=clock() + 60)
+        assert other["other"].status is ClaimStatus.CLAIMED
+        assert store.batch_mode == "hybrid"
+        switched_at.append(len(requests.sent))
+
+    store = statements_store(table, client, clock, sleep=sleep)
+    out = store.claim(["slow", "fine"], owner=A, lease_expires_at=clock() + 60)
+    assert {r.status for r in out.values()} == {ClaimStatus.CLAIMED}
+    (index,) = switched_at
+    assert requests.sent[index:] == [("PutItem", ["slow"])]
+
+
+def raise_after_applied(client: DynamoDBClient, times: int = 1) -> None:
+    """The next ``times`` BatchExecuteStatement calls reach DynamoDB (and are applied),
+    then raise RuntimeError in ``after-call`` (as a tracing wrapper's bug would)."""
+    left = [times]
+
+    def boom(**_: Any) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise RuntimeError("tracer failed to record the response")
+
+    client.meta.events.register(f"after-call.dynamodb.{BES}", boom)
+
+
+@pytest.mark.parametrize("step", ["claim", "mark_pending", "complete", "release"])
+def test_an_exception_on_the_first_request_falls_back_harmlessly(
+    client: DynamoDBClient, table: str, caplog: pytest.LogCaptureFixture, step: str
+) -> None:
+    """A store whose very first BatchExecuteStatement raises something that is no answer
+    (as moto's mock does) takes the endpoint for one that cannot run PartiQL: it writes
+    the keys the hybrid way and says so, with the exception. Were the batch applied after
+    all (here it was), each rewrite meets its own write and succeeds."""
+    caplog.set_level(logging.WARNING, logger="data_aggregator")
+    clock = FakeClock(FUTURE_START)
+    lease = clock() + 60
+    keys = [f"k{i:02d}" for i in range(30)]
+    if step != "claim":  # claimed by another store of the same process
+        claimed = statements_store(table, client, clock).claim(
+            keys, owner=A, lease_expires_at=lease, bundle_key="b"
+        )
+        assert {r.status for r in claimed.values()} == {ClaimStatus.CLAIMED}
+    store = statements_store(table, client, clock)
+    raise_after_applied(client, times=10)
+    if step == "claim":
+        out: dict[str, Any] = store.claim(keys, owner=A, lease_expires_at=lease, bundle_key="b")
+        assert {r.status for r in out.values()} == {ClaimStatus.CLAIMED}
+        assert {r.previous_owner for r in out.values()} == {None}
+        expected: tuple[Any, ...] = (RecordStatus.IN_PROGRESS, A, frozenset({"b"}))
+    elif step == "mark_pending":
+        out = store.mark_pending(keys, owner=A, bundle_key="c")
+        assert {r.status for r in out.values()} == {UpdateStatus.OK}
+        expected = (RecordStatus.IN_PROGRESS, A, frozenset({"b", "c"}))
+    elif step == "complete":
+        out = store.complete(keys, owner=A, bundle_key="b")
+        assert {r.status for r in out.values()} == {UpdateStatus.OK}
+        expected = (RecordStatus.COMPLETED, A, frozenset())
+    else:
+        out = store.release(keys, owner=A, bundle_key="b")
+        assert {r.status for r in out.values()} == {UpdateStatus.OK}
+        expected = (RecordStatus.IN_PROGRESS, None, frozenset())
+    assert store.batch_mode == "hybrid"
+    for key in keys:
+        record = store.get(key)
+        assert record is not None
+        assert (record.status, record.owner, record.pending_bundle_keys) == expected
+    (warning,) = _refusals(caplog)
+    assert "could not run a PartiQL BatchExecuteStatement" in warning.getMessage()
+    assert "RuntimeError" in warning.getMessage()
+    assert warning.__dict__["exception_type"] == "RuntimeError"
+    assert warning.exc_info is not None
+    assert isinstance(warning.exc_info[1], RuntimeError)
+    assert "denied_action" not in warning.__dict__
+
+
+def test_an_exception_after_statements_worked_propagates(
+    client: DynamoDBClient, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the endpoint has answered a BatchExecuteStatement, an exception that is no
+    answer is not taken for a missing PartiQL: it propagates, as any write's does in
+    hybrid mode, and the store keeps its mode, without a warning."""
+    caplog.set_level(logging.WARNING, logger="data_aggregator")
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock)
+    first = store.claim(["a", "b"], owner=A, lease_expires_at=clock() + 60)
+    assert {r.status for r in first.values()} == {ClaimStatus.CLAIMED}
+    raise_after_applied(client)
+    with pytest.raises(RuntimeError, match="tracer failed"):
+        store.claim(["c", "d"], owner=A, lease_expires_at=clock() + 60)
+    assert store.batch_mode == "statements"
+    assert _refusals(caplog) == []
+
+
+def test_a_deadline_hook_refusal_is_not_unsupported(client: DynamoDBClient, table: str) -> None:
+    """The client's deadline hook refuses the request (DeadlineExceededError, the
+    library's own): the keys fail DEADLINE_EXCEEDED and the store keeps its mode."""
+    called = threading.Event()
+    client.meta.events.register_first(f"before-call.dynamodb.{BES}", lambda **_: called.set())
+    clock = FakeClock(FUTURE_START)
+    store = statements_store(table, client, clock, max_workers=1)  # no pool: no late=
+    deadline = _deadline.Deadline(lambda: 0.0 if called.is_set() else 60.0)
+    with _deadline.scope(deadline):
+        out = store.claim(["x", "y"], owner=A, lease_expires_at=clock() + 60)
+    assert {r.status for r in out.values()} == {ClaimStatus.ERROR}
+    assert {r.error.error_code for r in out.values() if r.error is not None} == {
+        "DEADLINE_EXCEEDED"
+    }
+    assert store.batch_mode == "statements"
+    assert store.get("x") is None
 
 
 @pytest.mark.parametrize("per_statement", [True, False], ids=["statement", "request"])

@@ -4,7 +4,9 @@ explicit ``batch_mode=`` over both. No request is sent: clients are only constru
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, get_args
+from unittest.mock import MagicMock
 
 import boto3
 import pytest
@@ -48,6 +50,10 @@ def config(**fields: object) -> AppConfig:
         ("https://dynamodb-fips.us-gov-west-1.amazonaws.com", "statements"),
         ("https://dynamodb.cn-north-1.amazonaws.com.cn", "statements"),
         ("https://dynamodb.us-east-1.api.aws", "statements"),
+        # China's dual-stack endpoint (use_dualstack_endpoint=True in cn-north-1).
+        ("https://dynamodb.cn-north-1.api.amazonwebservices.com.cn", "statements"),
+        # An isolated partition's endpoint is not in the list: the safe direction.
+        ("https://dynamodb.us-iso-east-1.c2s.ic.gov", "hybrid"),
         ("https://vpce-0a1b-c2d3.dynamodb.eu-west-1.vpce.amazonaws.com", "statements"),
         ("https://DynamoDB.EU-West-1.AmazonAWS.com:443/", "statements"),
         ("https://dynamodb.us-east-1.amazonaws.com.", "statements"),
@@ -64,6 +70,27 @@ def config(**fields: object) -> AppConfig:
 def test_auto_is_statements_on_aws_endpoints_only(endpoint_url: str | None, mode: str) -> None:
     """``auto`` is ``statements`` when the endpoint's host is AWS's own, else ``hybrid``."""
     assert auto_batch_mode(endpoint_url) == mode
+
+
+def test_a_mocked_client_builds_a_hybrid_store() -> None:
+    """A ``MagicMock`` client's endpoint is no string: ``auto`` means ``hybrid`` (as the
+    constructor's default), and ``from_config`` builds the store as before ``auto``."""
+    assert auto_batch_mode(MagicMock()) == "hybrid"
+    store = DynamoDBIdempotencyStore.from_config(config(), client=MagicMock())
+    assert store.batch_mode == "hybrid"
+
+
+@pytest.mark.parametrize(("endpoint_url", "mode"), [(None, "statements"), (LOCAL, "hybrid")])
+def test_settings_without_a_batch_mode_mean_auto(endpoint_url: str | None, mode: str) -> None:
+    """A settings object written before ``IDEMPOTENCY_BATCH_MODE`` (no such attribute)
+    still builds a store, in the ``auto`` mode."""
+    settings = SimpleNamespace(
+        idempotency_table_name="idem",
+        idempotency_partition_key="object_key",
+        idempotency_ttl_seconds=3600,
+    )
+    store = DynamoDBIdempotencyStore.from_config(settings, client=dynamodb(endpoint_url))
+    assert (store.table_name, store.batch_mode) == ("idem", mode)
 
 
 def test_the_setting_names_auto_and_every_store_mode() -> None:

@@ -25,8 +25,10 @@ Four batch modes, with the same conditions and the same per-key results (``"auto
   the keys it cannot settle (the item exists, no item returned, validation) take the
   single-item path, a throttled statement is sent again after a backoff (`_statements`).
   A statement refused for lack of permission (the role lacks ``dynamodb:PartiQLInsert``
-  or ``dynamodb:PartiQLUpdate``) switches the store to ``"hybrid"`` for good, with one
-  warning; the refused keys are written that way in the same call.
+  or ``dynamodb:PartiQLUpdate``), or a first request the endpoint cannot run at all,
+  switches the store to ``"hybrid"`` for good, with one warning; the refused keys, and
+  those of the batches not sent yet, are written that way in the same call, and no
+  statement is sent after the switch (`_send_statements`).
 """
 
 from __future__ import annotations
@@ -123,9 +125,16 @@ MAX_KEY_BYTES = 2048
 MAX_TRANSACT_ITEMS = 100
 _BATCH_MODES: tuple[BatchMode, ...] = ("hybrid", "single", "transact", "statements")
 #: Host suffixes of AWS's own DynamoDB endpoints: regional and FIPS
-#: (``dynamodb.us-east-1.amazonaws.com``), VPC endpoints, China
-#: (``dynamodb.cn-north-1.amazonaws.com.cn``) and dual-stack (``dynamodb.us-east-1.api.aws``).
-_AWS_ENDPOINT_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+#: (``dynamodb.us-east-1.amazonaws.com``, GovCloud too), VPC endpoints, China
+#: (``dynamodb.cn-north-1.amazonaws.com.cn``) and dual-stack (``dynamodb.us-east-1.api.aws``,
+#: China's ``dynamodb.cn-north-1.api.amazonwebservices.com.cn``). Any other host (the
+#: isolated partitions' among them) resolves to ``"hybrid"``, the mode every endpoint runs.
+_AWS_ENDPOINT_SUFFIXES = (
+    ".amazonaws.com",
+    ".amazonaws.com.cn",
+    ".api.aws",
+    ".api.amazonwebservices.com.cn",
+)
 _FALLBACK_WARNING = (
     "DynamoDB refused a PartiQL statement for lack of permission: this idempotency store "
     "writes in hybrid mode from now on; grant "
@@ -182,15 +191,19 @@ _CLAIMABLE = (
 )
 
 
-def auto_batch_mode(endpoint_url: str | None) -> BatchMode:
+def auto_batch_mode(endpoint_url: object) -> BatchMode:
     """The batch mode ``"auto"`` means for a DynamoDB client of ``endpoint_url``.
 
     ``"statements"`` on AWS's own endpoints (a host ending in ``.amazonaws.com``,
-    ``.amazonaws.com.cn`` or ``.api.aws``); ``"hybrid"`` on any other, which is an
-    emulator (moto, DynamoDB Local, LocalStack) or a proxy: emulators' PartiQL differs
-    from DynamoDB's, and moto's cannot run the statements mode.
+    ``.amazonaws.com.cn``, ``.api.aws`` or ``.api.amazonwebservices.com.cn``);
+    ``"hybrid"`` on any other, which is an emulator (moto, DynamoDB Local, LocalStack), a
+    proxy or an endpoint of a partition not listed, and for anything but a string (a
+    mocked client's): emulators' PartiQL differs from DynamoDB's, and moto's cannot run
+    the statements mode.
     """
-    host = (urlsplit(endpoint_url or "").hostname or "").rstrip(".")
+    if not isinstance(endpoint_url, str):
+        return "hybrid"
+    host = (urlsplit(endpoint_url).hostname or "").rstrip(".")
     return "statements" if host.endswith(_AWS_ENDPOINT_SUFFIXES) else "hybrid"
 
 
@@ -231,7 +244,8 @@ class _ChunkReport:
 class DynamoDBStoreSettings(Protocol):
     """What the store's
     [`from_config`][data_aggregator.idempotency.DynamoDBIdempotencyStore.from_config] reads
-    (``AppConfig`` has it)."""
+    (``AppConfig`` has it). It also reads ``idempotency_batch_mode`` when the object has
+    one (``AppConfig``'s ``IDEMPOTENCY_BATCH_MODE``), else uses ``"auto"``."""
 
     @property
     def idempotency_table_name(self) -> str | None: ...
@@ -241,9 +255,6 @@ class DynamoDBStoreSettings(Protocol):
 
     @property
     def idempotency_ttl_seconds(self) -> int: ...
-
-    @property
-    def idempotency_batch_mode(self) -> IdempotencyBatchMode: ...
 
 
 class DynamoDBIdempotencyStore(IdempotencyStore):
@@ -356,6 +367,8 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             auto_batch_mode(self.client.meta.endpoint_url) if batch_mode == "auto" else batch_mode
         )
         self._mode_lock = threading.Lock()
+        # A BatchExecuteStatement has been answered: the endpoint runs PartiQL.
+        self._statements_answered = False
         add_deadline_hooks(self.client)  # no request or retry past the invocation's deadline
         self._max_retries = max(0, max_retries)
         self._backoff_base = backoff_base_seconds
@@ -379,15 +392,19 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         """Build the store from an ``AppConfig`` (table, partition key, TTL, batch mode).
 
         ``batch_mode`` defaults to the configuration's ``IDEMPOTENCY_BATCH_MODE``
-        (``"auto"`` unless set); a value given here wins.
+        (``"auto"`` unless set, or when ``config`` has no ``idempotency_batch_mode``
+        attribute); a value given here wins.
         """
+        mode: IdempotencyBatchMode = (
+            getattr(config, "idempotency_batch_mode", "auto") if batch_mode is None else batch_mode
+        )
         return cls(
             config.idempotency_table_name,
             partition_key=config.idempotency_partition_key,
             ttl_seconds=config.idempotency_ttl_seconds,
             client=client,
             bundle_locator=bundle_locator,
-            batch_mode=config.idempotency_batch_mode if batch_mode is None else batch_mode,
+            batch_mode=mode,
             **kwargs,
         )
 
@@ -787,15 +804,19 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         ``single``, the single-item write.
 
         Returns the outcomes, and the keys left for the caller to write the ``"hybrid"``
-        way: none, unless a statement was refused for lack of permission; then the store
-        switches to ``"hybrid"`` (`_fall_back`), and the refused keys and those waiting
-        for another round are handed back (none of them was applied).
+        way: none, unless the store left ``"statements"`` mode (a statement refused for
+        lack of permission, in this call or another: `_fall_back`); then the refused keys,
+        those of the batches not sent yet and those waiting for another round are handed
+        back (none of them was applied), and this call sends no more statements.
         """
         batches, leftovers = self._statement_batches(keys)
         results: Outcomes = {}
         denied: list[str] = []
         attempt = 0
         while batches:
+            if self._batch_mode != "statements":  # another call switched the store
+                denied.extend(key for batch in batches for key in batch)
+                break
             reports = self._run_all(
                 batches,
                 lambda batch: self._send_statements(batch, statement),
@@ -807,8 +828,7 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 retry.update(report.retry)
                 leftovers.extend(report.single)
                 denied.extend(report.denied)
-            if denied:
-                self._fall_back(statement, unsupported=any(r.unsupported for r in reports))
+            if denied:  # the store writes in hybrid mode now (`_send_statements`)
                 denied.extend(retry)
                 break
             if not retry:
@@ -831,20 +851,38 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             results.update(self._map(leftovers, single))
         return results, denied
 
-    def _fall_back(self, statement: Statement, *, unsupported: bool = False) -> None:
+    def _fall_back(self, statement: Statement, report: StatementReport) -> None:
         """After a statement refused for lack of permission (or a request the endpoint
-        could not run at all): write in ``"hybrid"`` mode from now on, and say so once
-        (the store's threads may all meet the refusal)."""
+        could not run at all, ``report.unsupported``): write in ``"hybrid"`` mode from now
+        on, and say so once (the store's threads may all meet the refusal)."""
         with self._mode_lock:
             if self._batch_mode != "statements":
                 return
             self._batch_mode = "hybrid"
+        if report.unsupported is not None:
+            kind = type(report.unsupported).__qualname__
+            logger.warning(
+                "%s (%s: %s)",
+                _UNSUPPORTED_WARNING,
+                kind,
+                report.unsupported,
+                exc_info=report.unsupported,
+                extra={
+                    "table_name": self.table_name,
+                    "exception_type": kind,
+                    "batch_mode": "hybrid",
+                },
+            )
+            return
         logger.warning(
-            _UNSUPPORTED_WARNING if unsupported else _FALLBACK_WARNING,
+            "%s (DynamoDB: %s)",
+            _FALLBACK_WARNING,
+            report.denial_message or "access denied",
             extra={
                 "table_name": self.table_name,
                 "denied_action": statement.action,
                 "iam_actions": list(PARTIQL_ACTIONS),
+                "aws_error_message": report.denial_message,
                 "batch_mode": "hybrid",
             },
         )
@@ -875,14 +913,18 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         return batches, alone
 
     def _send_statements(self, batch: list[str], statement: Statement) -> StatementReport:
-        """Send one ``BatchExecuteStatement`` and sort its keys: settled, again, alone."""
+        """Send one ``BatchExecuteStatement`` and sort its keys: settled, again, alone, or
+        denied (then the store switches to ``"hybrid"``: `_fall_back`). Nothing is sent
+        once the store no longer writes in ``"statements"`` mode: the keys are denied."""
+        if self._batch_mode != "statements":
+            return StatementReport(denied=list(batch))
         requests: list[Any] = [
             statement.request(self._key(key)[self.partition_key]) for key in batch
         ]
 
         def send() -> Any:
             try:
-                return self.client.batch_execute_statement(Statements=requests)
+                response = self.client.batch_execute_statement(Statements=requests)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "AccessDeniedException":
                     raise _Denied from exc  # the role may not run this statement
@@ -890,17 +932,35 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             except (BotoCoreError, DataAggregatorError):
                 raise
             except Exception as exc:
-                # Not an answer of DynamoDB's at all: the endpoint could not run the
-                # request (moto's in-process mock raises its PartiQL parser's TypeError on
-                # a parameter, before applying any statement).
+                if self._statements_answered:
+                    # This endpoint runs PartiQL: the exception is not about PartiQL (a
+                    # parser error after an answer, a wrapper's bug) and the batch may have
+                    # been applied. It propagates, as any write's would in hybrid mode.
+                    raise
+                # Not an answer of DynamoDB's at all, from an endpoint that never answered
+                # one: it cannot run the request (moto's in-process mock raises its PartiQL
+                # parser's TypeError on a parameter, before applying any statement).
                 raise _Unsupported from exc
+            self._statements_answered = True
+            return response
 
+        report: StatementReport | None = None
         try:
             response = self._call(None, send)
-        except _Denied:
-            return StatementReport(denied=list(batch))
-        except _Unsupported:
-            return StatementReport(denied=list(batch), unsupported=True)
+        except _Denied as denied:
+            error = denied.__cause__
+            message = (
+                error.response.get("Error", {}).get("Message", "")
+                if isinstance(error, ClientError)
+                else ""
+            )
+            report = StatementReport(denied=list(batch), denial_message=str(message))
+        except _Unsupported as unsupported:
+            cause = unsupported.__cause__
+            report = StatementReport(
+                denied=list(batch),
+                unsupported=cause if isinstance(cause, Exception) else unsupported,
+            )
         except IdempotencyConfigurationError:
             raise
         except IdempotencyError as error:
@@ -909,9 +969,13 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
                 return StatementReport(settled=dict.fromkeys(batch, error))
             # Throttled past the retries, rejected as invalid ...: find the key.
             return StatementReport(single=list(batch))
-        return sort_answers(
-            batch, response.get("Responses") or [], self._parse, table_name=self.table_name
-        )
+        if report is None:
+            report = sort_answers(
+                batch, response.get("Responses") or [], self._parse, table_name=self.table_name
+            )
+        if report.denied:
+            self._fall_back(statement, report)
+        return report
 
     def _call(self, key: str | None, send: Callable[[], Any]) -> Any:
         """Send one request, retrying throttling/5xx with full-jitter exponential backoff.

@@ -119,10 +119,14 @@ class StatementReport:
     retry: dict[str, str] = field(default_factory=dict)  # key -> per-statement code
     #: To be written one by one (exists, no item returned, validation, unclear answer).
     single: list[str] = field(default_factory=list)
-    #: Refused for lack of permission (IAM), not applied: to be written the hybrid way.
+    #: Refused for lack of permission (IAM), or not sent because the store no longer
+    #: writes in ``"statements"`` mode: not applied, to be written the hybrid way.
     denied: list[str] = field(default_factory=list)
-    #: ``denied`` because the endpoint cannot run PartiQL at all (an emulator), not IAM.
-    unsupported: bool = False
+    #: AWS's message for an IAM refusal (it names the denied action and the resource).
+    denial_message: str = ""
+    #: The exception of an endpoint that could not run PartiQL at all (an emulator): the
+    #: keys are ``denied``.
+    unsupported: Exception | None = None
 
 
 def claim_insert(table: str, partition_key: str, item: Mapping[str, Any]) -> Statement:
@@ -213,6 +217,7 @@ def sort_answers(
             report.retry[key] = code
         elif code == _ACCESS_DENIED:
             report.denied.append(key)
+            report.denial_message = report.denial_message or str(error.get("Message") or "")
         elif code == _TABLE_NOT_FOUND:
             context = {"table_name": table_name, "aws_error_code": code, "idempotency_key": key}
             missing = configuration_error(_TABLE_NOT_FOUND_EXCEPTION, table_name, context)

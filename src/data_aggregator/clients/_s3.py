@@ -600,10 +600,13 @@ class S3Client:
                     outcome[(target.key, target.version_id)] = DeleteResult(
                         target, DeleteStatus.FAILED, code=_NOT_ANSWERED
                     )
+                by_key: dict[str, list[ObjectToDelete]] = {}
+                for target in sent:
+                    by_key.setdefault(target.key, []).append(target)
                 for deleted in response.get("Deleted", []):
-                    key, version_id = deleted.get("Key"), deleted.get("VersionId") or None
-                    for target in sent:
-                        if target.key == key and target.version_id in (None, version_id):
+                    key, version_id = deleted.get("Key", ""), deleted.get("VersionId") or None
+                    for target in by_key.get(key, ()):
+                        if target.version_id in (None, version_id):
                             outcome[(key, target.version_id)] = DeleteResult(
                                 target, DeleteStatus.DELETED
                             )

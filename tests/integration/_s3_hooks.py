@@ -66,6 +66,12 @@ def error_response(
     return fake_response(request, status, headers, _Raw(body))
 
 
+def xml_response(request: AWSPreparedRequest, body: bytes) -> AWSResponse:
+    """A fake successful S3 answer (200) with the XML ``body``."""
+    headers = {"content-type": "application/xml", "x-amz-request-id": "INJECTED"}
+    return fake_response(request, 200, headers, _Raw(body))
+
+
 def part_number(request: AWSPreparedRequest) -> int | None:
     """The ``partNumber`` query parameter of an ``UploadPart`` request."""
     values = parse_qs(urlsplit(request.url).query).get("partNumber")

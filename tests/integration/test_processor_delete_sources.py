@@ -19,7 +19,7 @@ from data_aggregator.metrics import CallbackMetrics, MetricPoint
 from data_aggregator.processor import Outcome, Reason
 from data_aggregator.testing import s3_record
 from tests.integration._processor_env import Crash, CrashOnComplete
-from tests.integration._s3_hooks import error_response, inject
+from tests.integration._s3_hooks import error_response, inject, xml_response
 from tests.processor_support import assert_bundled_once, failed_ids, s3_body, sqs_batch
 
 if TYPE_CHECKING:
@@ -304,4 +304,31 @@ def test_no_delete_is_started_without_time_left(make_env: Callable[..., Processo
     assert env.last.count(Outcome.BUNDLED) == 2
     assert all(_exists(env, o) for o in objects)
     assert requests == []
+    assert metrics["SourceDeletesFailed"] == 2
+
+
+def test_an_object_the_answer_does_not_name_as_deleted_counts_as_failed(
+    make_env: Callable[..., ProcessorEnv],
+) -> None:
+    """A ``DeleteObjects`` answer (200) whose only error names a key not asked for, and
+    that lists none of the objects as deleted, deletes nothing: every object is counted
+    and logged as a failed delete, none as deleted."""
+    env = make_env(delete_sources=True, retries=False)
+    metrics = _Metrics(env)
+    objects = [env.put(f"unanswered/{i}.txt") for i in range(2)]
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?><DeleteResult>'
+        b"<Error><Key>someone/else.txt</Key><Code>AccessDenied</Code>"
+        b"<Message>injected</Message></Error></DeleteResult>"
+    )
+
+    def answer(request: AWSPreparedRequest) -> AWSResponse | None:
+        return xml_response(request, body)
+
+    inject(env.processor_s3, "DeleteObjects", answer)
+    event = sqs_batch([s3_body(o.record()) for o in objects])
+    assert env.handle(event) == {"batchItemFailures": []}
+    assert env.last.count(Outcome.BUNDLED) == 2
+    assert all(_exists(env, o) for o in objects)
+    assert metrics["SourcesDeleted"] == 0
     assert metrics["SourceDeletesFailed"] == 2

@@ -90,3 +90,12 @@ def test_a_wildcard_or_weak_etag_is_no_condition(etag: str) -> None:
     assert source is not None
     assert source.target.etag is None
     assert source.target.version_id is None
+
+
+def test_the_null_version_is_deleted_by_its_etag_not_by_version_id() -> None:
+    """``VersionId="null"`` would name whatever the key's null version holds at delete
+    time: in a versioning-suspended bucket every write replaces it, so it may be an
+    object written after the bundling. The ETag condition keeps such an object."""
+    source = deletable(_slot(Outcome.BUNDLED, None, version_id="null"))
+    assert source is not None
+    assert (source.target.version_id, source.target.etag) == (None, "fetched")

@@ -83,6 +83,8 @@ def _described(response: Mapping[str, Any], version_id: str | None) -> dict[str,
 #: object), or there is nothing to delete.
 _CHANGED_CODES = frozenset({"PreconditionFailed", "412"})
 _GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404"})
+#: `DeleteResult.code` of an object S3's ``DeleteObjects`` answer did not account for.
+_NOT_ANSWERED = "NOT_ANSWERED"
 
 
 def _identifier(target: ObjectToDelete) -> ObjectIdentifierTypeDef:
@@ -556,6 +558,10 @@ class S3Client:
         here (``FAILED``, code ``NO_CONDITION``): an unconditional delete could remove
         an object written after it was read.
 
+        An object is ``DELETED`` only when S3's answer lists it among the deleted (its
+        key, and the version id sent); one the answer neither lists nor names in an
+        error is ``FAILED`` with code ``NOT_ANSWERED``.
+
         Never raises for S3 failures: a request that fails (access denied, throttling
         after the client's retries, the invocation's deadline) makes every object it
         named ``FAILED`` with the typed ``error``, and the next request is still tried.
@@ -578,7 +584,7 @@ class S3Client:
                 with self._translating("DeleteObjects", bucket, None, objects=len(sent)):
                     response = self._client.delete_objects(
                         Bucket=bucket,
-                        Delete={"Objects": [_identifier(t) for t in sent], "Quiet": True},
+                        Delete={"Objects": [_identifier(t) for t in sent], "Quiet": False},
                         **self._owner(),
                     )
             except DataAggregatorError as error:
@@ -587,10 +593,23 @@ class S3Client:
                         target, DeleteStatus.FAILED, code=error.error_code, error=error
                     )
             else:
+                # Deleted only when S3 names it (and the version sent): an object the
+                # answer leaves out, or names only in an error that matches nothing we
+                # sent, may still exist.
                 for target in sent:
                     outcome[(target.key, target.version_id)] = DeleteResult(
-                        target, DeleteStatus.DELETED
+                        target, DeleteStatus.FAILED, code=_NOT_ANSWERED
                     )
+                by_key: dict[str, list[ObjectToDelete]] = {}
+                for target in sent:
+                    by_key.setdefault(target.key, []).append(target)
+                for deleted in response.get("Deleted", []):
+                    key, version_id = deleted.get("Key", ""), deleted.get("VersionId") or None
+                    for target in by_key.get(key, ()):
+                        if target.version_id in (None, version_id):
+                            outcome[(key, target.version_id)] = DeleteResult(
+                                target, DeleteStatus.DELETED
+                            )
                 for entry in response.get("Errors", []):
                     key, version_id = entry.get("Key", ""), entry.get("VersionId") or None
                     code = entry.get("Code", "")

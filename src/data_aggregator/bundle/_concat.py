@@ -18,7 +18,7 @@ from __future__ import annotations
 import codecs
 from typing import TYPE_CHECKING
 
-from data_aggregator.bundle._output import CompressedOutput
+from data_aggregator.bundle._output import OUTPUT_BUFFER_SIZE, CompressedOutput
 from data_aggregator.exceptions import ErrorCode, ObjectNotTextError
 
 if TYPE_CHECKING:
@@ -90,19 +90,15 @@ class ConcatStream(CompressedOutput):
 
     Same interface as `TarStream` (``begin_member`` with a header, which is ignored here,
     ``write_data``, ``add_member``, ``finish``, ``tar_bytes``): the writer drives both
-    alike. ``members`` records ``(offset, newline_added)`` per completed member.
-
-    Args:
-        write: Receives compressed output, coalesced up to ``buffer_size`` bytes.
-        compressor: The bundle's codec.
-        buffer_size: Output is coalesced up to this many bytes before ``write`` is called.
+    alike. ``members`` records ``(offset, newline_added)`` per completed member. Arguments
+    as `CompressedOutput`.
     """
 
     def __init__(
         self,
         write: Callable[[bytes], object],
         compressor: Compressor,
-        buffer_size: int = 256 * 1024,
+        buffer_size: int = OUTPUT_BUFFER_SIZE,
     ) -> None:
         super().__init__(write, compressor, buffer_size)
         #: ``(offset, newline_added)`` of each completed member, in order.

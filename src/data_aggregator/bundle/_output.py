@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 
     from data_aggregator.bundle._codecs import Compressor
 
-__all__ = ["CompressedOutput"]
+__all__ = ["OUTPUT_BUFFER_SIZE", "CompressedOutput"]
+
+#: Compressed output is coalesced up to this many bytes before ``write`` is called.
+OUTPUT_BUFFER_SIZE = 256 * 1024
 
 
 class CompressedOutput:
@@ -32,7 +35,7 @@ class CompressedOutput:
         self,
         write: Callable[[bytes], object],
         compressor: Compressor,
-        buffer_size: int = 256 * 1024,
+        buffer_size: int = OUTPUT_BUFFER_SIZE,
     ) -> None:
         self._write = write
         self._compressor = compressor

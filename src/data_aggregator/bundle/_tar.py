@@ -15,7 +15,7 @@ from __future__ import annotations
 import tarfile
 from typing import TYPE_CHECKING
 
-from data_aggregator.bundle._output import CompressedOutput
+from data_aggregator.bundle._output import OUTPUT_BUFFER_SIZE, CompressedOutput
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,20 +48,13 @@ def padding(size: int) -> int:
 
 
 class TarStream(CompressedOutput):
-    """Write one tar archive, compressed, into ``write``.
-
-    Args:
-        write: Receives compressed output, in pieces of about ``buffer_size`` bytes (larger
-            when a single input chunk is larger).
-        compressor: The bundle's codec.
-        buffer_size: Output is coalesced up to this many bytes before ``write`` is called.
-    """
+    """Write one tar archive, compressed, into ``write`` (arguments as `CompressedOutput`)."""
 
     def __init__(
         self,
         write: Callable[[bytes], object],
         compressor: Compressor,
-        buffer_size: int = 256 * 1024,
+        buffer_size: int = OUTPUT_BUFFER_SIZE,
     ) -> None:
         super().__init__(write, compressor, buffer_size)
         self._member_left = 0

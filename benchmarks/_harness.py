@@ -3,8 +3,8 @@
 The server runs in a separate process so that its CPU work does not compete with the code
 under test for the GIL. Latency is injected per request on the client side through a
 botocore ``before-send`` hook: every HTTP request pays one round trip, as on a kept-alive
-connection to real S3/DynamoDB (moto's server closes every connection, so a proxy that
-delayed each new connection would charge a handshake per request instead).
+connection to real S3/DynamoDB (``python -m moto.server`` closes every connection, so a
+proxy that delayed each new connection would charge a handshake per request instead).
 """
 
 from __future__ import annotations
@@ -84,18 +84,32 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: The S3 servers ``s3_server`` runs (``--s3`` / ``--server`` of the benchmarks).
+S3_SERVERS = ("moto-s3", "moto-server", "seaweedfs")
+
+
 @contextlib.contextmanager
 def s3_server(kind: str) -> Iterator[tuple[str, int]]:
-    """An S3 server on 127.0.0.1: ``"moto"`` (its server in a subprocess) or
-    ``"seaweedfs"`` (``weed mini`` from the ``[servers]`` extra); yield (endpoint, PID)."""
-    if kind == "moto":
+    """An S3 server on 127.0.0.1; yield (endpoint, PID). ``kind`` is one of `S3_SERVERS`:
+
+    * ``"moto-s3"``: moto's S3 application alone on a server that keeps connections
+      alive (``_moto_s3.py``, needs ``waitress`` from ``benchmarks/requirements.txt``):
+      about half the CPU per request of ``moto-server``, the same S3 code;
+    * ``"moto-server"``: ``python -m moto.server``, as the test suite runs it (every
+      connection closed after one request, every request dispatched across moto's
+      services);
+    * ``"seaweedfs"``: ``weed mini`` from the ``[servers]`` extra.
+    """
+    if kind in ("moto-s3", "moto-server"):
         port = _free_port()
-        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        script = [str(Path(__file__).resolve().parent / "_moto_s3.py")]
+        module = ["-m", "moto.server", "-H", "127.0.0.1", "-p"]
+        argv = [sys.executable, *(script if kind == "moto-s3" else module), str(port)]
         with _running(argv, port) as running:
             yield running
         return
     if kind != "seaweedfs":
-        msg = f"unknown server {kind!r}: moto or seaweedfs"
+        msg = f"unknown server {kind!r}: one of {', '.join(S3_SERVERS)}"
         raise ValueError(msg)
     from data_aggregator.testing.servers import start_seaweedfs
 

@@ -7,7 +7,8 @@ Run (prints one table)::
 
 Data: 8 objects of base64 of random bytes (semi-compressible: gzip-6 keeps about 76 %),
 stored in an S3 server in a subprocess, over HTTP, ``--latency-ms`` injected per request:
-moto's by default, SeaweedFS with ``--server seaweedfs`` (far less CPU per byte than moto,
+``python -m moto.server`` by default (``--server moto-server``; ``moto-s3``: its S3 alone on
+kept-alive connections), SeaweedFS with ``--server seaweedfs`` (far less CPU per byte than moto,
 which shares the machine's cores with the row). Each round runs, one after another in
 fresh subprocesses (paired: every ratio compares rows of the same round):
 
@@ -45,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import client, print_table, process_cpu_seconds, run_row, s3_server
+from _harness import S3_SERVERS, client, print_table, process_cpu_seconds, run_row, s3_server
 
 from data_aggregator.clients import MIB
 
@@ -218,9 +219,9 @@ def main() -> None:
     parser.add_argument("--no-zstd", action="store_true", help="gzip rows only")
     parser.add_argument(
         "--server",
-        choices=("moto", "seaweedfs"),
-        default="moto",
-        help="the S3 server the engine rows fetch from and upload to (default: moto)",
+        choices=S3_SERVERS,
+        default="moto-server",
+        help="the S3 server the engine rows fetch from and upload to (default: moto-server)",
     )
     parser.add_argument("--row", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,25 +1,30 @@
 """One invocation end to end: ours vs hand-written Powertools handlers vs a floor.
 
-Run (prints the tables; about 13 minutes with the defaults on 2 cores)::
+Run (prints the tables; about 15 minutes with the defaults on 2 cores)::
 
     pip install -r benchmarks/requirements.txt     # aws-lambda-powertools, benchmarks only
     python benchmarks/bench_invocation.py          # 300,2000 objects; 20,50 ms; 3 rounds
     python benchmarks/bench_invocation.py --quick  # smoke run: 100 objects, 20 ms, 1 round
     python benchmarks/bench_invocation.py --rows ours-statements,threaded,floor  # some rows
+    python benchmarks/bench_invocation.py --s3 moto-server # python -m moto.server for S3
     python benchmarks/bench_invocation.py --s3 seaweedfs   # S3 on SeaweedFS instead of moto
 
 ``aws-lambda-powertools`` is never a dependency of the package; without it the benchmark
 stops at once and says how to install it.
 
-**Set-up.** One moto server for S3 and one DynamoDB Local for the tables (AWS's own
+**Set-up.** One S3 server and one DynamoDB Local for the tables (AWS's own
 implementation, from the ``[servers]`` set-up the real-server tests use; ``--tables moto``
-puts the tables on moto too) for the whole run, each in its own process; a latency of 20
-or 50 ms is injected into every HTTP request on the client side (a botocore
-``before-send`` hook, see ``_harness.py``). Why DynamoDB Local: moto's
-``TransactWriteItems`` deep-copies the whole table once per item of the transaction, so
-its cost grows with the table (about 14 ms per item at 300 items), an artefact no real
-DynamoDB has; our completions are transactions, Powertools' and the floor's writes are
-not. The same source objects for every row:
+puts the tables on moto's server, with ``--s3 moto-server``) for the whole run, each in its
+own process; a latency of 20 or 50 ms is injected into every HTTP request on the client
+side (a botocore ``before-send`` hook, see ``_harness.py``). The S3 server (``--s3``) is by
+default moto's S3 application alone on a server that keeps connections alive
+(``moto-s3``, ``_moto_s3.py``: about half the CPU per request of ``python -m moto.server``,
+which closes every connection and dispatches every request across moto's services; that
+one is ``--s3 moto-server``, the server of the earlier tables of ``docs/performance.md``).
+Why DynamoDB Local: moto's ``TransactWriteItems`` deep-copies the whole table once per item
+of the transaction, so its cost grows with the table (about 14 ms per item at 300 items),
+an artefact no real DynamoDB has; our completions are transactions, Powertools' and the
+floor's writes are not. The same source objects for every row:
 2,000 JSON-lines objects of 1-4 KiB (the first ``N`` of them for a case of ``N``
 objects). The event is what SQS delivers to a Lambda: ``N`` messages, one S3 record per
 message, **all ``N`` in one event** (an SQS event source mapping with a batching window
@@ -64,17 +69,18 @@ round to round; every ratio is taken within a round.
 
 **Measured per row**: wall seconds of the timed call; client CPU seconds per 1,000
 objects (``time.process_time`` of the row's process over the timed call: every thread);
-the moto server's CPU seconds per 1,000 objects over the same call (``/proc``, Linux);
+the servers' CPU seconds per 1,000 objects over the same call (``/proc``, Linux);
 requests per object (every HTTP request every botocore client of the row sent during the
 timed call, retries and the bundle upload included, by service and operation); peak RSS
 of the row's process (``VmHWM``: ``ru_maxrss`` would carry the parent's peak over the
 exec).
 
-**What bounds it here**: moto's server is one Python process and costs about 2 ms of
-CPU per request, so on 2 cores the rows that keep many requests in flight (ours, the
-threaded handler, the floor) are bound by the server's CPU at 2,000 objects rather than
-by the latency; the server CPU column shows it. Fewer requests per object, and less
-client CPU competing for the same cores, are what move those rows.
+**What bounds it here**: the servers share the machine's cores with the row. moto's S3 is
+one Python process (about 2 ms of CPU per ``GetObject`` as ``moto-s3``, 5 ms as
+``moto-server``) and DynamoDB Local spends a few ms of CPU per PartiQL statement, so the
+rows that keep many requests in flight are bound by the servers' CPU rather than by the
+latency; the server CPU column shows it. Fewer requests per object, and less client CPU
+competing for the same cores, are what move those rows.
 
 **Docs-style at 2,000 objects is opt-in**: records one after another make it take about
 ``N x 3 x latency`` (2,000 x 3 x 50 ms = 5 min per round), which alone would double the
@@ -94,6 +100,7 @@ import argparse
 import contextlib
 import functools
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -116,7 +123,7 @@ from urllib.parse import unquote_plus
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import boto3
-from _harness import REGION, client, print_table, run_row, s3_server
+from _harness import REGION, S3_SERVERS, client, print_table, run_row, s3_server
 from botocore.config import Config
 
 if TYPE_CHECKING:
@@ -150,6 +157,10 @@ POWERTOOLS_THREADS = 10
 MISSING_POWERTOOLS = (
     "aws-lambda-powertools is not installed: the benchmark compares against it. Install it "
     "into the benchmark environment only: pip install -r benchmarks/requirements.txt"
+)
+MISSING_WAITRESS = (
+    "waitress is not installed: --s3 moto-s3 (the default) serves moto's S3 with it. "
+    "pip install -r benchmarks/requirements.txt, or pass --s3 moto-server"
 )
 
 # ----------------------------------------------------------------------------- data
@@ -841,10 +852,17 @@ def _sizes(text: str) -> list[int]:
     return [int(part) for part in text.split(",")]
 
 
+def _check_requirements(s3: str) -> None:
+    """Exit with a message when a benchmark-only package the run needs is missing."""
+    _powertools()
+    if s3 == "moto-s3" and importlib.util.find_spec("waitress") is None:
+        sys.exit(MISSING_WAITRESS)
+
+
 def _chosen_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, ...]:
     """The rows ``--rows`` names, in the table's order (exits on a bad combination)."""
-    if args.s3 == "seaweedfs" and args.tables == "moto":
-        parser.error("--tables moto needs --s3 moto (SeaweedFS has no DynamoDB)")
+    if args.tables == "moto" and args.s3 != "moto-server":
+        parser.error("--tables moto needs --s3 moto-server (the tables live on that server)")
     wanted = set(args.rows.split(","))
     if wanted - set(ROW_FLAGS.values()):
         parser.error(f"--rows: unknown {', '.join(sorted(wanted - set(ROW_FLAGS.values())))}")
@@ -878,9 +896,11 @@ def main() -> None:
     parser.add_argument("--tables-endpoint", default="", help=argparse.SUPPRESS)
     parser.add_argument(
         "--s3",
-        choices=["moto", "seaweedfs"],
-        default="moto",
-        help="the S3 server: moto's (default) or SeaweedFS (the real-servers pair's)",
+        choices=S3_SERVERS,
+        default="moto-s3",
+        help="the S3 server: moto's S3 application alone on a kept-alive server "
+        "(default), python -m moto.server as the tests run it (moto-server; the tables of "
+        "the earlier runs), or SeaweedFS (the real-servers pair's)",
     )
     parser.add_argument(
         "--tables",
@@ -892,7 +912,7 @@ def main() -> None:
     if args.row:
         _row_main(args)
         return
-    _powertools()  # fail now, not after seeding, when it is missing
+    _check_requirements(args.s3)  # fail now, not after seeding
 
     if args.quick:
         args.objects, args.latency_ms, args.rounds = "100", "20", 1

@@ -65,8 +65,8 @@ class Deadline:
         """Whether the deadline has passed."""
         return self._remaining() <= 0
 
-    def check(self, operation: str) -> None:
-        """Raise unless there is time left.
+    def check(self, operation: str) -> float:
+        """Raise unless there is time left; return the seconds left (read once).
 
         Raises:
             DeadlineExceededError: the deadline has passed.
@@ -77,6 +77,7 @@ class Deadline:
                 "the invocation's deadline has passed",
                 context={"operation": operation, "overdue_seconds": round(-left, 3)},
             )
+        return left
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(

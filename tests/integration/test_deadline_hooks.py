@@ -111,6 +111,26 @@ def test_no_retry_after_a_timeout_past_the_deadline(
     assert s3_proxy.received("s3", "GetObject") == 1  # the stalled attempt, no retry
 
 
+def test_the_default_client_waits_for_an_answer_no_longer_than_the_time_left(
+    s3_proxy: FaultProxy, default_s3: S3Client, bucket: str
+) -> None:
+    """The default client's read timeout is 60 s; a GET answered after 10 s (a stall,
+    then forwarded) with 1 s left: the attempt's read timeout is cut to the time left, so
+    it times out instead of waiting for the answer, and its retry is refused."""
+    s3_proxy.add_fault("s3", "GetObject", kind="stall", stall_seconds=10, after_stall="forward")
+    with (
+        _deadline.scope(_deadline.Deadline.after(1.0)),
+        pytest.raises(DeadlineExceededError) as caught,
+    ):
+        default_s3.open_object(bucket, "k")  # without the cut: the object, after 10 s
+    assert caught.value.context["operation"] == "GetObject"
+    # The retry is refused by its backoff (the usual case: the timed-out attempt is the
+    # cause) or, with a backoff drawn shorter than what was left, before it is sent.
+    timed_out = isinstance(caught.value.__cause__, ReadTimeoutError)
+    assert timed_out or "overdue_seconds" in caught.value.context, caught.value.context
+    assert s3_proxy.received("s3", "GetObject") >= 1
+
+
 @pytest.mark.parametrize("mode", ["standard", "adaptive"])
 def test_no_retry_whose_backoff_would_end_past_the_deadline(
     mode: str, s3_proxy: FaultProxy, bucket: str

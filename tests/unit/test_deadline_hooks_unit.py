@@ -11,7 +11,11 @@ from botocore.exceptions import EndpointConnectionError
 
 from data_aggregator import _deadline
 from data_aggregator.clients import add_deadline_hooks
-from data_aggregator.clients._deadline_hooks import _DeadlineBoundRetry, _registered
+from data_aggregator.clients._deadline_hooks import (
+    MIN_READ_TIMEOUT_SECONDS,
+    _DeadlineBoundRetry,
+    _registered,
+)
 from data_aggregator.exceptions import DeadlineExceededError
 from data_aggregator.testing.pytest_plugin import make_aws_client
 
@@ -64,3 +68,45 @@ def test_without_a_retry_handler_the_send_check_still_holds(
     assert "no botocore retry handler found" in caplog.text
     with _deadline.scope(EXPIRED), pytest.raises(DeadlineExceededError):
         client.head_bucket(Bucket="bucket")
+
+
+class _SentError(Exception):
+    """Raised by the fake HTTP session: the request got as far as being sent."""
+
+
+def _read_timeout_sent(client: Any, deadline: _deadline.Deadline | None) -> object:
+    """The ``read_timeout`` the request context carried when ``client`` sent a request
+    under ``deadline`` (``None``: the client's own applies), through a fake HTTP session."""
+    seen: dict[str, object] = {}
+
+    def send(request: Any) -> Any:
+        seen["read_timeout"] = request.context.get("read_timeout")
+        raise _SentError
+
+    client._endpoint.http_session.send = send
+    with _deadline.scope(deadline), pytest.raises(_SentError):
+        client.head_bucket(Bucket="bucket")
+    return seen["read_timeout"]
+
+
+@pytest.mark.parametrize(
+    ("left", "configured", "expected"),
+    [
+        (5.0, 60.0, 5.0),  # the time left, when shorter than the client's timeout
+        (100.0, 2.0, 2.0),  # the client's own, when shorter than the time left
+        (0.001, 60.0, MIN_READ_TIMEOUT_SECONDS),  # never below the minimum
+    ],
+    ids=["time-left", "client-timeout", "minimum"],
+)
+def test_each_attempt_waits_for_its_answer_no_longer_than_the_time_left(
+    left: float, configured: float, expected: float
+) -> None:
+    client = _client(read_timeout=configured)
+    add_deadline_hooks(client)
+    assert _read_timeout_sent(client, _deadline.Deadline(lambda: left)) == expected
+
+
+def test_without_a_deadline_the_read_timeout_is_the_clients() -> None:
+    client = _client(read_timeout=7.0)
+    add_deadline_hooks(client)
+    assert _read_timeout_sent(client, None) is None

@@ -5,8 +5,9 @@ Two handlers, registered on the client's own event emitter (boto3 copies it per 
 * ``before-send`` (after every other ``before-send`` handler, so after adaptive mode's
   rate-limiter wait): when the current deadline (`data_aggregator._deadline.current`)
   has passed, the attempt is not sent and the call raises
-  [`DeadlineExceededError`][data_aggregator.exceptions.DeadlineExceededError]. It runs on
-  every attempt, the retries included.
+  [`DeadlineExceededError`][data_aggregator.exceptions.DeadlineExceededError]; otherwise
+  the attempt's read timeout is cut to the time left (below). It runs on every attempt,
+  the retries included.
 * ``needs-retry``: botocore's retry handler (standard, adaptive or legacy mode; one per
   service, registered under the unique id ``retry-config-<service>``) is wrapped. When it
   asks for a retry whose backoff sleep would not end before the deadline, the call raises
@@ -17,10 +18,13 @@ retry handler in the emitter's table of unique ids. If a future botocore moves i
 wrapper is not installed (a debug log says so) and the ``before-send`` check still stops
 every attempt after the deadline; only a backoff sleep could then outlive it.
 
-botocore has no per-request timeout either: connect and read timeouts are fixed when the
-client is built (its urllib3 pools are shared by every thread), so a single attempt can
-still wait up to the client's ``read_timeout``. Keep that short for clients used under a
-deadline.
+The ``before-send`` handler also cuts the attempt's read timeout to the time left (never
+below `MIN_READ_TIMEOUT_SECONDS`): botocore reads a ``read_timeout`` from the request's
+context and passes it to urllib3 for that attempt alone, so an answer, or the next chunk
+of a streamed body, is waited for at most until the deadline, whatever the client's
+``read_timeout``. A botocore too old to read it ignores the key: there, and for the
+connect timeout, which stays the client's, a single attempt can still wait up to the
+client's own timeouts. Keep those short for clients used under a deadline.
 
 With no deadline current (outside an invocation), both handlers do nothing.
 """
@@ -33,11 +37,16 @@ from typing import Any
 from data_aggregator import _deadline
 from data_aggregator.exceptions import DeadlineExceededError
 
-__all__ = ["add_deadline_hooks"]
+__all__ = ["MIN_READ_TIMEOUT_SECONDS", "add_deadline_hooks"]
 
 logger = logging.getLogger(__name__)
 
 _BEFORE_SEND_ID = "data-aggregator-deadline-before-send"
+
+#: The shortest read timeout the deadline gives an attempt: one sent with less time left
+#: than this may wait this long for its answer (a zero timeout would fail at once even an
+#: answer already on its way).
+MIN_READ_TIMEOUT_SECONDS = 0.05
 
 
 def add_deadline_hooks(client: Any) -> None:
@@ -56,10 +65,25 @@ def add_deadline_hooks(client: Any) -> None:
     _bound_retries(events, service)
 
 
-def _refuse_after_deadline(event_name: str = "", **_: Any) -> None:
+def _refuse_after_deadline(event_name: str = "", request: Any = None, **_: Any) -> None:
     deadline = _deadline.current()
-    if deadline is not None:
-        deadline.check(event_name.rpartition(".")[2] or event_name)
+    if deadline is None:
+        return
+    left = deadline.check(event_name.rpartition(".")[2] or event_name)
+    _cut_read_timeout(request, left)
+
+
+def _cut_read_timeout(request: Any, left: float) -> None:
+    """Make this attempt's read timeout at most ``left`` seconds (the client's own
+    ``read_timeout`` when that is shorter), through the request context's
+    ``read_timeout``, which botocore applies to this attempt alone."""
+    context = getattr(request, "context", None)
+    if not isinstance(context, dict):
+        return
+    configured = getattr(context.get("client_config"), "read_timeout", None)
+    if isinstance(configured, bool) or not isinstance(configured, int | float):
+        return  # no client timeout to cut (or not botocore's context): leave it
+    context["read_timeout"] = min(float(configured), max(left, MIN_READ_TIMEOUT_SECONDS))
 
 
 def _bound_retries(events: Any, service: str) -> None:

@@ -10,6 +10,7 @@ proxy that delayed each new connection would charge a handshake per request inst
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import resource
@@ -94,12 +95,17 @@ def s3_server(kind: str) -> Iterator[tuple[str, int]]:
 
     * ``"moto-s3"``: moto's S3 application alone on a server that keeps connections
       alive (``_moto_s3.py``, needs ``waitress`` from ``benchmarks/requirements.txt``):
-      about half the CPU per request of ``moto-server``, the same S3 code;
+      well under half the server CPU per request of ``moto-server``, the same S3 code;
     * ``"moto-server"``: ``python -m moto.server``, as the test suite runs it (every
       connection closed after one request, every request dispatched across moto's
       services);
     * ``"seaweedfs"``: ``weed mini`` from the ``[servers]`` extra.
     """
+    if kind == "moto-s3" and importlib.util.find_spec("waitress") is None:
+        sys.exit(
+            "waitress is not installed: --s3/--server moto-s3 serves moto's S3 with it. "
+            "pip install -r benchmarks/requirements.txt, or choose moto-server"
+        )
     if kind in ("moto-s3", "moto-server"):
         port = _free_port()
         script = [str(Path(__file__).resolve().parent / "_moto_s3.py")]

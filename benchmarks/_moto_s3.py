@@ -7,9 +7,11 @@ its werkzeug development server closes every connection (a TCP handshake per req
 the server and on the client), and its dispatcher matches every request against every
 moto service's URL patterns before S3 sees it. Here the S3 application answers directly,
 served by waitress (benchmarks only: ``benchmarks/requirements.txt``), whose connections
-stay open as S3's do. Same moto S3 code, same answers: only the transport is cheaper, with
-one difference the benchmarks never meet: waitress drops request headers whose names hold
-an underscore (S3 user metadata such as ``x-amz-meta-a_b``), which moto's own server keeps.
+stay open as S3's do. Same moto S3 code: only the transport is cheaper, with two
+differences the benchmarks never meet: waitress drops request headers whose names hold an
+underscore (S3 user metadata such as ``x-amz-meta-a_b``), which moto's own server keeps,
+and user metadata keys come back capitalised (``Aggregator-Format``, lower-case from moto's
+server and S3; the library reads them in any case).
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ from waitress import serve
 
 #: Worker threads: the application holds the GIL, so more only queue on it.
 THREADS = 8
+#: Open connections at most (waitress's default, 100, is near the floor row's 64 plus the
+#: seeding client's idle ones; past it waitress quietly stops accepting).
+CONNECTION_LIMIT = 256
 
 
 def main() -> None:
     port = int(sys.argv[1])
-    serve(create_backend_app("s3"), host="127.0.0.1", port=port, threads=THREADS, _quiet=True)
+    serve(
+        create_backend_app("s3"),
+        host="127.0.0.1",
+        port=port,
+        threads=THREADS,
+        connection_limit=CONNECTION_LIMIT,
+        _quiet=True,
+    )
 
 
 if __name__ == "__main__":

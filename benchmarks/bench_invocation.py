@@ -18,7 +18,7 @@ puts the tables on moto's server, with ``--s3 moto-server``) for the whole run, 
 own process; a latency of 20 or 50 ms is injected into every HTTP request on the client
 side (a botocore ``before-send`` hook, see ``_harness.py``). The S3 server (``--s3``) is by
 default moto's S3 application alone on a server that keeps connections alive
-(``moto-s3``, ``_moto_s3.py``: about half the CPU per request of ``python -m moto.server``,
+(``moto-s3``, ``_moto_s3.py``: well under half the CPU per request of ``python -m moto.server``,
 which closes every connection and dispatches every request across moto's services; that
 one is ``--s3 moto-server``, the server of the earlier tables of ``docs/performance.md``).
 Why DynamoDB Local: moto's ``TransactWriteItems`` deep-copies the whole table once per item
@@ -100,7 +100,6 @@ import argparse
 import contextlib
 import functools
 import importlib
-import importlib.util
 import io
 import json
 import os
@@ -157,10 +156,6 @@ POWERTOOLS_THREADS = 10
 MISSING_POWERTOOLS = (
     "aws-lambda-powertools is not installed: the benchmark compares against it. Install it "
     "into the benchmark environment only: pip install -r benchmarks/requirements.txt"
-)
-MISSING_WAITRESS = (
-    "waitress is not installed: --s3 moto-s3 (the default) serves moto's S3 with it. "
-    "pip install -r benchmarks/requirements.txt, or pass --s3 moto-server"
 )
 
 # ----------------------------------------------------------------------------- data
@@ -852,13 +847,6 @@ def _sizes(text: str) -> list[int]:
     return [int(part) for part in text.split(",")]
 
 
-def _check_requirements(s3: str) -> None:
-    """Exit with a message when a benchmark-only package the run needs is missing."""
-    _powertools()
-    if s3 == "moto-s3" and importlib.util.find_spec("waitress") is None:
-        sys.exit(MISSING_WAITRESS)
-
-
 def _chosen_rows(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, ...]:
     """The rows ``--rows`` names, in the table's order (exits on a bad combination)."""
     if args.tables == "moto" and args.s3 != "moto-server":
@@ -912,7 +900,8 @@ def main() -> None:
     if args.row:
         _row_main(args)
         return
-    _check_requirements(args.s3)  # fail now, not after seeding
+    rows = _chosen_rows(parser, args)
+    _powertools()  # fail now, not after seeding, when it is missing
 
     if args.quick:
         args.objects, args.latency_ms, args.rounds = "100", "20", 1
@@ -921,7 +910,6 @@ def main() -> None:
         parser.error(f"--objects: between 1 and {MAX_OBJECTS}")
     latencies = [int(float(x)) for x in args.latency_ms.split(",")]
     docs_sizes = set(_sizes(args.docs_objects) if args.docs_objects is not None else sizes[:1])
-    rows = _chosen_rows(parser, args)
     results = Results()
     started = time.perf_counter()
     with (

@@ -16,7 +16,7 @@ import pytest
 from data_aggregator.exceptions import IdempotencyStoreError
 from data_aggregator.idempotency import DynamoDBIdempotencyStore
 from data_aggregator.metrics import CallbackMetrics, MetricPoint
-from data_aggregator.processor import Outcome, Reason
+from data_aggregator.processor import Outcome, Reason, _deletions
 from data_aggregator.testing import s3_record
 from tests.integration._processor_env import Crash, CrashOnComplete
 from tests.integration._s3_hooks import error_response, inject, xml_response
@@ -286,16 +286,22 @@ def test_an_event_without_an_etag(make_env: Callable[..., ProcessorEnv]) -> None
     assert metrics["SourcesDeleted"] == 1
 
 
-def test_no_delete_is_started_without_time_left(make_env: Callable[..., ProcessorEnv]) -> None:
-    """When the bundle is committed with less than a second left, the deletes are not
-    attempted: counted as failed, the objects stay, the records are still bundled."""
+def test_no_delete_is_started_without_time_left(
+    make_env: Callable[..., ProcessorEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the bundle is committed with less time left than the deletes need, they are
+    not attempted: counted as failed, the objects stay, the records are still bundled."""
+    # The deletes need 30 s here (1 s by default), so that the upload and the completions
+    # still have about 20 s of the fake clock: each attempt's read timeout is the time
+    # left, in real seconds, and a loaded machine can take more than one to answer.
+    monkeypatch.setattr(_deletions, "MIN_DELETE_SECONDS", 30.0)
     env = make_env(delete_sources=True, timeout_guard_threshold_seconds=1.0)
     metrics = _Metrics(env)
     requests = _delete_requests(env)
     objects = [env.put(f"late/{i}.txt") for i in range(2)]
 
     def late(request: AWSPreparedRequest, **_: Any) -> None:
-        env.clock.advance(59.0)  # 1 s of the 60 s left: under the request deadline's 1 s
+        env.clock.advance(40.0)  # about 20 s of the 60 s left: under the deletes' 30 s
 
     env.processor_s3.meta.events.register("before-send.s3.PutObject", late)
     assert env.handle(sqs_batch([s3_body(o.record()) for o in objects]), env.context(60)) == {

@@ -106,6 +106,12 @@ def test_each_attempt_waits_for_its_answer_no_longer_than_the_time_left(
     assert _read_timeout_sent(client, _deadline.Deadline(lambda: left)) == expected
 
 
+def test_a_client_without_a_read_timeout_gets_the_time_left() -> None:
+    client = _client(read_timeout=None)
+    add_deadline_hooks(client)
+    assert _read_timeout_sent(client, _deadline.Deadline(lambda: 5.0)) == 5.0
+
+
 def test_without_a_deadline_the_read_timeout_is_the_clients() -> None:
     client = _client(read_timeout=7.0)
     add_deadline_hooks(client)

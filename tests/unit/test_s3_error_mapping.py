@@ -21,6 +21,7 @@ from botocore.exceptions import (
 from botocore.response import StreamingBody
 from urllib3.exceptions import ProtocolError
 
+from data_aggregator import _deadline
 from data_aggregator.clients import (
     ALLOWED_UPLOAD_ARGS,
     S3BodyStream,
@@ -29,6 +30,8 @@ from data_aggregator.clients import (
     validate_upload_args,
 )
 from data_aggregator.exceptions import (
+    DataAggregatorError,
+    DeadlineExceededError,
     S3AccessDeniedError,
     S3Error,
     S3IntegrityError,
@@ -268,6 +271,42 @@ def test_truncated_body_raises_a_retryable_stream_error() -> None:
     assert caught.value.retryable
     assert caught.value.context["bytes_read"] == 5
     assert caught.value.context["key"] == "k"
+
+
+class _StalledBody(io.RawIOBase):
+    """A body whose next read times out (urllib3's error, as a socket read would raise)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise ReadTimeoutError(endpoint_url="https://s3")
+
+
+@pytest.mark.parametrize(
+    ("deadline", "expected"),
+    [
+        (None, S3TimeoutError),
+        (_deadline.Deadline(lambda: 5.0), S3TimeoutError),
+        (_deadline.Deadline(lambda: -0.1), DeadlineExceededError),
+    ],
+    ids=["no-deadline", "time-left", "deadline-passed"],
+)
+def test_a_body_read_timing_out_at_the_deadline_is_out_of_time(
+    deadline: _deadline.Deadline | None, expected: type[DataAggregatorError]
+) -> None:
+    """A read timeout while reading the body is S3's slowness (S3TimeoutError) unless the
+    invocation's deadline has passed: the deadline hooks cut each read timeout to the
+    time left, so the wait ended there (DeadlineExceededError, the key in its context)."""
+    body = S3BodyStream(
+        StreamingBody(cast("Any", _StalledBody()), 10), operation="GetObject", bucket="b", key="k"
+    )
+    with _deadline.scope(deadline), pytest.raises(expected) as caught:
+        body.read(5)
+    assert caught.value.context["operation"] == "GetObject"
+    assert caught.value.context["key"] == "k"
+    assert caught.value.context["phase"] == "read_body"
+    assert caught.value.retryable
 
 
 # --------------------------------------------------------------------------- allowlist

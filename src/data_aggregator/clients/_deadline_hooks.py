@@ -19,12 +19,12 @@ wrapper is not installed (a debug log says so) and the ``before-send`` check sti
 every attempt after the deadline; only a backoff sleep could then outlive it.
 
 The ``before-send`` handler also cuts the attempt's read timeout to the time left (never
-below `MIN_READ_TIMEOUT_SECONDS`): botocore reads a ``read_timeout`` from the request's
-context and passes it to urllib3 for that attempt alone, so an answer, or the next chunk
-of a streamed body, is waited for at most until the deadline, whatever the client's
-``read_timeout``. A botocore too old to read it ignores the key: there, and for the
-connect timeout, which stays the client's, a single attempt can still wait up to the
-client's own timeouts. Keep those short for clients used under a deadline.
+below `MIN_READ_TIMEOUT_SECONDS`): botocore (1.43.72 and later) reads a ``read_timeout``
+from the request's context and passes it to urllib3 for that attempt alone, so each wait
+for data of the attempt (its answer, a chunk of a streamed body) lasts at most the time
+that was left when it was sent, whatever the client's ``read_timeout``. An older botocore
+ignores the key. The connect timeout stays the client's, and it also bounds each send of
+a request's body. Keep it short for clients used under a deadline.
 
 With no deadline current (outside an invocation), both handlers do nothing.
 """
@@ -78,12 +78,14 @@ def _cut_read_timeout(request: Any, left: float) -> None:
     ``read_timeout`` when that is shorter), through the request context's
     ``read_timeout``, which botocore applies to this attempt alone."""
     context = getattr(request, "context", None)
-    if not isinstance(context, dict):
-        return
-    configured = getattr(context.get("client_config"), "read_timeout", None)
-    if isinstance(configured, bool) or not isinstance(configured, int | float):
-        return  # no client timeout to cut (or not botocore's context): leave it
-    context["read_timeout"] = min(float(configured), max(left, MIN_READ_TIMEOUT_SECONDS))
+    if not isinstance(context, dict) or "client_config" not in context:
+        return  # not botocore's request context: leave it
+    configured = getattr(context["client_config"], "read_timeout", None)
+    cut = max(left, MIN_READ_TIMEOUT_SECONDS)
+    if configured is None:  # a client without a read timeout: the deadline is the only one
+        context["read_timeout"] = cut
+    elif isinstance(configured, int | float) and not isinstance(configured, bool):
+        context["read_timeout"] = min(float(configured), cut)
 
 
 def _bound_retries(events: Any, service: str) -> None:

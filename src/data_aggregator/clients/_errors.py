@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from data_aggregator import _deadline
 from data_aggregator.exceptions import (
     DataAggregatorError,
+    DeadlineExceededError,
     ErrorCode,
     S3AccessDeniedError,
     S3Error,
@@ -196,6 +198,12 @@ def _describe(operation: str, bucket: str | None, key: str | None) -> str:
     return f"S3 {operation} of s3://{bucket}/{key}"
 
 
+def _deadline_passed() -> bool:
+    """Whether the current invocation's deadline, if any, has passed."""
+    deadline = _deadline.current()
+    return deadline is not None and deadline.expired()
+
+
 def _timeout(
     operation: str, where: str, ctx: dict[str, Any], seconds: float | None, phase: str
 ) -> S3TimeoutError:
@@ -374,5 +382,12 @@ class S3BodyStream(io.RawIOBase):
             read_timeout=where["read_timeout"],
             context={"phase": "read_body", "bytes_read": self._bytes_read},
         )
+        if isinstance(mapped, S3TimeoutError) and _deadline_passed():
+            # The wait ended at the deadline (the deadline hooks cut each attempt's read
+            # timeout to the time left): out of time, not a slow S3.
+            raise DeadlineExceededError(
+                "the invocation's deadline passed while reading the object's body",
+                context={**mapped.context, "operation": where["operation"]},
+            ) from exc
         if mapped is not None:
             raise mapped from exc

@@ -307,6 +307,8 @@ def test_a_body_read_timing_out_at_the_deadline_is_out_of_time(
     assert caught.value.context["key"] == "k"
     assert caught.value.context["phase"] == "read_body"
     assert caught.value.retryable
+    # The client's timeout is not what ended the wait past the deadline: not reported.
+    assert ("timeout_seconds" in caught.value.context) is (expected is S3TimeoutError)
 
 
 # --------------------------------------------------------------------------- allowlist

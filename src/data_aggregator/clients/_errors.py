@@ -385,9 +385,10 @@ class S3BodyStream(io.RawIOBase):
         if isinstance(mapped, S3TimeoutError) and _deadline_passed():
             # The wait ended at the deadline (the deadline hooks cut each attempt's read
             # timeout to the time left): out of time, not a slow S3.
+            facts = {k: v for k, v in mapped.context.items() if k != "timeout_seconds"}
             raise DeadlineExceededError(
                 "the invocation's deadline passed while reading the object's body",
-                context={**mapped.context, "operation": where["operation"]},
+                context={**facts, "operation": where["operation"]},
             ) from exc
         if mapped is not None:
             raise mapped from exc

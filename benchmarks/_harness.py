@@ -108,10 +108,11 @@ def s3_server(kind: str) -> Iterator[tuple[str, int]]:
         )
     if kind in ("moto-s3", "moto-server"):
         port = _free_port()
-        script = [str(Path(__file__).resolve().parent / "_moto_s3.py")]
-        module = ["-m", "moto.server", "-H", "127.0.0.1", "-p"]
-        argv = [sys.executable, *(script if kind == "moto-s3" else module), str(port)]
-        with _running(argv, port) as running:
+        if kind == "moto-s3":
+            argv = [sys.executable, str(Path(__file__).resolve().parent / "_moto_s3.py")]
+        else:
+            argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"]
+        with _running([*argv, str(port)], port) as running:
             yield running
         return
     if kind != "seaweedfs":
@@ -130,9 +131,7 @@ def s3_server(kind: str) -> Iterator[tuple[str, int]]:
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """Run ``moto.server`` on 127.0.0.1 in a subprocess; yield its endpoint URL."""
-    port = _free_port()
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    with server_process(argv, port) as endpoint:
+    with s3_server("moto-server") as (endpoint, _pid):
         yield endpoint
 
 

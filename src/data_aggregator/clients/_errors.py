@@ -8,6 +8,7 @@ importing this module costs nothing on a cold start.
 from __future__ import annotations
 
 import io
+import math
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from data_aggregator import _deadline
@@ -198,12 +199,6 @@ def _describe(operation: str, bucket: str | None, key: str | None) -> str:
     return f"S3 {operation} of s3://{bucket}/{key}"
 
 
-def _deadline_passed() -> bool:
-    """Whether the current invocation's deadline, if any, has passed."""
-    deadline = _deadline.current()
-    return deadline is not None and deadline.expired()
-
-
 def _timeout(
     operation: str, where: str, ctx: dict[str, Any], seconds: float | None, phase: str
 ) -> S3TimeoutError:
@@ -382,7 +377,7 @@ class S3BodyStream(io.RawIOBase):
             read_timeout=where["read_timeout"],
             context={"phase": "read_body", "bytes_read": self._bytes_read},
         )
-        if isinstance(mapped, S3TimeoutError) and _deadline_passed():
+        if isinstance(mapped, S3TimeoutError) and _deadline.remaining(math.inf) <= 0:
             # The wait ended at the deadline (the deadline hooks cut each attempt's read
             # timeout to the time left): out of time, not a slow S3.
             facts = {k: v for k, v in mapped.context.items() if k != "timeout_seconds"}

@@ -218,6 +218,31 @@ def test_one_locator_call_per_pending_bundle() -> None:
     ] * 3
 
 
+def test_pending_bundles_are_located_side_by_side() -> None:
+    """Three announced bundles are asked at once (up to ``max_workers``), not one after
+    another: each lookup here waits until all three have started."""
+    clock = FakeClock()
+    started = threading.Barrier(3, timeout=5)
+
+    class Waiting(InMemoryBundleLocator):
+        def bundled_keys(self, bundle_key: str) -> frozenset[str] | None:
+            started.wait()  # one after another: BrokenBarrierError, the claims fail
+            return super().bundled_keys(bundle_key)
+
+    store = InMemoryIdempotencyStore(
+        clock=clock, bundle_locator=Waiting({"b1": ["k1"]}), max_workers=4
+    )
+    for number in (1, 2, 3):
+        store.claim([f"k{number}"], owner=A, lease_expires_at=clock() + 10, bundle_key=f"b{number}")
+    clock.advance(10)
+    results = store.claim(["k1", "k2", "k3"], owner=B, lease_expires_at=clock() + 10)
+    assert [r.status for r in results.values()] == [
+        ClaimStatus.RECOVERED,
+        ClaimStatus.CLAIMED,
+        ClaimStatus.CLAIMED,
+    ]
+
+
 def test_lease_lost_result_carries_a_typed_error() -> None:
     """LEASE_LOST results hold a LeaseLostError naming the current owner."""
     store = InMemoryIdempotencyStore()

@@ -87,6 +87,41 @@ def test_timeout_guard_stops_bundling_and_releases_the_rest() -> None:
     assert_bundled_once(env.bundles(), objects)
 
 
+def test_no_claim_is_started_that_would_answer_after_the_guard() -> None:
+    """A claim that took 30 s with 25 s of work left: nothing more is claimed (it would
+    answer after the guard, bundle nothing and leave leases for the next delivery); what
+    was claimed is bundled, the rest fails TIMEOUT without a store record, and the
+    redelivery bundles it once."""
+    env = make_unit_env(fetch_concurrency=2)  # chunks of 2 records
+    objects = [env.put(f"slow/{i:02d}.txt") for i in range(20)]
+    claims: list[int] = []
+    claim = env.store.claim
+
+    def slow_first_claim(keys: Any, **kwargs: Any) -> Any:
+        keys = list(keys)
+        claims.append(len(keys))
+        if len(claims) == 1:
+            env.clock.advance(30)  # a 60 s call with a 5 s guard: 25 s of work left
+        return claim(keys, **kwargs)
+
+    env.store.claim = slow_first_claim  # type: ignore[method-assign]
+    event = sqs_batch([s3_body(o.record()) for o in objects])
+    result = env.run(event, env.context(60))
+    # The lanes may have sent a few chunks before the first answer; none is sent after it.
+    assert 1 <= len(claims) <= 4, claims
+    bundled = result.count(Outcome.BUNDLED)
+    assert 0 < bundled <= 2 * len(claims) < len(objects)
+    unclaimed = [r for r in result.records if r.outcome is Outcome.FAILED]
+    assert {r.reason for r in unclaimed} == {Reason.TIMEOUT}
+    records = env.store.records()
+    never_claimed = [r for r in unclaimed if r.idempotency_key not in records]
+    assert len(never_claimed) >= len(objects) - 2 * len(claims)
+    env.store.claim = claim  # type: ignore[method-assign]
+    retry = env.run(redeliver(event, failed_ids(result.response)))
+    assert retry.count(Outcome.BUNDLED) == len(objects) - bundled
+    assert_bundled_once(env.bundles(), objects)
+
+
 def test_process_with_timeout_guard_uses_the_threshold() -> None:
     """The seed's guard: True only while remaining time exceeds the threshold."""
     processor = make_unit_env().processor

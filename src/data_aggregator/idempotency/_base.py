@@ -575,9 +575,20 @@ class IdempotencyStore(ABC):
         claim, whoever makes it, checks the bundles again.
         """
         bundles = sorted({bundle for pending, _ in to_check.values() for bundle in pending})
-        located = {
-            bundle: self._locate(bundle, self._count(to_check, bundle)) for bundle in bundles
-        }
+        # Each bundle is a read of its own (a GET, a 404 for one never committed): they go
+        # out side by side, so records whose holders died one after another, each
+        # announcing a bundle of its own, cost one read's time, not one per holder.
+        located = dict(
+            zip(
+                bundles,
+                self._run_all(
+                    bundles,
+                    lambda bundle: self._locate(bundle, self._count(to_check, bundle)),
+                    late=lambda _bundle: deadline_error(),
+                ),
+                strict=True,
+            )
+        )
         known = {b: keys for b, keys in located.items() if not isinstance(keys, IdempotencyError)}
         failures = {b: err for b, err in located.items() if isinstance(err, IdempotencyError)}
         results: dict[str, ClaimResult] = {}

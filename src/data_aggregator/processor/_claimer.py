@@ -6,10 +6,14 @@ bundle), and admits each claimed record to the run at once, so that its ``GetObj
 starts as soon as its claim returns. It claims only while the timeout guard allows and
 only as far ahead as the time left can plausibly bundle: the pace is what this invocation
 has measured so far (records the run finished per second). Before the run has finished
-anything, it keeps at most ``_LANES + 1`` chunks ahead. Up to ``_LANES`` chunk claims are
-in flight at once; on a FIFO queue one, made on the claimer's own thread, and claiming
-stops at the first record that failed. Records it never claims are left undecided
-and the invocation fails them with ``TIMEOUT``, without a store call.
+anything, it keeps at most ``_LANES + 1`` chunks ahead. It starts no claim that this
+invocation's own claims say cannot answer before the guard trips: the longest a claim has
+taken so far, or has been waiting for, must fit in the time left (a claim answered after
+the guard bundles nothing and leaves leases and announcements for the next delivery to
+check). Up to ``_LANES`` chunk claims are in flight at once; on a FIFO queue one, made on
+the claimer's own thread, and claiming stops at the first record that failed. Records it
+never claims are left undecided and the invocation fails them with ``TIMEOUT``, without a
+store call.
 
 Everything it learns is kept under a lock until `seal` hands it to the invocation's
 thread; after `seal`, a claim still in flight (a slow store) is abandoned: its records'
@@ -60,6 +64,7 @@ class Claimer:
         work_seconds: Seconds left before the guard trips.
         chunk_size: Records per claim call at most.
         fifo: Stop claiming after the first record that failed (FIFO queues).
+        clock: Seconds, on the clock of ``work_seconds`` (how long claims take).
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class Claimer:
         work_seconds: Callable[[], float],
         chunk_size: int,
         fifo: bool,
+        clock: Callable[[], float],
     ) -> None:
         self._leases = leases
         self._slots = slots
@@ -84,6 +90,7 @@ class Claimer:
         self._work_seconds = work_seconds
         self._chunk_size = max(1, chunk_size)
         self._fifo = fifo
+        self._clock = clock
         self._lock = threading.Lock()
         self._sealed = False
         self._stop = threading.Event()
@@ -91,6 +98,8 @@ class Claimer:
         self._bundle_key_error: HookError | None = None
         self._interrupt: BaseException | None = None
         self._outstanding = 0  # records in claims not answered yet
+        self._in_flight: dict[int, float] = {}  # claim id -> when it was sent (monotonic)
+        self._longest_claim = 0.0  # seconds, the slowest claim answered so far
         self._fifo_failed = False
         self._claimed = 0
         self._first_admitted: float | None = None
@@ -201,6 +210,9 @@ class Claimer:
 
     def _claim_chunk(self, chunk: list[int], key: str, free: threading.Semaphore | None) -> None:
         """Claim one chunk for bundle ``key`` and admit what was claimed (a lane's task)."""
+        sent = self._clock()
+        with self._lock:
+            self._in_flight[id(chunk)] = sent
         try:
             slots = [self._slots[i] for i in chunk]
             held, decisions = self._leases.claim(slots, bundle_key=key)
@@ -212,6 +224,7 @@ class Claimer:
                 self._fifo_failed = True  # read by the claiming loop, on this same thread
             with self._lock:
                 self._outstanding -= len(chunk)
+                self._longest_claim = max(self._longest_claim, self._clock() - sent)
                 if self._sealed:
                     return
                 self._decisions.extend(decisions)
@@ -222,6 +235,8 @@ class Claimer:
                 self._admission.admit(admitted)
                 self._admission.withdraw([i for i in chunk if i not in admitted])
         finally:
+            with self._lock:
+                self._in_flight.pop(id(chunk), None)
             if free is not None:
                 free.release()
 
@@ -240,6 +255,8 @@ class Claimer:
         while True:
             if self._stop.is_set() or not self._has_time():
                 return False
+            if self._claim_seconds() >= self._work_seconds():
+                return False  # it would answer after the guard: nothing it claims is bundled
             admission = self._admission
             finished = admission.finished
             with self._lock:
@@ -254,6 +271,14 @@ class Claimer:
             elif ahead < (_LANES + 1) * self._chunk_size:
                 return True  # nothing measured yet: keep the pipeline filling
             admission.wait_for_progress(finished, _PACE_POLL_SECONDS)
+
+    def _claim_seconds(self) -> float:
+        """How long a claim sent now should take, from this invocation's claims: the
+        slowest answered, or the oldest unanswered's wait so far if longer (0: none yet)."""
+        now = self._clock()
+        with self._lock:
+            waiting = max((now - sent for sent in self._in_flight.values()), default=0.0)
+            return max(self._longest_claim, waiting)
 
 
 def _deadline_carrier(target: Callable[[], None]) -> Callable[[], None]:

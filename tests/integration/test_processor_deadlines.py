@@ -91,12 +91,14 @@ def _deliver_until_done(
     rounds: int,
     *,
     slack: float = 0.0,
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int]]:
     """Deliver ``event``, then its failures, each with a fresh context, asserting that
     each call returned before its deadline (plus ``slack`` seconds); per call, how many
-    messages it acknowledged and how many objects it bundled."""
+    messages it acknowledged, how many objects it bundled (acknowledged as bundled) and
+    how many it uploaded in bundles (one whose completion did not answer in time is
+    acknowledged by the next delivery, as recovered)."""
     failed = [record["messageId"] for record in event["Records"]]
-    progress: list[tuple[int, int]] = []
+    progress: list[tuple[int, int, int]] = []
     for _ in range(rounds):
         if not failed:
             break
@@ -105,7 +107,10 @@ def _deliver_until_done(
         response = env.handle(redeliver(event, failed), context)
         assert clock() < deadline + slack, f"returned {clock() - deadline:.3f} s late"
         still_failed = failed_ids(response)
-        progress.append((len(failed) - len(still_failed), env.last.count(Outcome.BUNDLED)))
+        uploaded = sum(bundle.member_count for bundle in env.last.bundles)
+        progress.append(
+            (len(failed) - len(still_failed), env.last.count(Outcome.BUNDLED), uploaded)
+        )
         failed = still_failed
         clock.advance(_VISIBILITY_SECONDS)
     assert failed == [], f"not converged after {rounds} deliveries: {progress}"
@@ -135,10 +140,13 @@ def test_big_batch_short_deadline_every_call_returns_in_time_and_converges(
     # inside its leases (deadline + LEASE_MARGIN_SECONDS).
     slack = env.processor.config.lease_margin_seconds / 2 if throttled else 0.0
     progress = _deliver_until_done(env, storm.clock, event, rounds=40, slack=slack)
-    assert progress[0][1] > 0, progress  # the first call bundles, whatever the batch size
+    assert progress[0][2] > 0, progress  # the first call bundles, whatever the batch size
     if not throttled:  # progress on every call (a throttled store may fail a whole call's
-        # claims now and then: its records are retried, the batch still converges)
-        assert all(bundled > 0 for _, bundled in progress), progress
+        # claims now and then: its records are retried, the batch still converges). On a
+        # loaded host a bundle's completion can miss the call's end: it is uploaded, and
+        # the next delivery acknowledges it as recovered, which can be all that call does.
+        # Both move the batch on: each call acknowledges or uploads something.
+        assert all(acked or uploaded for acked, _, uploaded in progress), progress
     assert_bundled_once(env.bundles(), objects)
     if throttled:
         assert storm.table_proxy.faulted("dynamodb") > 0

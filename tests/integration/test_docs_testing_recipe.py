@@ -9,10 +9,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from data_aggregator.testing.pytest_plugin import BACKEND_ENV
 from tests.docs_support import python_block_containing, titled_blocks
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+#: The recipe's project runs on the plugin's default backend, moto, as a user's fresh
+#: project does (its subprocess gets neither the backend option nor `BACKEND_ENV`): the
+#: real-servers pass would repeat the moto pass exactly, a mypy run included.
+pytestmark = pytest.mark.moto_only(reason="the recipe's project runs moto of its own")
 
 PAGE = "docs/testing.md"
 RECIPE_FILES = ("handler.py", "conftest.py", "tests/test_handler.py")
@@ -29,6 +35,7 @@ def _write_project(root: Path) -> None:
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST_"))}
     env.pop("PYTHONPATH", None)
+    env.pop(BACKEND_ENV, None)
     return subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )

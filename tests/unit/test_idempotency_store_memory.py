@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from data_aggregator import idempotency
+from data_aggregator import _deadline, idempotency
 from data_aggregator.context import LocalContext
 from data_aggregator.exceptions import (
     IdempotencyConfigurationError,
@@ -241,6 +241,37 @@ def test_pending_bundles_are_located_side_by_side() -> None:
         ClaimStatus.CLAIMED,
         ClaimStatus.CLAIMED,
     ]
+
+
+def test_a_lookup_unanswered_at_the_deadline_fails_its_records() -> None:
+    """A bundle lookup still running at the invocation's deadline is not awaited: its
+    records are retryable ``DEADLINE_EXCEEDED`` errors, and their new leases, which no
+    write may release past the deadline, end by themselves."""
+    clock = FakeClock()
+    answer = threading.Event()
+
+    class Hanging(InMemoryBundleLocator):
+        def bundled_keys(self, bundle_key: str) -> frozenset[str] | None:
+            answer.wait(10)  # a read that does not answer before the deadline
+            return super().bundled_keys(bundle_key)
+
+    store = InMemoryIdempotencyStore(clock=clock, bundle_locator=Hanging({}), max_workers=4)
+    for number in (1, 2):
+        store.claim([f"k{number}"], owner=A, lease_expires_at=clock() + 10, bundle_key=f"b{number}")
+    clock.advance(10)
+    try:
+        with _deadline.scope(_deadline.Deadline.after(0.2)):
+            results = store.claim(["k1", "k2"], owner=B, lease_expires_at=clock() + 10)
+    finally:
+        answer.set()
+    for key, result in results.items():
+        assert result.status is ClaimStatus.ERROR
+        assert result.error is not None
+        assert result.error.error_code == "DEADLINE_EXCEEDED"
+        record = store.get(key)
+        assert record is not None
+        assert (record.owner, record.lease_expires_at) == (B, clock() + 10)
+        assert record.pending_bundle_keys == {key.replace("k", "b")}  # checked next time
 
 
 def test_lease_lost_result_carries_a_typed_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -31,6 +32,7 @@ from tests.processor_support import (
 )
 
 if TYPE_CHECKING:
+    from data_aggregator.context import InvocationContext
     from data_aggregator.schemas import S3EventNotificationRecord
 
 
@@ -120,6 +122,48 @@ def test_no_claim_is_started_that_would_answer_after_the_guard() -> None:
     retry = env.run(redeliver(event, failed_ids(result.response)))
     assert retry.count(Outcome.BUNDLED) == len(objects) - bundled
     assert_bundled_once(env.bundles(), objects)
+
+
+def test_a_lane_that_comes_free_late_sends_nothing_more() -> None:
+    """Three claims in flight at once answer after 30 s of a 55 s work budget: the chunk
+    that was waiting for a free lane meanwhile is not sent (measured again first)."""
+    env = make_unit_env(fetch_concurrency=2)  # chunks of 2 records, 3 lanes
+    objects = [env.put(f"lanes/{i:02d}.txt") for i in range(20)]
+    claims: list[int] = []
+    all_sent = threading.Barrier(3, timeout=5)
+    claim = env.store.claim
+
+    def slow_claims(keys: Any, **kwargs: Any) -> Any:
+        keys = list(keys)
+        claims.append(len(keys))
+        if len(claims) <= 3:
+            if all_sent.wait() == 0:  # one of the three moves the clock
+                time.sleep(0.2)  # the claimer thread meanwhile waits for a lane
+                env.clock.advance(30)
+            all_sent.wait()
+        return claim(keys, **kwargs)
+
+    env.store.claim = slow_claims  # type: ignore[method-assign]
+    result = env.run(sqs_batch([s3_body(o.record()) for o in objects]), env.context(60))
+    assert claims == [2, 2, 2]
+    assert result.count(Outcome.BUNDLED) == 6
+
+
+class _LooseGuard(ReusableProcessor):
+    """A guard overridden to allow work down to 1 s left (the configured one says 5 s)."""
+
+    def process_with_timeout_guard(self, context: InvocationContext) -> bool:
+        return bool(context.get_remaining_time_in_millis() > 1_000)
+
+
+def test_an_overridden_guard_is_in_charge_of_the_claims() -> None:
+    """With 4 s left and the guard overridden to go on until 1 s, the records are claimed
+    and bundled: the claimer's own time check, computed against the configured 5 s
+    threshold, does not hold them back."""
+    env = make_unit_env(_LooseGuard, fetch_concurrency=2)
+    objects = [env.put(f"loose/{i}.txt") for i in range(6)]
+    result = env.run(sqs_batch([s3_body(o.record()) for o in objects]), env.context(4.0))
+    assert result.count(Outcome.BUNDLED) == len(objects)
 
 
 def test_process_with_timeout_guard_uses_the_threshold() -> None:

@@ -64,7 +64,6 @@ class Claimer:
         work_seconds: Seconds left before the guard trips.
         chunk_size: Records per claim call at most.
         fifo: Stop claiming after the first record that failed (FIFO queues).
-        clock: Seconds, on the clock of ``work_seconds`` (how long claims take).
     """
 
     def __init__(
@@ -79,7 +78,6 @@ class Claimer:
         work_seconds: Callable[[], float],
         chunk_size: int,
         fifo: bool,
-        clock: Callable[[], float],
     ) -> None:
         self._leases = leases
         self._slots = slots
@@ -90,7 +88,6 @@ class Claimer:
         self._work_seconds = work_seconds
         self._chunk_size = max(1, chunk_size)
         self._fifo = fifo
-        self._clock = clock
         self._lock = threading.Lock()
         self._sealed = False
         self._stop = threading.Event()
@@ -98,7 +95,8 @@ class Claimer:
         self._bundle_key_error: HookError | None = None
         self._interrupt: BaseException | None = None
         self._outstanding = 0  # records in claims not answered yet
-        self._in_flight: dict[int, float] = {}  # claim id -> when it was sent (monotonic)
+        # Claim times are measured on the context's clock, as `work_seconds` left at send.
+        self._in_flight: dict[int, float] = {}  # claim id -> work seconds left when sent
         self._longest_claim = 0.0  # seconds, the slowest claim answered so far
         self._fifo_failed = False
         self._claimed = 0
@@ -180,8 +178,11 @@ class Claimer:
                     position += len(chunk)
                     continue
                 while not free.acquire(timeout=_PACE_POLL_SECONDS):
-                    if self._stop.is_set() or not self._has_time():
+                    if self._stop.is_set() or not self._has_time() or not self._answers_in_time():
                         return
+                if not self._answers_in_time():  # the lane came free late: measured again
+                    free.release()
+                    return
                 with self._lock:
                     if self._stop.is_set() or self._sealed:
                         free.release()
@@ -210,7 +211,7 @@ class Claimer:
 
     def _claim_chunk(self, chunk: list[int], key: str, free: threading.Semaphore | None) -> None:
         """Claim one chunk for bundle ``key`` and admit what was claimed (a lane's task)."""
-        sent = self._clock()
+        sent = self._work_seconds()
         with self._lock:
             self._in_flight[id(chunk)] = sent
         try:
@@ -224,7 +225,7 @@ class Claimer:
                 self._fifo_failed = True  # read by the claiming loop, on this same thread
             with self._lock:
                 self._outstanding -= len(chunk)
-                self._longest_claim = max(self._longest_claim, self._clock() - sent)
+                self._longest_claim = max(self._longest_claim, sent - self._work_seconds())
                 if self._sealed:
                     return
                 self._decisions.extend(decisions)
@@ -255,7 +256,7 @@ class Claimer:
         while True:
             if self._stop.is_set() or not self._has_time():
                 return False
-            if self._claim_seconds() >= self._work_seconds():
+            if not self._answers_in_time():
                 return False  # it would answer after the guard: nothing it claims is bundled
             admission = self._admission
             finished = admission.finished
@@ -272,13 +273,21 @@ class Claimer:
                 return True  # nothing measured yet: keep the pipeline filling
             admission.wait_for_progress(finished, _PACE_POLL_SECONDS)
 
-    def _claim_seconds(self) -> float:
-        """How long a claim sent now should take, from this invocation's claims: the
-        slowest answered, or the oldest unanswered's wait so far if longer (0: none yet)."""
-        now = self._clock()
+    def _answers_in_time(self) -> bool:
+        """Whether a claim sent now should answer before the guard trips, by this
+        invocation's claims: the slowest answered, or the oldest unanswered's wait so far
+        if longer, must be shorter than the work time left.
+
+        Only while there is work time left by the configured guard threshold: when the
+        guard says go on past it (``process_with_timeout_guard`` overridden), the guard is
+        in charge and this does not hold claims back.
+        """
+        left = self._work_seconds()
+        if left <= 0:
+            return True
         with self._lock:
-            waiting = max((now - sent for sent in self._in_flight.values()), default=0.0)
-            return max(self._longest_claim, waiting)
+            waiting = max((sent - left for sent in self._in_flight.values()), default=0.0)
+            return max(self._longest_claim, waiting) < left
 
 
 def _deadline_carrier(target: Callable[[], None]) -> Callable[[], None]:

@@ -333,7 +333,6 @@ class Invocation:
             work_seconds=self._work_seconds,
             chunk_size=self.engine.fetch_concurrency,
             fifo=self.fifo,
-            clock=self.clock,
         )
         completions = _Completions(leases, slots)
         claimer.start()

@@ -3,7 +3,7 @@
 Issue 12's livelock, made small: every invocation has 6 s and a 2 s timeout guard, and
 every request of the processor takes 10 ms more (a `FaultProxy` in front of each server),
 with or without a throttling table. The batch is far larger than one invocation can
-bundle. Each call must return before its context runs out, bundle something, and the
+bundle. Each call must return before its context runs out and move the batch on, and the
 redeliveries must converge with every object in exactly one bundle. Then the storm: a
 share of the reads and of the table writes throttled, every commit inside its lease. And
 the happy path's request count.
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
 #: Each call's context in the livelock test: the guard leaves 2 s, the work gets 4 s. With
 #: 2 s of work, on 2 cores shared with two busy processes (moto's server runs in this
-#: process and competes for it), a 16-record claim took 1.4-3.4 s: no claim answered
-#: before the guard and the calls stalled, a property of the host, not of the library.
+#: process and competes for it), a 16-record claim took 1.4-3.4 s: no claim could answer
+#: before the guard, and the calls stalled.
 _LIVELOCK_CONTEXT_SECONDS = 6.0
 #: Visibility timeout between deliveries: past every lease (deadline + 10 s margin).
 _VISIBILITY_SECONDS = 15.0

@@ -578,16 +578,8 @@ class IdempotencyStore(ABC):
         # Each bundle is a read of its own (a GET, a 404 for one never committed): they go
         # out side by side, so records whose holders died one after another, each
         # announcing a bundle of its own, cost one read's time, not one per holder.
-        located = dict(
-            zip(
-                bundles,
-                self._run_all(
-                    bundles,
-                    lambda bundle: self._locate(bundle, self._count(to_check, bundle)),
-                    late=lambda _bundle: deadline_error(),
-                ),
-                strict=True,
-            )
+        located = self._by_key(
+            bundles, lambda bundle: self._locate(bundle, self._count(to_check, bundle))
         )
         known = {b: keys for b, keys in located.items() if not isinstance(keys, IdempotencyError)}
         failures = {b: err for b, err in located.items() if isinstance(err, IdempotencyError)}
@@ -700,9 +692,14 @@ class IdempotencyStore(ABC):
     def _map(self, keys: list[str], operation: Callable[[str], WriteOutcome]) -> Outcomes:
         """Run ``operation`` on every key, at most ``max_workers`` at a time; a key whose
         write has not answered by the invocation's deadline is an ``ERROR``."""
-        done = self._run_all(
-            keys, lambda key: self._guarded(operation, key), late=lambda _key: deadline_error()
-        )
+        return self._by_key(keys, lambda key: self._guarded(operation, key))
+
+    def _by_key(
+        self, keys: list[str], task: Callable[[str], _R | IdempotencyError]
+    ) -> dict[str, _R | IdempotencyError]:
+        """``{key: task(key)}``, at most ``max_workers`` at a time; a key whose task has
+        not answered by the invocation's deadline gets `deadline_error`, unawaited."""
+        done = self._run_all(keys, task, late=lambda _key: deadline_error())
         return dict(zip(keys, done, strict=True))
 
     def _run_all(

@@ -178,9 +178,9 @@ class Claimer:
                     position += len(chunk)
                     continue
                 while not free.acquire(timeout=_PACE_POLL_SECONDS):
-                    if self._stop.is_set() or not self._has_time() or not self._answers_in_time():
+                    if not self._may_claim():
                         return
-                if not self._answers_in_time():  # the lane came free late: measured again
+                if not self._may_claim():  # the lane came free late: measured again
                     free.release()
                     return
                 with self._lock:
@@ -254,10 +254,8 @@ class Claimer:
     def _wait_for_room(self, size: int) -> bool:
         """Wait until ``size`` more records fit the time left; ``False``: claim no more."""
         while True:
-            if self._stop.is_set() or not self._has_time():
+            if not self._may_claim():
                 return False
-            if not self._answers_in_time():
-                return False  # it would answer after the guard: nothing it claims is bundled
             admission = self._admission
             finished = admission.finished
             with self._lock:
@@ -272,6 +270,11 @@ class Claimer:
             elif ahead < (_LANES + 1) * self._chunk_size:
                 return True  # nothing measured yet: keep the pipeline filling
             admission.wait_for_progress(finished, _PACE_POLL_SECONDS)
+
+    def _may_claim(self) -> bool:
+        """Whether a claim may be sent now: not stopped, the guard allows, and it should
+        answer before the guard trips (nothing a claim answered later claims is bundled)."""
+        return not self._stop.is_set() and self._has_time() and self._answers_in_time()
 
     def _answers_in_time(self) -> bool:
         """Whether a claim sent now should answer before the guard trips, by this
